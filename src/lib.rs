@@ -1,0 +1,4 @@
+//! snaptop: a terminal cockpit for a delivery team.
+//!
+//! The library holds everything; `main.rs` only parses the command line. The engine
+//! (`config`, `store`, `sources`, `engine`, `sim`, `report`) knows nothing of the UI.
