@@ -2,3 +2,8 @@
 //!
 //! The library holds everything; `main.rs` only parses the command line. The engine
 //! (`config`, `store`, `sources`, `engine`, `sim`, `report`) knows nothing of the UI.
+
+pub mod config;
+pub mod engine;
+pub mod report;
+pub mod sim;

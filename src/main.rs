@@ -1,25 +1,60 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// A keyboard-driven cockpit for release and platform engineers.
 #[derive(Parser)]
 #[command(name = "snaptop", version, about)]
 struct Cli {
+    /// Config file (default: $XDG_CONFIG_HOME/snaptop/config.toml; none: demo mode).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one snapshot headless.
-    Snapshot,
+    /// Run one snapshot headless; progress on stderr.
+    Snapshot {
+        /// Print the snapshot as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bottleneck report from Locust CSVs (exit 0 pass, 1 gate failed, 2 bad input).
+    Report(snaptop::report::cli::ReportArgs),
+    /// Serve the simulated GitHub, TeamCity, Datadog and Jira APIs on 127.0.0.1.
+    Sim(snaptop::sim::cli::SimArgs),
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        None | Some(Command::Snapshot) => {
+        Some(Command::Report(args)) => exit_code(snaptop::report::cli::run(args)),
+        Some(Command::Sim(args)) => match runtime().block_on(snaptop::sim::cli::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Some(Command::Snapshot { .. }) | None => {
             eprintln!("snaptop: not built yet");
-            std::process::exit(1);
+            ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime")
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("snaptop: {e:#}");
+    ExitCode::FAILURE
 }

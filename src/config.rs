@@ -1,0 +1,533 @@
+//! The TOML configuration: what to snapshot and where the sources live.
+//!
+//! Every key is documented in the README. Unknown keys are rejected with `file:line`
+//! so a typo never silently disables a feature. Secrets are never read from this file
+//! by default: it names the environment variables (or files) that hold them, and
+//! [`Config::resolve_secrets`] reads those before any request is sent.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A config problem, always naming the file (and line when there is one).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{0}")]
+    Secret(String),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub environments: Vec<String>,
+    pub gitops: GitOps,
+    #[serde(default)]
+    pub components: Vec<Component>,
+    pub github: GitHubConfig,
+    pub teamcity: Option<TeamCityConfig>,
+    pub datadog: Option<DatadogConfig>,
+    pub jira: Option<JiraConfig>,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub ui: UiConfig,
+    /// Key overrides for the TUI, validated by the key map (`[keys]`).
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeyBinding>,
+}
+
+/// One action bound to one key or to several (`quit = ["q", "ctrl-c"]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyBinding {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GitOps {
+    /// `owner/name` of the repository holding the kustomization overlays.
+    pub repo: String,
+    /// Path of each component's kustomization file, with `{env}` and `{component}`.
+    pub path: String,
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
+    /// Branch whose history is the deployment history (default: the repo's default branch).
+    pub branch: Option<String>,
+}
+
+fn default_history_days() -> u32 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub name: String,
+    /// `owner/name` of the component's source repository.
+    pub repo: String,
+    /// Image name as it appears in `images[].name` of the kustomization file.
+    pub image: String,
+    pub teamcity_build_type: Option<String>,
+    pub datadog_service: Option<String>,
+    /// Branch whose history is walked for ticket correlation (default: repo default branch).
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    #[serde(default = "default_github_url")]
+    pub base_url: String,
+    pub graphql_url: Option<String>,
+    /// Use GraphQL aliases for file contents (REST `contents` otherwise).
+    #[serde(default = "default_true")]
+    pub graphql: bool,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_github_concurrency")]
+    pub max_concurrency: usize,
+}
+
+fn default_github_url() -> String {
+    "https://api.github.com".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_github_concurrency() -> usize {
+    64
+}
+fn default_concurrency() -> usize {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeamCityConfig {
+    pub base_url: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// How many recent builds of each build type to read (the newest finished one is shown).
+    #[serde(default = "default_builds_per_type")]
+    pub builds_per_type: u32,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+}
+
+fn default_builds_per_type() -> u32 {
+    5
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatadogConfig {
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub app_key_env: Option<String>,
+    pub app_key_file: Option<PathBuf>,
+    /// Name → query template with `{service}` and `{env}` placeholders.
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+    /// How far back the health queries look.
+    #[serde(default = "default_health_window_minutes")]
+    pub window_minutes: u32,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+}
+
+fn default_health_window_minutes() -> u32 {
+    15
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JiraConfig {
+    pub base_url: String,
+    pub email_env: Option<String>,
+    pub email_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_ticket_pattern")]
+    pub ticket_pattern: String,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+}
+
+fn default_ticket_pattern() -> String {
+    "[A-Z][A-Z0-9]+-[0-9]+".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the sled store (default: `$XDG_DATA_HOME/snaptop/store`).
+    pub path: Option<PathBuf>,
+    /// sled page cache; sled's own default (1 GiB) is too much for a shared box.
+    pub cache_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    pub theme: Option<String>,
+    #[serde(default)]
+    pub mouse: bool,
+}
+
+/// Credentials read from the environment or files; `Debug` never shows them.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub github_token: Option<String>,
+    pub teamcity_token: Option<String>,
+    pub datadog_api_key: Option<String>,
+    pub datadog_app_key: Option<String>,
+    pub jira_email: Option<String>,
+    pub jira_token: Option<String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Secrets")
+            .field("github_token", &shown(&self.github_token))
+            .field("teamcity_token", &shown(&self.teamcity_token))
+            .field("datadog_api_key", &shown(&self.datadog_api_key))
+            .field("datadog_app_key", &shown(&self.datadog_app_key))
+            .field("jira_email", &shown(&self.jira_email))
+            .field("jira_token", &shown(&self.jira_token))
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.environments.is_empty() {
+            return Err("`environments` is empty: name at least one environment".into());
+        }
+        if let Some(dup) = first_duplicate(self.environments.iter()) {
+            return Err(format!("environment `{dup}` is listed twice"));
+        }
+        if let Some(dup) = first_duplicate(self.components.iter().map(|c| &c.name)) {
+            return Err(format!("component `{dup}` is defined twice"));
+        }
+        check_repo("gitops.repo", &self.gitops.repo)?;
+        if !self.gitops.path.contains("{component}") && self.components.len() > 1 {
+            return Err("`gitops.path` must contain `{component}` (and usually `{env}`)".into());
+        }
+        for c in &self.components {
+            check_repo(&format!("components `{}` repo", c.name), &c.repo)?;
+            if c.image.trim().is_empty() {
+                return Err(format!("component `{}` has an empty `image`", c.name));
+            }
+        }
+        check_url("github.base_url", &self.github.base_url)?;
+        if let Some(u) = &self.github.graphql_url {
+            check_url("github.graphql_url", u)?;
+        }
+        if let Some(tc) = &self.teamcity {
+            check_url("teamcity.base_url", &tc.base_url)?;
+        }
+        if let Some(dd) = &self.datadog {
+            check_url("datadog.base_url", &dd.base_url)?;
+        }
+        if let Some(j) = &self.jira {
+            check_url("jira.base_url", &j.base_url)?;
+            regex::Regex::new(&j.ticket_pattern)
+                .map_err(|e| format!("`jira.ticket_pattern` is not a valid regex: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// GraphQL endpoint: explicit, or derived from the REST base URL
+    /// (`https://api.github.com` → `/graphql`; GHES `https://h/api/v3` → `https://h/api/graphql`).
+    pub fn graphql_url(&self) -> String {
+        if let Some(u) = &self.github.graphql_url {
+            return u.clone();
+        }
+        let base = self.github.base_url.trim_end_matches('/');
+        match base.strip_suffix("/api/v3") {
+            Some(host) => format!("{host}/api/graphql"),
+            None => format!("{base}/graphql"),
+        }
+    }
+
+    /// The kustomization path of one component in one environment.
+    pub fn kustomization_path(&self, env: &str, component: &str) -> String {
+        self.gitops
+            .path
+            .replace("{env}", env)
+            .replace("{component}", component)
+    }
+
+    /// Reads every secret the configured sources need. A missing variable or file is an
+    /// error naming it, before any request is sent.
+    pub fn resolve_secrets(&self) -> Result<Secrets, ConfigError> {
+        let gh = &self.github;
+        let mut s = Secrets {
+            github_token: read_secret("github token", &gh.token_env, &gh.token_file, false)?,
+            ..Secrets::default()
+        };
+        if let Some(tc) = &self.teamcity {
+            s.teamcity_token = read_secret("teamcity token", &tc.token_env, &tc.token_file, true)?;
+        }
+        if let Some(dd) = &self.datadog {
+            s.datadog_api_key =
+                read_secret("datadog api key", &dd.api_key_env, &dd.api_key_file, true)?;
+            s.datadog_app_key =
+                read_secret("datadog app key", &dd.app_key_env, &dd.app_key_file, true)?;
+        }
+        if let Some(j) = &self.jira {
+            s.jira_email = read_secret("jira email", &j.email_env, &j.email_file, true)?;
+            s.jira_token = read_secret("jira token", &j.token_env, &j.token_file, true)?;
+        }
+        Ok(s)
+    }
+}
+
+/// Reads a secret from its environment variable or file. `required` sources (all but
+/// GitHub, which works unauthenticated for public repos) must name one.
+fn read_secret(
+    what: &str,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    required: bool,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(var) = env {
+        return match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            _ => Err(ConfigError::Secret(format!(
+                "environment variable {var} ({what}) is not set"
+            ))),
+        };
+    }
+    if let Some(path) = file {
+        return match std::fs::read_to_string(path) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            Ok(_) => Err(ConfigError::Secret(format!(
+                "{}: {what} file is empty",
+                path.display()
+            ))),
+            Err(e) => Err(ConfigError::Secret(format!(
+                "{}: cannot read {what}: {e}",
+                path.display()
+            ))),
+        };
+    }
+    if required {
+        return Err(ConfigError::Secret(format!(
+            "no {what} configured: set `{}_env` or `{}_file`",
+            what.replace(' ', "_"),
+            what.replace(' ', "_")
+        )));
+    }
+    Ok(None)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn first_duplicate<'a>(mut items: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    let mut seen = std::collections::HashSet::new();
+    items.find(|i| !seen.insert(*i))
+}
+
+fn check_repo(what: &str, repo: &str) -> Result<(), String> {
+    let mut parts = repo.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(o), Some(r), None) if !o.is_empty() && !r.is_empty() => Ok(()),
+        _ => Err(format!("{what} `{repo}` is not of the form `owner/name`")),
+    }
+}
+
+fn check_url(what: &str, url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
+        _ => Err(format!("{what} `{url}` is not an http(s) URL")),
+    }
+}
+
+/// The default config location: `$XDG_CONFIG_HOME/snaptop/config.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("snaptop").join("config.toml"))
+}
+
+/// `$XDG_DATA_HOME/snaptop` (or `~/.local/share/snaptop`).
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("snaptop")
+}
+
+/// `$XDG_STATE_HOME/snaptop` (or `~/.local/state/snaptop`): where logs go.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("snaptop")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const EXAMPLE: &str = r#"
+environments = ["dev", "staging", "prod"]
+[gitops]
+repo = "acme/deploy"
+path = "overlays/{env}/{component}/kustomization.yaml"
+history_days = 60
+[[components]]
+name = "api"
+repo = "acme/payments-api"
+image = "ghcr.io/acme/payments-api"
+teamcity_build_type = "Payments_Api"
+datadog_service = "payments-api"
+[github]
+base_url = "https://api.github.com"
+graphql_url = "https://api.github.com/graphql"
+token_env = "GITHUB_TOKEN"
+[teamcity]
+base_url = "https://teamcity.example.com"
+token_env = "TEAMCITY_TOKEN"
+[datadog]
+base_url = "https://api.datadoghq.com"
+api_key_env = "DD_API_KEY"
+app_key_env = "DD_APP_KEY"
+[datadog.queries]
+error_rate = "sum:trace.http.request.errors{service:{service},env:{env}}.as_rate()"
+p95_ms = "p95:trace.http.request.duration{service:{service},env:{env}}"
+[jira]
+base_url = "https://acme.atlassian.net"
+email_env = "JIRA_EMAIL"
+token_env = "JIRA_TOKEN"
+ticket_pattern = "[A-Z][A-Z0-9]+-[0-9]+"
+"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let c = Config::parse(EXAMPLE, Path::new("c.toml")).unwrap();
+        assert_eq!(c.environments, ["dev", "staging", "prod"]);
+        assert_eq!(
+            c.components[0].teamcity_build_type.as_deref(),
+            Some("Payments_Api")
+        );
+        assert_eq!(c.datadog.as_ref().unwrap().queries.len(), 2);
+        assert_eq!(
+            c.kustomization_path("prod", "api"),
+            "overlays/prod/api/kustomization.yaml"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let text = EXAMPLE.replace("history_days = 60", "history_days = 60\nhistroy = 3");
+        let err = Config::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:7:"), "{err}");
+        assert!(err.contains("histroy"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let text = EXAMPLE.replace("history_days = 60", "history_days = \"sixty\"");
+        let err = Config::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:6:"), "{err}");
+    }
+
+    #[test]
+    fn graphql_url_is_derived() {
+        let mut c = Config::parse(EXAMPLE, Path::new("c.toml")).unwrap();
+        c.github.graphql_url = None;
+        assert_eq!(c.graphql_url(), "https://api.github.com/graphql");
+        c.github.base_url = "https://ghe.acme.com/api/v3/".into();
+        assert_eq!(c.graphql_url(), "https://ghe.acme.com/api/graphql");
+    }
+
+    #[test]
+    fn optional_sources_may_be_absent() {
+        let text = EXAMPLE.split("[teamcity]").next().unwrap();
+        let c = Config::parse(text, Path::new("c.toml")).unwrap();
+        assert!(c.teamcity.is_none() && c.datadog.is_none() && c.jira.is_none());
+    }
+
+    #[test]
+    fn missing_env_var_is_named() {
+        let mut c = Config::parse(EXAMPLE, Path::new("c.toml")).unwrap();
+        c.github.token_env = Some("SNAPTOP_TEST_SURELY_UNSET_VAR".into());
+        let err = c.resolve_secrets().unwrap_err().to_string();
+        assert!(err.contains("SNAPTOP_TEST_SURELY_UNSET_VAR"), "{err}");
+    }
+
+    #[test]
+    fn secrets_debug_hides_values() {
+        let s = Secrets {
+            github_token: Some("ghp_supersecret".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn bad_repo_is_rejected() {
+        let text = EXAMPLE.replace("acme/deploy", "deploy");
+        let err = Config::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("owner/name"), "{err}");
+    }
+}

@@ -1,0 +1,4 @@
+//! The snapshot engine: runs snapshots on tokio, reports progress as owned events.
+
+pub mod events;
+pub mod model;

@@ -1,0 +1,158 @@
+//! What a snapshot is: plain owned data, shared by the engine, the store, the CLI and the UI.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The joined state of every environment × component at the end of one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    /// The run that produced it (see [`RunSummary::id`]).
+    pub run_id: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    /// Some source or request failed (or the run was cancelled); what failed is in `failures`.
+    pub partial: bool,
+    pub cancelled: bool,
+    pub failures: Vec<Failure>,
+    /// Configured order, for display.
+    pub environments: Vec<String>,
+    pub components: Vec<String>,
+    /// environment → component → cell.
+    pub cells: BTreeMap<String, BTreeMap<String, Cell>>,
+    /// Datadog query names, in config order.
+    pub health_queries: Vec<String>,
+    pub stats: RunStats,
+}
+
+impl Snapshot {
+    pub fn cell(&self, env: &str, component: &str) -> Option<&Cell> {
+        self.cells.get(env)?.get(component)
+    }
+}
+
+/// One environment × component.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Cell {
+    /// Deployed version: the image's `digest` if set, else its `newTag`.
+    pub tag: Option<String>,
+    /// When the deployed version was set (the date of the GitOps commit that set it).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub deployed_at: Option<OffsetDateTime>,
+    /// The GitOps commit that set the deployed version.
+    pub deploy_commit: Option<String>,
+    /// The source commit the deployed version resolves to, when it could be resolved.
+    pub source_commit: Option<String>,
+    pub build: Option<Build>,
+    /// Query name → latest value (None: no data).
+    pub health: BTreeMap<String, Option<f64>>,
+    pub tickets: Vec<Ticket>,
+    /// Deployment events in the window, oldest first.
+    pub events: Vec<DeployEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Build {
+    pub number: Option<String>,
+    /// TeamCity `status`: SUCCESS, FAILURE, UNKNOWN.
+    pub status: Option<String>,
+    /// TeamCity `state`: queued, running, finished.
+    pub state: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub finished_at: Option<OffsetDateTime>,
+    pub web_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket {
+    pub key: String,
+    pub status: Option<String>,
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeployEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The GitOps commit that made the change.
+    pub commit: String,
+}
+
+/// Something that failed during a run; the run goes on and is marked partial.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Failure {
+    pub source: String,
+    pub endpoint: String,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(
+                f,
+                "{} {} → {}: {}",
+                self.source, self.endpoint, s, self.message
+            ),
+            None => write!(f, "{} {}: {}", self.source, self.endpoint, self.message),
+        }
+    }
+}
+
+/// Request accounting for one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunStats {
+    /// Requests sent over the network (304s included).
+    pub requests: u64,
+    /// Conditional requests answered 304 Not Modified.
+    pub not_modified: u64,
+    /// Answers served from the store without a request (immutable objects, coalesced calls).
+    pub cache_hits: u64,
+    pub retries: u64,
+    /// Times a request waited for a rate-limit budget to reset.
+    pub rate_limited_waits: u64,
+    pub duration_ms: u64,
+    /// Source name → its share of the above.
+    pub per_source: BTreeMap<String, SourceStats>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SourceStats {
+    pub requests: u64,
+    pub not_modified: u64,
+    pub cache_hits: u64,
+    pub retries: u64,
+    pub rate_limited_waits: u64,
+    pub errors: u64,
+}
+
+/// One line of the run history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSummary {
+    pub id: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub duration_ms: u64,
+    pub trigger: Trigger,
+    pub requests: u64,
+    pub not_modified: u64,
+    pub cache_hits: u64,
+    pub errors: u64,
+    pub partial: bool,
+    pub cancelled: bool,
+    /// Set when the run produced no snapshot at all.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Trigger {
+    Manual,
+    Scheduled,
+    Cli,
+}

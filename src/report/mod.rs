@@ -1,0 +1,3 @@
+//! Bottleneck reports from load-test CSVs (Locust).
+
+pub mod cli;

@@ -1,0 +1,3 @@
+//! The simulator of the GitHub, TeamCity, Datadog and Jira APIs, served on loopback.
+
+pub mod cli;
