@@ -1,0 +1,519 @@
+//! The embedded store: the only module that touches sled.
+//!
+//! sled is beta software (its README says so) and its default page cache is 1 GiB, so it
+//! is kept behind this small API with a small cache, a schema version key, and every
+//! multi-key change (a finished run) applied in one transaction. Values are JSON so the
+//! store can be inspected and migrated; keys are `\0`-joined parts or big-endian ids.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Serialize, de::DeserializeOwned};
+use sled::Transactional;
+
+use crate::engine::model::{RunSummary, Snapshot};
+
+/// Bumped when the layout of any tree changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Default sled page cache.
+pub const DEFAULT_CACHE_MIB: u64 = 32;
+/// How many full snapshots are kept (run summaries are kept longer).
+pub const KEEP_SNAPSHOTS: usize = 30;
+pub const KEEP_RUNS: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "store {path} is in use by another snaptop process (close it, or pass another store path)"
+    )]
+    Locked { path: PathBuf },
+    #[error("store {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "store {path} has schema version {found}, newer than this snaptop understands ({SCHEMA_VERSION})"
+    )]
+    NewerSchema { path: PathBuf, found: u32 },
+    #[error("store: {0}")]
+    Db(#[from] sled::Error),
+    #[error("store: corrupt value under {key}: {source}")]
+    Decode {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A cached HTTP response, revalidated with its ETag.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct CachedResponse {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Response headers worth replaying on a 304 (pagination `link`).
+    pub link: Option<String>,
+    pub body: String,
+    /// Unix seconds.
+    pub stored_at: i64,
+}
+
+/// One commit of a source repository's graph.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct CommitNode {
+    pub parents: Vec<String>,
+    /// Committer date, unix seconds.
+    pub date: i64,
+}
+
+/// Size of one namespace of cached data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceSize {
+    pub name: &'static str,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The store. Cheap to clone (sled trees are reference-counted handles).
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    meta: sled::Tree,
+    http: sled::Tree,
+    blobs: sled::Tree,
+    commits: sled::Tree,
+    state: sled::Tree,
+    snapshots: sled::Tree,
+    runs: sled::Tree,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+const LATEST_KEY: &[u8] = b"latest_snapshot";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+impl Store {
+    /// Opens (or creates) the store at `path`. A second process gets [`StoreError::Locked`].
+    pub fn open(path: &Path, cache_mib: u64) -> Result<Store> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            source: sled::Error::Io(e),
+        })?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mib.max(1) * 1024 * 1024)
+            .open()
+            .map_err(|e| classify_open_error(path, e))?;
+        Store::from_db(path.to_owned(), db)
+    }
+
+    /// A throw-away store (demo mode, tests): nothing survives the process.
+    pub fn temporary() -> Result<Store> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(DEFAULT_CACHE_MIB * 1024 * 1024)
+            .open()?;
+        Store::from_db(PathBuf::from("<temporary>"), db)
+    }
+
+    fn from_db(path: PathBuf, db: sled::Db) -> Result<Store> {
+        let store = Store {
+            meta: db.open_tree("meta")?,
+            http: db.open_tree("http")?,
+            blobs: db.open_tree("blobs")?,
+            commits: db.open_tree("commits")?,
+            state: db.open_tree("state")?,
+            snapshots: db.open_tree("snapshots")?,
+            runs: db.open_tree("runs")?,
+            path,
+            db,
+        };
+        match store.meta.get(SCHEMA_KEY)? {
+            None => {
+                store
+                    .meta
+                    .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: store.path.clone(),
+                        found,
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    // --- HTTP cache ------------------------------------------------------------------
+
+    pub fn http_get(&self, key: &str) -> Result<Option<CachedResponse>> {
+        get_json(&self.http, key.as_bytes())
+    }
+
+    pub fn http_put(&self, key: &str, value: &CachedResponse) -> Result<()> {
+        put_json(&self.http, key.as_bytes(), value)
+    }
+
+    /// Removes HTTP cache entries whose key starts with `prefix` (a source's namespace).
+    pub fn http_clear(&self, prefix: &str) -> Result<u64> {
+        let mut n = 0;
+        for kv in self.http.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = kv?;
+            self.http.remove(k)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Removes HTTP cache entries stored before `unix_secs`.
+    pub fn http_purge_older_than(&self, unix_secs: i64) -> Result<u64> {
+        let mut n = 0;
+        for kv in self.http.iter() {
+            let (k, v) = kv?;
+            let stale = serde_json::from_slice::<CachedResponse>(&v)
+                .map(|c| c.stored_at < unix_secs)
+                .unwrap_or(true);
+            if stale {
+                self.http.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    // --- immutable blobs: a file at a commit never changes -----------------------------
+
+    pub fn blob(&self, repo: &str, sha: &str, path: &str) -> Result<Option<String>> {
+        let key = join_key(&[repo, sha, path]);
+        Ok(self
+            .blobs
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn put_blob(&self, repo: &str, sha: &str, path: &str, text: &str) -> Result<()> {
+        self.blobs
+            .insert(join_key(&[repo, sha, path]), text.as_bytes())?;
+        Ok(())
+    }
+
+    // --- commit graphs of source repositories -------------------------------------------
+
+    pub fn commit(&self, repo: &str, sha: &str) -> Result<Option<CommitNode>> {
+        get_json(&self.commits, &join_key(&[repo, sha]))
+    }
+
+    pub fn put_commits<'a>(
+        &self,
+        repo: &str,
+        commits: impl IntoIterator<Item = (&'a str, &'a CommitNode)>,
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (sha, node) in commits {
+            batch.insert(join_key(&[repo, sha]), encode(node));
+        }
+        self.commits.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Every stored commit of `repo` (sha → node).
+    pub fn commits_of(&self, repo: &str) -> Result<Vec<(String, CommitNode)>> {
+        let prefix = join_key(&[repo, ""]);
+        let mut out = Vec::new();
+        for kv in self.commits.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let sha = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.push((sha.clone(), decode(&v, &sha)?));
+        }
+        Ok(out)
+    }
+
+    // --- incremental sync state (small JSON documents) ----------------------------------
+
+    pub fn state<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        get_json(&self.state, key.as_bytes())
+    }
+
+    pub fn put_state<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        put_json(&self.state, key.as_bytes(), value)
+    }
+
+    // --- snapshots and run history -------------------------------------------------------
+
+    /// A fresh, monotonic run id (survives restarts).
+    pub fn next_run_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Records a finished run, and its snapshot if it produced one, in one transaction:
+    /// either both the run and the new "latest" pointer are visible, or neither is.
+    pub fn commit_run(&self, summary: &RunSummary, snapshot: Option<&Snapshot>) -> Result<()> {
+        let id = summary.id.to_be_bytes();
+        let run = encode(summary);
+        let snap = snapshot.map(encode);
+        (&self.runs, &self.snapshots, &self.meta)
+            .transaction(|(runs, snapshots, meta)| {
+                runs.insert(&id, run.as_slice())?;
+                if let Some(snap) = &snap {
+                    snapshots.insert(&id, snap.as_slice())?;
+                    meta.insert(LATEST_KEY, &id)?;
+                }
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Db(sled::Error::Unsupported("transaction aborted".into()))
+                }
+            })?;
+        self.trim(&self.snapshots, KEEP_SNAPSHOTS)?;
+        self.trim(&self.runs, KEEP_RUNS)?;
+        Ok(())
+    }
+
+    fn trim(&self, tree: &sled::Tree, keep: usize) -> Result<()> {
+        let excess = tree.len().saturating_sub(keep);
+        let latest = self.meta.get(LATEST_KEY)?;
+        for kv in tree.iter().take(excess) {
+            let (k, _) = kv?;
+            if latest.as_deref() != Some(&k[..]) {
+                tree.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last committed snapshot, complete or partial.
+    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
+        let Some(id) = self.meta.get(LATEST_KEY)? else {
+            return Ok(None);
+        };
+        get_json(&self.snapshots, &id)
+    }
+
+    /// Run summaries, newest first.
+    pub fn run_history(&self, limit: usize) -> Result<Vec<RunSummary>> {
+        let mut out = Vec::new();
+        for kv in self.runs.iter().rev().take(limit) {
+            let (k, v) = kv?;
+            out.push(decode(&v, &format!("run {k:?}"))?);
+        }
+        Ok(out)
+    }
+
+    /// Sizes of the cached-data namespaces, for the Cache tab.
+    pub fn sizes(&self) -> Vec<NamespaceSize> {
+        let size = |name, tree: &sled::Tree| {
+            let (entries, bytes) = tree.iter().flatten().fold((0u64, 0u64), |(n, b), (k, v)| {
+                (n + 1, b + (k.len() + v.len()) as u64)
+            });
+            NamespaceSize {
+                name,
+                entries,
+                bytes,
+            }
+        };
+        vec![
+            size("http", &self.http),
+            size("blobs", &self.blobs),
+            size("commits", &self.commits),
+            size("snapshots", &self.snapshots),
+        ]
+    }
+
+    /// Blocking flush to disk. sled's `flush_async` has been seen to hang (sled#1241),
+    /// so async callers use [`Store::flush`], which runs this on the blocking pool.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.flush_blocking())
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Db(sled::Error::Unsupported(format!(
+                    "flush task failed: {e}"
+                ))))
+            })
+    }
+}
+
+fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
+    // sled reports the lock held by another process as an Io error ("could not acquire
+    // lock", WouldBlock); nothing else in open() produces that kind.
+    if let sled::Error::Io(io) = &e
+        && (io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"))
+    {
+        return StoreError::Locked {
+            path: path.to_owned(),
+        };
+    }
+    StoreError::Open {
+        path: path.to_owned(),
+        source: e,
+    }
+}
+
+fn join_key(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising plain owned data to JSON cannot fail (no non-string map keys).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>> {
+    match tree.get(key)? {
+        Some(v) => decode(&v, &String::from_utf8_lossy(key)).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn put_json<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<()> {
+    tree.insert(key, encode(value))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::{RunStats, Trigger};
+    use time::OffsetDateTime;
+
+    pub(crate) fn sample_snapshot(run_id: u64) -> Snapshot {
+        Snapshot {
+            run_id,
+            started_at: OffsetDateTime::UNIX_EPOCH,
+            finished_at: OffsetDateTime::UNIX_EPOCH,
+            partial: false,
+            cancelled: false,
+            failures: vec![],
+            environments: vec!["prod".into()],
+            components: vec!["api".into()],
+            cells: Default::default(),
+            health_queries: vec![],
+            stats: RunStats::default(),
+        }
+    }
+
+    pub(crate) fn sample_summary(id: u64) -> RunSummary {
+        RunSummary {
+            id,
+            started_at: OffsetDateTime::UNIX_EPOCH,
+            duration_ms: 10,
+            trigger: Trigger::Cli,
+            requests: 1,
+            not_modified: 0,
+            cache_hits: 0,
+            errors: 0,
+            partial: false,
+            cancelled: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn run_and_snapshot_commit_together() {
+        let store = Store::temporary().unwrap();
+        assert!(store.latest_snapshot().unwrap().is_none());
+        let id = store.next_run_id().unwrap();
+        store
+            .commit_run(&sample_summary(id), Some(&sample_snapshot(id)))
+            .unwrap();
+        assert_eq!(store.latest_snapshot().unwrap().unwrap().run_id, id);
+        // A failed run is recorded but does not replace the last good snapshot.
+        let id2 = store.next_run_id().unwrap();
+        assert!(id2 > id);
+        store.commit_run(&sample_summary(id2), None).unwrap();
+        assert_eq!(store.latest_snapshot().unwrap().unwrap().run_id, id);
+        let history = store.run_history(10).unwrap();
+        assert_eq!(history.iter().map(|r| r.id).collect::<Vec<_>>(), [id2, id]);
+    }
+
+    #[test]
+    fn old_snapshots_are_trimmed_but_latest_kept() {
+        let store = Store::temporary().unwrap();
+        for _ in 0..KEEP_SNAPSHOTS + 5 {
+            let id = store.next_run_id().unwrap();
+            store
+                .commit_run(&sample_summary(id), Some(&sample_snapshot(id)))
+                .unwrap();
+        }
+        assert_eq!(store.snapshots.len(), KEEP_SNAPSHOTS);
+        assert!(store.latest_snapshot().unwrap().is_some());
+    }
+
+    #[test]
+    fn second_process_gets_a_clear_error() {
+        // sled's lock is per process (flock); within one process a second open of the
+        // same path is refused the same way, which is what this exercises.
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path(), 8).unwrap();
+        let err = Store::open(dir.path(), 8).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("in use by another snaptop process")
+        );
+    }
+
+    #[test]
+    fn commit_graph_round_trips() {
+        let store = Store::temporary().unwrap();
+        let a = CommitNode {
+            parents: vec![],
+            date: 1,
+        };
+        let b = CommitNode {
+            parents: vec!["a".into()],
+            date: 2,
+        };
+        store.put_commits("o/r", [("a", &a), ("b", &b)]).unwrap();
+        store.put_commits("o/r2", [("z", &a)]).unwrap();
+        let mut all = store.commits_of("o/r").unwrap();
+        all.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(all, vec![("a".into(), a), ("b".into(), b)]);
+    }
+
+    #[test]
+    fn blobs_and_http_cache() {
+        let store = Store::temporary().unwrap();
+        store
+            .put_blob("o/r", "abc", "k.yaml", "images: []")
+            .unwrap();
+        assert_eq!(
+            store.blob("o/r", "abc", "k.yaml").unwrap().as_deref(),
+            Some("images: []")
+        );
+        let resp = CachedResponse {
+            etag: Some("W/\"1\"".into()),
+            last_modified: None,
+            link: None,
+            body: "[]".into(),
+            stored_at: 100,
+        };
+        store.http_put("github GET /x", &resp).unwrap();
+        assert_eq!(store.http_get("github GET /x").unwrap(), Some(resp));
+        assert_eq!(store.http_purge_older_than(50).unwrap(), 0);
+        assert_eq!(store.http_clear("github").unwrap(), 1);
+    }
+}
