@@ -7,4 +7,5 @@ pub mod config;
 pub mod engine;
 pub mod report;
 pub mod sim;
+pub mod sources;
 pub mod store;

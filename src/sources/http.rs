@@ -1,0 +1,1086 @@
+//! The HTTP client every source uses, in layers:
+//! limits (concurrency, rate-limit budgets, pacing) → cache (ETag revalidation) →
+//! retry (transient failures only) → reqwest.
+//!
+//! Budgets come from the servers' own headers: no request is sent to a source whose
+//! budget is exhausted before its reset, and never more requests are in flight than the
+//! budget has left. Identical in-flight GETs are coalesced into one request.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backon::{ExponentialBuilder, Retryable};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::engine::events::{Budget, Level, LogLine};
+use crate::store::{CachedResponse, Store};
+
+/// Per-request timeout.
+pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Retries of one request after a transient failure (5xx, timeout, connection error).
+pub const MAX_TRANSIENT_RETRIES: usize = 3;
+/// Rate-limit waits one request may sit through before it gives up.
+pub const MAX_RATE_LIMIT_WAITS: u32 = 5;
+/// The longest a single rate-limit wait may be before the request fails instead.
+pub const MAX_RATE_LIMIT_WAIT_SECS: u64 = 900;
+/// GitHub documents no wait for a secondary limit without `retry-after`: "at least one minute".
+const SECONDARY_LIMIT_DEFAULT_WAIT_SECS: u64 = 60;
+
+/// A failed request, naming the source and endpoint. Cloneable so coalesced callers
+/// each get it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{source_name} {method} {endpoint}{}: {message}", status.map(|s| format!(" → {s}")).unwrap_or_default())]
+pub struct FetchError {
+    pub source_name: &'static str,
+    pub method: &'static str,
+    /// Path (and query) relative to the source's base URL.
+    pub endpoint: String,
+    pub status: Option<u16>,
+    pub message: String,
+    /// Worth retrying (5xx, timeout, connection error).
+    pub transient: bool,
+}
+
+impl FetchError {
+    pub fn to_failure(&self) -> crate::engine::model::Failure {
+        crate::engine::model::Failure {
+            source: self.source_name.to_string(),
+            endpoint: format!("{} {}", self.method, self.endpoint),
+            status: self.status,
+            message: self.message.clone(),
+        }
+    }
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+    /// The `Link` header (pagination), replayed from the cache on a 304.
+    pub link: Option<String>,
+    /// Answered 304 and served from the cache.
+    pub not_modified: bool,
+}
+
+impl HttpResponse {
+    /// Decodes the JSON body, naming the endpoint when it is not what was expected.
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &SourceClient,
+        endpoint: &str,
+    ) -> Result<T, FetchError> {
+        serde_json::from_str(&self.body).map_err(|e| FetchError {
+            source_name: client.name,
+            method: "GET",
+            endpoint: endpoint.to_string(),
+            status: Some(self.status),
+            message: format!("unexpected response body: {e}"),
+            transient: false,
+        })
+    }
+}
+
+/// How a source authenticates. Values never reach logs or `Debug` output.
+#[derive(Clone)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// Fixed headers (Datadog's `DD-API-KEY` / `DD-APPLICATION-KEY`).
+    Headers(Vec<(&'static str, String)>),
+}
+
+/// How a source reports its budget in response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateHeaders {
+    /// `x-ratelimit-remaining/limit/reset` (reset in epoch seconds), `x-ratelimit-resource`.
+    GitHub,
+    /// `X-RateLimit-Remaining/Limit/Reset` (reset in seconds from now).
+    Datadog,
+    /// Only `Retry-After` on 429 (Jira, TeamCity).
+    RetryAfterOnly,
+}
+
+/// A documented request-rate cap enforced on our side: at most `max` requests in any
+/// `window` (GitHub's secondary limits: 900 REST points/min, 2,000 GraphQL points/min).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub max: usize,
+    pub window: Duration,
+}
+
+/// Counters of one source, shared with the engine for progress and run stats.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub not_modified: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited_waits: AtomicU64,
+    pub errors: AtomicU64,
+    pub in_flight: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> crate::engine::model::SourceStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        crate::engine::model::SourceStats {
+            requests: get(&self.requests),
+            not_modified: get(&self.not_modified),
+            cache_hits: get(&self.cache_hits),
+            retries: get(&self.retries),
+            rate_limited_waits: get(&self.rate_limited_waits),
+            errors: get(&self.errors),
+        }
+    }
+}
+
+/// Where warnings go (the run log). Cheap to clone.
+#[derive(Clone)]
+pub struct LogSink(Arc<dyn Fn(LogLine) + Send + Sync>);
+
+impl LogSink {
+    pub fn new(f: impl Fn(LogLine) + Send + Sync + 'static) -> Self {
+        LogSink(Arc::new(f))
+    }
+    pub fn discard() -> Self {
+        LogSink::new(|_| {})
+    }
+    pub fn warn(&self, source: &str, message: String) {
+        tracing::warn!(source, "{message}");
+        (self.0)(LogLine {
+            at: time::OffsetDateTime::now_utc(),
+            level: Level::Warn,
+            source: source.to_string(),
+            message,
+        });
+    }
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    limit: Option<u64>,
+    remaining: Option<u64>,
+    reset_at: Option<SystemTime>,
+    /// Requests sent against this budget and not answered yet.
+    in_flight: u64,
+    /// A server-requested pause (`retry-after`), for every request of this budget.
+    blocked_until: Option<Instant>,
+    /// Send times within the pacing window.
+    sent: VecDeque<Instant>,
+    pace: Option<Pace>,
+    /// Display name ("GitHub", "GitHub GraphQL").
+    label: String,
+}
+
+/// Budgets of one source, keyed by resource ("core", "graphql", ...).
+#[derive(Default)]
+struct Limiter {
+    budgets: Mutex<HashMap<String, BudgetState>>,
+    changed: Notify,
+}
+
+/// Held while a request is in flight against a budget.
+struct BudgetPermit<'a> {
+    limiter: &'a Limiter,
+    resource: String,
+}
+
+impl Drop for BudgetPermit<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.limiter.budgets.lock()
+            && let Some(state) = b.get_mut(&self.resource)
+        {
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
+        self.limiter.changed.notify_waiters();
+    }
+}
+
+enum Gate {
+    Go,
+    /// Sleep this long (budget reset, retry-after, pacing window).
+    Sleep(Duration, Option<String>),
+    /// Wait for an in-flight request to report the new budget.
+    WaitForAnswer,
+}
+
+impl Limiter {
+    fn configure(&self, resource: &str, label: &str, pace: Option<Pace>) {
+        let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let state = b.entry(resource.to_string()).or_default();
+        state.pace = pace;
+        state.label = label.to_string();
+    }
+
+    fn gate(&self, resource: &str) -> Gate {
+        let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let state = b.entry(resource.to_string()).or_default();
+        let now = Instant::now();
+        if let Some(until) = state.blocked_until {
+            if until > now {
+                return Gate::Sleep(until - now, None);
+            }
+            state.blocked_until = None;
+        }
+        if let Some(remaining) = state.remaining
+            && remaining <= state.in_flight
+        {
+            let wait = state
+                .reset_at
+                .and_then(|r| r.duration_since(SystemTime::now()).ok());
+            match wait {
+                Some(wait) if remaining == 0 => {
+                    let msg = format!(
+                        "{} budget exhausted ({}/{}) → waiting {}s for the reset",
+                        state.label,
+                        remaining,
+                        state.limit.unwrap_or(0),
+                        wait.as_secs().max(1)
+                    );
+                    // Add a second of slack: reset is in whole seconds.
+                    return Gate::Sleep(wait + Duration::from_millis(500), Some(msg));
+                }
+                Some(_) => return Gate::WaitForAnswer,
+                None => {
+                    // The reset has passed: the budget is unknown until the next answer.
+                    state.remaining = None;
+                }
+            }
+        }
+        if let Some(pace) = state.pace {
+            while state
+                .sent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= pace.window)
+            {
+                state.sent.pop_front();
+            }
+            if state.sent.len() >= pace.max {
+                let oldest = state.sent[0];
+                return Gate::Sleep(pace.window - now.duration_since(oldest), None);
+            }
+            state.sent.push_back(now);
+        }
+        state.in_flight += 1;
+        Gate::Go
+    }
+
+    fn update(
+        &self,
+        resource: &str,
+        remaining: Option<u64>,
+        limit: Option<u64>,
+        reset: Option<SystemTime>,
+    ) {
+        let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let state = b.entry(resource.to_string()).or_default();
+        if remaining.is_some() {
+            state.remaining = remaining;
+        }
+        if limit.is_some() {
+            state.limit = limit;
+        }
+        if reset.is_some() {
+            state.reset_at = reset;
+        }
+        drop(b);
+        self.changed.notify_waiters();
+    }
+
+    fn block_for(&self, resource: &str, wait: Duration) {
+        let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let state = b.entry(resource.to_string()).or_default();
+        let until = Instant::now() + wait;
+        if state.blocked_until.is_none_or(|u| u < until) {
+            state.blocked_until = Some(until);
+        }
+    }
+
+    fn budgets(&self) -> Vec<Budget> {
+        let b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<Budget> = b
+            .values()
+            .filter_map(|s| {
+                Some(Budget {
+                    source: s.label.clone(),
+                    remaining: s.remaining?,
+                    limit: s.limit.unwrap_or(0),
+                    resets_at: s.reset_at.map(time::OffsetDateTime::from),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.source.cmp(&b.source));
+        out
+    }
+}
+
+type SharedFetch = Shared<BoxFuture<'static, Result<Arc<HttpResponse>, FetchError>>>;
+
+/// A client for one source (GitHub, TeamCity, Datadog, Jira).
+#[derive(Clone)]
+pub struct SourceClient {
+    inner: Arc<Inner>,
+    /// Short lowercase name used in errors and stats ("github").
+    pub name: &'static str,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    auth: Auth,
+    headers: HeaderMap,
+    concurrency: Semaphore,
+    limiter: Limiter,
+    rate_headers: RateHeaders,
+    /// ETag cache for GETs; None: no conditional requests.
+    cache: Option<Store>,
+    counters: Arc<Counters>,
+    in_flight: Mutex<HashMap<String, SharedFetch>>,
+    log: LogSink,
+    retry_min_delay: Duration,
+}
+
+/// Settings of one [`SourceClient`].
+pub struct ClientOptions {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub base_url: String,
+    pub auth: Auth,
+    pub headers: Vec<(&'static str, String)>,
+    pub max_concurrency: usize,
+    pub rate_headers: RateHeaders,
+    pub cache: Option<Store>,
+    pub log: LogSink,
+    /// Resource name → (display label, pacing) known before any answer.
+    pub budgets: Vec<(&'static str, &'static str, Option<Pace>)>,
+    /// First backoff delay of transient retries (tests shorten it).
+    pub retry_min_delay: Duration,
+}
+
+impl SourceClient {
+    pub fn new(opts: ClientOptions) -> Result<SourceClient, String> {
+        let mut base = Url::parse(&opts.base_url)
+            .map_err(|e| format!("{}: bad base URL {}: {e}", opts.name, opts.base_url))?;
+        // Url::join treats a base without a trailing slash as a file: keep the last segment.
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let mut headers = HeaderMap::new();
+        for (k, v) in &opts.headers {
+            let name = HeaderName::from_static(k);
+            let value =
+                HeaderValue::from_str(v).map_err(|_| format!("{}: bad header {k}", opts.name))?;
+            headers.insert(name, value);
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("snaptop/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(opts.max_concurrency.max(1))
+            .build()
+            .map_err(|e| format!("{}: cannot build HTTP client: {e}", opts.name))?;
+        let limiter = Limiter::default();
+        for (resource, label, pace) in &opts.budgets {
+            limiter.configure(resource, label, *pace);
+        }
+        Ok(SourceClient {
+            name: opts.name,
+            inner: Arc::new(Inner {
+                http,
+                base,
+                auth: opts.auth,
+                headers,
+                concurrency: Semaphore::new(opts.max_concurrency.max(1)),
+                limiter,
+                rate_headers: opts.rate_headers,
+                cache: opts.cache,
+                counters: Arc::new(Counters::default()),
+                in_flight: Mutex::new(HashMap::new()),
+                log: opts.log,
+                retry_min_delay: opts.retry_min_delay,
+            }),
+        })
+    }
+
+    pub fn counters(&self) -> Arc<Counters> {
+        self.inner.counters.clone()
+    }
+
+    pub fn budgets(&self) -> Vec<Budget> {
+        self.inner.limiter.budgets()
+    }
+
+    pub fn log(&self) -> &LogSink {
+        &self.inner.log
+    }
+
+    /// Resolves `endpoint` (a path relative to the base URL, with query) to a full URL.
+    pub fn url(&self, endpoint: &str) -> Result<Url, FetchError> {
+        self.inner
+            .base
+            .join(endpoint.trim_start_matches('/'))
+            .map_err(|e| self.error("GET", endpoint, None, format!("bad URL: {e}"), false))
+    }
+
+    /// The endpoint of an absolute URL, relative to the base (for messages and links).
+    pub fn endpoint_of(&self, url: &Url) -> String {
+        let base = self.inner.base.as_str();
+        let full = url.as_str();
+        match full.strip_prefix(base) {
+            Some(rest) => format!("/{rest}"),
+            None => full.to_string(),
+        }
+    }
+
+    pub fn error(
+        &self,
+        method: &'static str,
+        endpoint: &str,
+        status: Option<u16>,
+        message: String,
+        transient: bool,
+    ) -> FetchError {
+        FetchError {
+            source_name: self.name,
+            method,
+            endpoint: endpoint.to_string(),
+            status,
+            message,
+            transient,
+        }
+    }
+
+    /// Records an answer served from the store without any request.
+    pub fn count_cache_hit(&self, n: u64) {
+        self.inner
+            .counters
+            .cache_hits
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// GET `url` against budget `resource`, conditional when the client has a cache,
+    /// coalesced with an identical GET already in flight.
+    pub async fn get(
+        &self,
+        url: Url,
+        resource: &'static str,
+    ) -> Result<Arc<HttpResponse>, FetchError> {
+        let key = format!("{} GET {}", self.name, url);
+        let fut = {
+            let mut map = self
+                .inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(existing) = map.get(&key) {
+                self.count_cache_hit(1);
+                existing.clone()
+            } else {
+                let this = self.clone();
+                let k = key.clone();
+                let fut = async move {
+                    let result = this
+                        .send(Method::GET, url, None, resource, Some(&k))
+                        .await
+                        .map(Arc::new);
+                    this.inner
+                        .in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&k);
+                    result
+                }
+                .boxed()
+                .shared();
+                map.insert(key, fut.clone());
+                fut
+            }
+        };
+        fut.await
+    }
+
+    /// POST a JSON body (never cached, never coalesced).
+    pub async fn post_json(
+        &self,
+        url: Url,
+        body: &serde_json::Value,
+        resource: &'static str,
+    ) -> Result<HttpResponse, FetchError> {
+        self.send(Method::POST, url, Some(body.to_string()), resource, None)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<String>,
+        resource: &'static str,
+        cache_key: Option<&str>,
+    ) -> Result<HttpResponse, FetchError> {
+        let method_name: &'static str = if method == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        let endpoint = self.endpoint_of(&url);
+        let cached = match (&self.inner.cache, cache_key) {
+            (Some(store), Some(key)) => store.http_get(key).ok().flatten(),
+            _ => None,
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.inner.retry_min_delay)
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(MAX_TRANSIENT_RETRIES)
+            .with_jitter();
+        let attempt = || {
+            self.attempt(
+                method.clone(),
+                &url,
+                body.as_deref(),
+                resource,
+                cached.as_ref(),
+                method_name,
+                &endpoint,
+            )
+        };
+        let result = attempt
+            .retry(backoff)
+            .when(|e: &FetchError| e.transient)
+            .notify(|e: &FetchError, wait: Duration| {
+                self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.inner.log.warn(
+                    self.name,
+                    format!("{e} → retrying in {}ms", wait.as_millis()),
+                );
+            })
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        if response.status == 304 {
+            let cached = cached.ok_or_else(|| {
+                self.error(
+                    method_name,
+                    &endpoint,
+                    Some(304),
+                    "304 Not Modified without a cached copy".into(),
+                    false,
+                )
+            })?;
+            self.inner
+                .counters
+                .not_modified
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(HttpResponse {
+                status: 200,
+                body: cached.body,
+                link: cached.link,
+                not_modified: true,
+            });
+        }
+        Ok(response)
+    }
+
+    /// One attempt: wait for budget and a concurrency slot, send, classify the answer.
+    /// Rate-limit answers wait and try again here (they are not failures); transient
+    /// failures are returned for the retry layer.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&str>,
+        resource: &'static str,
+        cached: Option<&CachedResponse>,
+        method_name: &'static str,
+        endpoint: &str,
+    ) -> Result<HttpResponse, FetchError> {
+        let mut waits = 0u32;
+        loop {
+            let _slot = self.inner.concurrency.acquire().await.map_err(|_| {
+                self.error(method_name, endpoint, None, "client closed".into(), false)
+            })?;
+            let _permit = self
+                .acquire_budget(resource, &mut waits, method_name, endpoint)
+                .await?;
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .headers(self.inner.headers.clone());
+            req = match &self.inner.auth {
+                Auth::None => req,
+                Auth::Bearer(t) => req.bearer_auth(t),
+                Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
+                Auth::Headers(h) => h.iter().fold(req, |r, (k, v)| r.header(*k, v)),
+            };
+            if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
+                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(b) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.to_string());
+            }
+            self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .in_flight
+                .fetch_add(1, Ordering::Relaxed);
+            let sent = req.send().await;
+            self.inner
+                .counters
+                .in_flight
+                .fetch_sub(1, Ordering::Relaxed);
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    let what = if e.is_timeout() {
+                        "timed out".to_string()
+                    } else {
+                        format!("request failed: {}", root_cause(&e))
+                    };
+                    return Err(self.error(method_name, endpoint, None, what, true));
+                }
+            };
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let budget_resource = self.read_budget(&headers, resource);
+            if let Some(wait) = self.rate_limited(status, &headers) {
+                drop(_permit);
+                waits += 1;
+                if waits > MAX_RATE_LIMIT_WAITS
+                    || wait > Duration::from_secs(MAX_RATE_LIMIT_WAIT_SECS)
+                {
+                    return Err(self.error(
+                        method_name,
+                        endpoint,
+                        Some(status.as_u16()),
+                        format!("rate limited (retry after {}s); giving up", wait.as_secs()),
+                        false,
+                    ));
+                }
+                self.inner
+                    .counters
+                    .rate_limited_waits
+                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.log.warn(
+                    self.name,
+                    format!(
+                        "rate limited on {endpoint} ({}) → waiting {}s",
+                        status.as_u16(),
+                        wait.as_secs_f64().ceil()
+                    ),
+                );
+                self.inner.limiter.block_for(&budget_resource, wait);
+                continue;
+            }
+            let link = header_str(&headers, "link");
+            let etag = header_str(&headers, "etag");
+            let last_modified = header_str(&headers, "last-modified");
+            let text = resp.text().await.map_err(|e| {
+                self.error(
+                    method_name,
+                    endpoint,
+                    Some(status.as_u16()),
+                    format!("reading body: {}", root_cause(&e)),
+                    true,
+                )
+            })?;
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(HttpResponse {
+                    status: 304,
+                    body: String::new(),
+                    link: None,
+                    not_modified: true,
+                });
+            }
+            if !status.is_success() {
+                return Err(self.error(
+                    method_name,
+                    endpoint,
+                    Some(status.as_u16()),
+                    error_summary(status, &text),
+                    status.is_server_error(),
+                ));
+            }
+            if let (Some(store), Some(etag), true) =
+                (&self.inner.cache, &etag, method == Method::GET)
+            {
+                let key = format!("{} GET {}", self.name, url);
+                let entry = CachedResponse {
+                    etag: Some(etag.clone()),
+                    last_modified,
+                    link: link.clone(),
+                    body: text.clone(),
+                    stored_at: unix_now(),
+                };
+                if let Err(e) = store.http_put(&key, &entry) {
+                    tracing::warn!("cannot cache {key}: {e}");
+                }
+            }
+            return Ok(HttpResponse {
+                status: status.as_u16(),
+                body: text,
+                link,
+                not_modified: false,
+            });
+        }
+    }
+
+    async fn acquire_budget(
+        &self,
+        resource: &'static str,
+        waits: &mut u32,
+        method: &'static str,
+        endpoint: &str,
+    ) -> Result<BudgetPermit<'_>, FetchError> {
+        let limiter = &self.inner.limiter;
+        loop {
+            let notified = limiter.changed.notified();
+            match limiter.gate(resource) {
+                Gate::Go => {
+                    return Ok(BudgetPermit {
+                        limiter,
+                        resource: resource.to_string(),
+                    });
+                }
+                Gate::Sleep(d, msg) => {
+                    if let Some(msg) = msg {
+                        *waits += 1;
+                        if d > Duration::from_secs(MAX_RATE_LIMIT_WAIT_SECS) {
+                            return Err(self.error(
+                                method,
+                                endpoint,
+                                None,
+                                format!("rate limit budget exhausted; resets in {}s", d.as_secs()),
+                                false,
+                            ));
+                        }
+                        self.inner
+                            .counters
+                            .rate_limited_waits
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.inner.log.warn(self.name, msg);
+                    }
+                    tokio::time::sleep(d).await;
+                }
+                Gate::WaitForAnswer => {
+                    // Bounded: an answer (or a dropped permit) always notifies; the
+                    // timeout guards against a lost wake-up.
+                    let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+                }
+            }
+        }
+    }
+
+    /// Reads the budget headers; returns the resource they describe.
+    fn read_budget(&self, headers: &HeaderMap, resource: &'static str) -> String {
+        let num = |name: &str| header_str(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
+        match self.inner.rate_headers {
+            RateHeaders::GitHub => {
+                let res = header_str(headers, "x-ratelimit-resource")
+                    .unwrap_or_else(|| resource.to_string());
+                let reset = num("x-ratelimit-reset").map(|s| UNIX_EPOCH + Duration::from_secs(s));
+                self.inner.limiter.update(
+                    &res,
+                    num("x-ratelimit-remaining"),
+                    num("x-ratelimit-limit"),
+                    reset,
+                );
+                res
+            }
+            RateHeaders::Datadog => {
+                let reset =
+                    num("x-ratelimit-reset").map(|s| SystemTime::now() + Duration::from_secs(s));
+                self.inner.limiter.update(
+                    resource,
+                    num("x-ratelimit-remaining"),
+                    num("x-ratelimit-limit"),
+                    reset,
+                );
+                resource.to_string()
+            }
+            RateHeaders::RetryAfterOnly => resource.to_string(),
+        }
+    }
+
+    /// How long to wait when the answer says "rate limited"; None when it does not.
+    fn rate_limited(&self, status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+        if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::FORBIDDEN {
+            return None;
+        }
+        if let Some(secs) = header_str(headers, "retry-after").and_then(|v| parse_retry_after(&v)) {
+            return Some(secs);
+        }
+        let remaining =
+            header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+        if remaining == Some(0) {
+            let reset = header_str(headers, "x-ratelimit-reset")
+                .and_then(|v| v.trim().parse::<u64>().ok())?;
+            let wait = match self.inner.rate_headers {
+                RateHeaders::GitHub => (UNIX_EPOCH + Duration::from_secs(reset))
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default(),
+                _ => Duration::from_secs(reset),
+            };
+            return Some(wait + Duration::from_millis(500));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Some(Duration::from_secs(SECONDARY_LIMIT_DEFAULT_WAIT_SECS));
+        }
+        // A 403 that is not about rate limits (permissions) is a real error.
+        None
+    }
+}
+
+/// `Retry-After` is seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_secs_f64(secs.max(0.0)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// One line from an error body: the API's own message when it has one.
+fn error_summary(status: StatusCode, body: &str) -> String {
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str().map(str::to_string))
+                .or_else(|| {
+                    v.get("errorMessages")
+                        .and_then(|m| m.get(0))
+                        .and_then(|m| m.as_str().map(str::to_string))
+                })
+                .or_else(|| {
+                    v.get("errors")
+                        .and_then(|m| m.get(0))
+                        .and_then(|m| m.as_str().map(str::to_string))
+                })
+        });
+    let text = match message {
+        Some(m) => format!("{reason}: {m}"),
+        None if body.trim().is_empty() => reason.to_string(),
+        None => format!("{reason}: {}", body.trim()),
+    };
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    one_line
+}
+
+/// Pagination links of a `Link` header: `<url>; rel="next", <url>; rel="last"`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Links {
+    pub next: Option<String>,
+    pub last: Option<String>,
+}
+
+impl Links {
+    pub fn parse(header: Option<&str>) -> Links {
+        let mut links = Links::default();
+        let Some(header) = header else { return links };
+        for part in split_links(header) {
+            let Some((url, params)) = part.split_once(';') else {
+                continue;
+            };
+            let url = url
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string();
+            for param in params.split(';') {
+                let Some((k, v)) = param.split_once('=') else {
+                    continue;
+                };
+                if !k.trim().eq_ignore_ascii_case("rel") {
+                    continue;
+                }
+                for rel in v.trim().trim_matches('"').split_whitespace() {
+                    match rel {
+                        "next" => links.next = Some(url.clone()),
+                        "last" => links.last = Some(url.clone()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        links
+    }
+}
+
+/// Splits a Link header at the commas between entries (URLs may contain commas).
+fn split_links(header: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = false;
+    let mut start = 0;
+    for (i, c) in header.char_indices() {
+        match c {
+            '<' => depth = true,
+            '>' => depth = false,
+            ',' if !depth => {
+                parts.push(&header[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&header[start..]);
+    parts
+}
+
+/// The value of query parameter `name` in `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = Url::parse(url).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_github_link_header() {
+        let h = r#"<https://api.github.com/repositories/1/commits?path=a%2Cb&page=2>; rel="next", <https://api.github.com/repositories/1/commits?path=a%2Cb&page=5>; rel="last""#;
+        let l = Links::parse(Some(h));
+        assert_eq!(
+            query_param(l.next.as_deref().unwrap(), "page").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            query_param(l.last.as_deref().unwrap(), "page").as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            query_param(l.last.as_deref().unwrap(), "path").as_deref(),
+            Some("a,b")
+        );
+    }
+
+    #[test]
+    fn link_header_with_commas_in_url_and_other_rels() {
+        let h = r#"<https://x/y?q=a,b&page=1>; rel="prev first", <https://x/y?q=a,b&page=3>; rel="next""#;
+        let l = Links::parse(Some(h));
+        assert_eq!(l.next.as_deref(), Some("https://x/y?q=a,b&page=3"));
+        assert_eq!(l.last, None);
+        assert_eq!(Links::parse(None), Links::default());
+        assert_eq!(Links::parse(Some("garbage")), Links::default());
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        assert_eq!(parse_retry_after("42"), Some(Duration::from_secs(42)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn error_summary_prefers_api_message() {
+        let s = error_summary(
+            StatusCode::NOT_FOUND,
+            r#"{"message":"Not Found","documentation_url":"x"}"#,
+        );
+        assert_eq!(s, "Not Found: Not Found");
+        let s = error_summary(
+            StatusCode::BAD_REQUEST,
+            r#"{"errorMessages":["bad jql"],"errors":{}}"#,
+        );
+        assert_eq!(s, "Bad Request: bad jql");
+        let s = error_summary(StatusCode::BAD_GATEWAY, "<html>\n\x1b[31mboom</html>");
+        assert!(!s.contains('\n') && !s.contains('\x1b'), "{s}");
+    }
+
+    #[test]
+    fn pacing_caps_requests_per_window() {
+        let l = Limiter::default();
+        l.configure(
+            "core",
+            "GitHub",
+            Some(Pace {
+                max: 2,
+                window: Duration::from_secs(60),
+            }),
+        );
+        assert!(matches!(l.gate("core"), Gate::Go));
+        assert!(matches!(l.gate("core"), Gate::Go));
+        assert!(matches!(l.gate("core"), Gate::Sleep(d, None) if d > Duration::from_secs(50)));
+    }
+
+    #[test]
+    fn never_more_in_flight_than_the_budget_has_left() {
+        let l = Limiter::default();
+        l.update(
+            "core",
+            Some(2),
+            Some(5000),
+            Some(SystemTime::now() + Duration::from_secs(600)),
+        );
+        assert!(matches!(l.gate("core"), Gate::Go));
+        assert!(matches!(l.gate("core"), Gate::Go));
+        assert!(matches!(l.gate("core"), Gate::WaitForAnswer));
+        l.update("core", Some(0), None, None);
+        assert!(matches!(l.gate("core"), Gate::Sleep(d, Some(_)) if d > Duration::from_secs(500)));
+    }
+
+    #[test]
+    fn budget_unknown_after_reset_passes() {
+        let l = Limiter::default();
+        l.update(
+            "core",
+            Some(0),
+            Some(60),
+            Some(SystemTime::now() - Duration::from_secs(1)),
+        );
+        assert!(matches!(l.gate("core"), Gate::Go));
+    }
+}
