@@ -510,6 +510,15 @@ impl SourceClient {
         fut.await
     }
 
+    /// GET without the ETag cache or coalescing (answers that change every time).
+    pub async fn get_uncached(
+        &self,
+        url: Url,
+        resource: &'static str,
+    ) -> Result<HttpResponse, FetchError> {
+        self.send(Method::GET, url, None, resource, None).await
+    }
+
     /// POST a JSON body (never cached, never coalesced).
     pub async fn post_json(
         &self,
@@ -551,6 +560,7 @@ impl SourceClient {
                 body.as_deref(),
                 resource,
                 cached.as_ref(),
+                cache_key,
                 method_name,
                 &endpoint,
             )
@@ -608,6 +618,7 @@ impl SourceClient {
         body: Option<&str>,
         resource: &'static str,
         cached: Option<&CachedResponse>,
+        cache_key: Option<&str>,
         method_name: &'static str,
         endpoint: &str,
     ) -> Result<HttpResponse, FetchError> {
@@ -720,10 +731,7 @@ impl SourceClient {
                     status.is_server_error(),
                 ));
             }
-            if let (Some(store), Some(etag), true) =
-                (&self.inner.cache, &etag, method == Method::GET)
-            {
-                let key = format!("{} GET {}", self.name, url);
+            if let (Some(store), Some(etag), Some(key)) = (&self.inner.cache, &etag, cache_key) {
                 let entry = CachedResponse {
                     etag: Some(etag.clone()),
                     last_modified,
@@ -731,7 +739,7 @@ impl SourceClient {
                     body: text.clone(),
                     stored_at: unix_now(),
                 };
-                if let Err(e) = store.http_put(&key, &entry) {
+                if let Err(e) = store.http_put(key, &entry) {
                     tracing::warn!("cannot cache {key}: {e}");
                 }
             }

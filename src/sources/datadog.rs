@@ -1,0 +1,166 @@
+//! Datadog: health metrics, one `/api/v1/query` per environment for every component.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::http::{Auth, ClientOptions, FetchError, LogSink, RateHeaders, SourceClient};
+use crate::config::{DatadogConfig, Secrets};
+
+const RESOURCE: &str = "query";
+
+#[derive(Debug, Deserialize)]
+struct QueryResponse {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    series: Vec<Series>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Series {
+    #[serde(default)]
+    query_index: Option<usize>,
+    #[serde(default)]
+    pointlist: Vec<Vec<Option<f64>>>,
+}
+
+#[derive(Clone)]
+pub struct Datadog {
+    client: SourceClient,
+    window_secs: i64,
+}
+
+/// One query of a multi-query call: which component and which named query it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthQuery {
+    pub component: String,
+    pub name: String,
+    pub query: String,
+}
+
+impl Datadog {
+    pub fn new(
+        cfg: &DatadogConfig,
+        secrets: &Secrets,
+        log: LogSink,
+        retry_min_delay: std::time::Duration,
+    ) -> Result<Datadog, String> {
+        let client = SourceClient::new(ClientOptions {
+            name: "datadog",
+            label: "Datadog",
+            base_url: cfg.base_url.clone(),
+            auth: Auth::Headers(vec![
+                (
+                    "DD-API-KEY",
+                    secrets.datadog_api_key.clone().unwrap_or_default(),
+                ),
+                (
+                    "DD-APPLICATION-KEY",
+                    secrets.datadog_app_key.clone().unwrap_or_default(),
+                ),
+            ]),
+            headers: vec![("accept", "application/json".into())],
+            max_concurrency: cfg.max_concurrency,
+            rate_headers: RateHeaders::Datadog,
+            cache: None,
+            log,
+            budgets: vec![(RESOURCE, "Datadog", None)],
+            retry_min_delay,
+        })?;
+        Ok(Datadog {
+            client,
+            window_secs: i64::from(cfg.window_minutes.max(1)) * 60,
+        })
+    }
+
+    pub fn client(&self) -> &SourceClient {
+        &self.client
+    }
+
+    /// Runs all `queries` in one call; returns (component, name) → last non-null value.
+    pub async fn query(
+        &self,
+        queries: &[HealthQuery],
+        now: time::OffsetDateTime,
+    ) -> Result<BTreeMap<(String, String), Option<f64>>, FetchError> {
+        let to = now.unix_timestamp();
+        let from = to - self.window_secs;
+        let joined = queries
+            .iter()
+            .map(|q| q.query.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut url = self.client.url("api/v1/query")?;
+        url.query_pairs_mut()
+            .append_pair("from", &from.to_string())
+            .append_pair("to", &to.to_string())
+            .append_pair("query", &joined);
+        let endpoint = "/api/v1/query";
+        let resp = self.client.get_uncached(url, RESOURCE).await?;
+        let body: QueryResponse = resp.json(&self.client, endpoint)?;
+        if body.status.as_deref() == Some("error") {
+            let msg = body.error.unwrap_or_else(|| "query failed".into());
+            return Err(self
+                .client
+                .error("GET", endpoint, Some(resp.status), msg, false));
+        }
+        let mut out: BTreeMap<(String, String), Option<f64>> = queries
+            .iter()
+            .map(|q| ((q.component.clone(), q.name.clone()), None))
+            .collect();
+        for series in &body.series {
+            let Some(q) = series.query_index.and_then(|i| queries.get(i)) else {
+                continue;
+            };
+            // The last non-null point; pointlist entries are [timestamp_ms, value].
+            let last = series
+                .pointlist
+                .iter()
+                .rev()
+                .find_map(|p| p.get(1).copied().flatten());
+            if let Some(v) = last {
+                out.insert((q.component.clone(), q.name.clone()), Some(v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Fills `{service}` and `{env}` in a query template.
+pub fn render_query(template: &str, service: &str, env: &str) -> String {
+    template.replace("{service}", service).replace("{env}", env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_series_with_nulls() {
+        let json = r#"{"status":"ok","res_type":"time_series","series":[{"metric":"m","query_index":1,"pointlist":[[1700000000000,0.5],[1700000060000,null]],"scope":"env:prod"},{"query_index":0,"pointlist":[[1700000000000,null]]}],"from_date":1,"to_date":2,"query":"a,b"}"#;
+        let r: QueryResponse = serde_json::from_str(json).unwrap();
+        assert_eq!(r.series.len(), 2);
+        let last = r.series[0]
+            .pointlist
+            .iter()
+            .rev()
+            .find_map(|p| p.get(1).copied().flatten());
+        assert_eq!(last, Some(0.5));
+    }
+
+    #[test]
+    fn renders_templates() {
+        let q = render_query(
+            "sum:trace.http.request.errors{service:{service},env:{env}}.as_rate()",
+            "api",
+            "prod",
+        );
+        assert_eq!(
+            q,
+            "sum:trace.http.request.errors{service:api,env:prod}.as_rate()"
+        );
+    }
+}
