@@ -112,7 +112,8 @@ fn default_true() -> bool {
     true
 }
 fn default_github_concurrency() -> usize {
-    64
+    // Under GitHub's documented 100 concurrent requests, shared by REST and GraphQL.
+    80
 }
 fn default_concurrency() -> usize {
     8
@@ -171,8 +172,13 @@ pub struct JiraConfig {
     pub max_concurrency: usize,
 }
 
+impl JiraConfig {
+    /// Jira's own key shape: a project key, a dash, a number.
+    pub const DEFAULT_TICKET_PATTERN: &'static str = "[A-Z][A-Z0-9]+-[0-9]+";
+}
+
 fn default_ticket_pattern() -> String {
-    "[A-Z][A-Z0-9]+-[0-9]+".into()
+    JiraConfig::DEFAULT_TICKET_PATTERN.into()
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -1,4 +1,142 @@
-//! The snapshot engine: runs snapshots on tokio, reports progress as owned events.
+//! The snapshot engine: runs snapshots on tokio and reports progress as owned events.
+//! It knows nothing of the UI; the TUI and the headless CLI both drive it.
 
+pub mod correlate;
 pub mod events;
 pub mod model;
+pub mod progress;
+pub mod runner;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Secrets};
+use crate::store::Store;
+use events::EngineEvent;
+use model::Trigger;
+use runner::{RunEnv, run_snapshot};
+
+/// Events buffered for a slow observer; progress beyond this is dropped (the next one
+/// carries newer numbers), results never are.
+pub const EVENT_BUFFER: usize = 1024;
+/// First backoff delay of transient retries.
+pub const RETRY_MIN_DELAY_MS: u64 = 250;
+
+#[derive(Debug)]
+enum Command {
+    Trigger(Trigger),
+    Cancel,
+}
+
+/// Drives the engine task. Cheap to clone; dropping every handle stops the engine.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl EngineHandle {
+    /// Starts a snapshot now. While one runs, this is coalesced into it (the engine
+    /// answers [`EngineEvent::AlreadyRunning`]).
+    pub fn trigger(&self, trigger: Trigger) {
+        let _ = self.commands.send(Command::Trigger(trigger));
+    }
+
+    /// Cancels the running snapshot; what it gathered is kept and marked partial.
+    pub fn cancel(&self) {
+        let _ = self.commands.send(Command::Cancel);
+    }
+}
+
+/// Starts the engine task on the current tokio runtime.
+pub fn spawn(
+    config: Arc<Config>,
+    secrets: Secrets,
+    store: Store,
+) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
+    spawn_with(
+        config,
+        secrets,
+        store,
+        Duration::from_millis(RETRY_MIN_DELAY_MS),
+    )
+}
+
+/// [`spawn`] with a custom first retry delay (tests).
+pub fn spawn_with(
+    config: Arc<Config>,
+    secrets: Secrets,
+    store: Store,
+    retry_min_delay: Duration,
+) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
+    let env = RunEnv {
+        config,
+        secrets,
+        store,
+        events: ev_tx,
+        retry_min_delay,
+    };
+    tokio::spawn(engine_loop(env, cmd_rx));
+    (EngineHandle { commands: cmd_tx }, ev_rx)
+}
+
+async fn engine_loop(env: RunEnv, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let _ = env.events.send(EngineEvent::NextRun(None)).await;
+    let mut running: Option<(tokio::task::JoinHandle<()>, CancellationToken)> = None;
+    loop {
+        let finished = async {
+            match &mut running {
+                Some((task, _)) => {
+                    let _ = task.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                None => {
+                    if let Some((_, cancel)) = &running {
+                        cancel.cancel();
+                    }
+                    return;
+                }
+                Some(Command::Trigger(trigger)) => {
+                    if running.is_some() {
+                        let _ = env.events.send(EngineEvent::AlreadyRunning).await;
+                        continue;
+                    }
+                    let cancel = CancellationToken::new();
+                    let task = tokio::spawn(run_and_report(env.clone(), trigger, cancel.clone()));
+                    running = Some((task, cancel));
+                }
+                Some(Command::Cancel) => {
+                    if let Some((_, cancel)) = &running {
+                        cancel.cancel();
+                    }
+                }
+            },
+            _ = finished => running = None,
+        }
+    }
+}
+
+async fn run_and_report(env: RunEnv, trigger: Trigger, cancel: CancellationToken) {
+    let event = match run_snapshot(env.clone(), trigger, cancel).await {
+        Ok((summary, snapshot)) => EngineEvent::Finished {
+            summary,
+            snapshot: Box::new(snapshot),
+        },
+        Err((summary, error)) => {
+            let _ = env.store.commit_run(&summary, None);
+            EngineEvent::Failed {
+                summary,
+                error: error.to_string(),
+            }
+        }
+    };
+    let _ = env.events.send(event).await;
+}

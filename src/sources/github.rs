@@ -227,6 +227,20 @@ impl GitHub {
         .await
     }
 
+    /// The first page only of commits matching `query`, `per_page` of them.
+    pub async fn commits_page(
+        &self,
+        repo: &str,
+        query: &[(&str, String)],
+        per_page: u32,
+    ) -> Result<Vec<CommitItem>, FetchError> {
+        let mut q = query.to_vec();
+        q.push(("per_page", per_page.to_string()));
+        let url = self.repo_url(repo, "commits", &q)?;
+        let endpoint = self.rest.endpoint_of(&url);
+        self.rest.get(url, REST).await?.json(&self.rest, &endpoint)
+    }
+
     /// Tags of `repo` (all pages).
     pub async fn tags(&self, repo: &str) -> Result<Vec<TagItem>, FetchError> {
         let first = self.repo_url(repo, "tags", &[("per_page", PER_PAGE.to_string())])?;
@@ -508,7 +522,7 @@ impl GitHub {
 
     /// `GET /repos/{o}/{r}/contents/{path}?ref=SHA` (base64 with embedded newlines).
     async fn rest_file(&self, repo: &str, f: &FileAt) -> Result<Option<String>, FetchError> {
-        let path: Vec<String> = f.path.split('/').map(|s| urlencode_segment(s)).collect();
+        let path: Vec<String> = f.path.split('/').map(urlencode_segment).collect();
         let url = self.repo_url(
             repo,
             &format!("contents/{}", path.join("/")),
