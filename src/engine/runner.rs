@@ -490,7 +490,7 @@ impl Run {
         }
         let mut added = self.read_versions(repo, &path, &comp.image, &new).await?;
         added.extend(std::mem::take(&mut state.commits));
-        added.sort_by(|a, b| b.date.cmp(&a.date));
+        added.sort_by_key(|c| std::cmp::Reverse(c.date));
         state.commits = added;
         self.fill_base(repo, &path, &comp.image, &mut state).await?;
         self.walk_back(repo, &path, &comp.image, &mut state).await?;
@@ -647,7 +647,7 @@ impl Run {
             }
             let older = self.read_versions(repo, path, image, &older).await?;
             state.commits.extend(older);
-            state.commits.sort_by(|a, b| b.date.cmp(&a.date));
+            state.commits.sort_by_key(|c| std::cmp::Reverse(c.date));
             state.base = None;
             self.fill_base(repo, path, image, state).await?;
         }
@@ -923,12 +923,8 @@ impl Run {
             }
         });
         let fetched = join_all(missing.iter().map(|(repo, sha)| async move {
-            let known: HashSet<String> = self.collect(|c| {
-                c.graphs
-                    .get(repo)
-                    .map(|g| graph_keys(g))
-                    .unwrap_or_default()
-            });
+            let known: HashSet<String> =
+                self.collect(|c| c.graphs.get(repo).map(graph_keys).unwrap_or_default());
             let r = self
                 .clients
                 .github
