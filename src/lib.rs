@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod headless;
 pub mod report;
 pub mod sim;
 pub mod sources;

@@ -36,11 +36,31 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Some(Command::Snapshot { .. }) | None => {
-            eprintln!("snaptop: not built yet");
+        Some(Command::Snapshot { json }) => snapshot(cli.config.as_deref(), json),
+        None => {
+            eprintln!("snaptop: the TUI is not built yet; try `snaptop snapshot` or `snaptop sim`");
             ExitCode::FAILURE
         }
     }
+}
+
+fn snapshot(config: Option<&std::path::Path>, json: bool) -> ExitCode {
+    use snaptop::headless;
+    let _log = headless::init_file_logging(&snaptop::config::default_state_dir());
+    let (config, _) = match headless::load_config(config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    // Secrets first: a missing variable stops the run before any request is sent.
+    let secrets = match config.resolve_secrets() {
+        Ok(s) => s,
+        Err(e) => return fail(&e.into()),
+    };
+    let store = match headless::open_store(&config) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    ExitCode::from(runtime().block_on(headless::run(config, secrets, store, json)))
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -1,4 +1,9 @@
-//! `snaptop sim`: serve the simulator until interrupted.
+//! `snaptop sim`: serve the simulator until interrupted, after printing a ready-to-use
+//! config and the credentials it accepts.
+
+use std::time::Duration;
+
+use super::{Profile, SimOptions};
 
 /// Arguments of `snaptop sim`.
 #[derive(Debug, clap::Args)]
@@ -6,9 +11,65 @@ pub struct SimArgs {
     /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Latency added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests (0.0–1.0) answered with a transient 502/503.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub fail_rate: f64,
+    /// Size of the generated organisation.
+    #[arg(long, value_enum, default_value = "small")]
+    pub profile: Profile,
+    /// Seed of the generated organisation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write the config here instead of printing it.
+    #[arg(long)]
+    pub write_config: Option<std::path::PathBuf>,
 }
 
-/// Serves until Ctrl-C.
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0.0 and 1.0"))
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the simulator is not built yet (port {})", args.port)
+    let sim = super::start(SimOptions {
+        port: args.port,
+        latency: Duration::from_millis(args.latency_ms),
+        fail_rate: args.fail_rate,
+        profile: args.profile,
+        seed: args.seed,
+        ..SimOptions::default()
+    })
+    .await?;
+    let config = sim.config_toml();
+    match &args.write_config {
+        Some(path) => {
+            std::fs::write(path, &config)
+                .map_err(|e| anyhow::anyhow!("{}: cannot write config: {e}", path.display()))?;
+            eprintln!("snaptop sim: config written to {}", path.display());
+        }
+        None => println!("# snaptop config for the simulator\n{config}"),
+    }
+    eprintln!(
+        "snaptop sim: serving GitHub, TeamCity, Datadog and Jira on {} ({:?} profile)\n\
+         Set the credentials it accepts, then run `snaptop --config FILE`:\n{}\
+         Ctrl-C stops it.",
+        sim.base_url(),
+        args.profile,
+        sim.env_exports()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    sim.shutdown().await;
+    Ok(())
 }

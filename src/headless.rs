@@ -1,0 +1,365 @@
+//! `snaptop snapshot`: one run without the TUI. Progress goes to stderr as plain lines,
+//! the result to stdout (`--json`) or as a short summary; the exit code says how it went.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, Secrets};
+use crate::engine::events::{EngineEvent, Level, Progress, StageState};
+use crate::engine::model::{Snapshot, Trigger};
+use crate::engine::runner::{RunEnv, run_snapshot};
+use crate::engine::{EVENT_BUFFER, RETRY_MIN_DELAY_MS};
+use crate::store::{DEFAULT_CACHE_MIB, Store};
+
+/// Exit codes of `snaptop snapshot`.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_PARTIAL: u8 = 2;
+
+/// Longest quiet spell between two progress lines while something is still moving.
+const PROGRESS_LINE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Loads the config named on the command line, or the default one.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, PathBuf)> {
+    let path = match path {
+        Some(p) => p.to_owned(),
+        None => {
+            let p = config::default_config_path()
+                .ok_or_else(|| anyhow::anyhow!("no config file: pass --config FILE"))?;
+            if !p.exists() {
+                anyhow::bail!(
+                    "no config file at {} (pass --config FILE; `snaptop sim` prints one for the simulator)",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
+    Ok((Config::load(&path)?, path))
+}
+
+/// Opens the store the config names (default `$XDG_DATA_HOME/snaptop/store`).
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let path = config
+        .store
+        .path
+        .clone()
+        .unwrap_or_else(|| config::default_data_dir().join("store"));
+    let cache = config.store.cache_mib.unwrap_or(DEFAULT_CACHE_MIB);
+    Ok(Store::open(&path, cache)?)
+}
+
+/// Sends tracing output to a daily file under `dir` (never to the terminal).
+pub fn init_file_logging(dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(dir).ok()?;
+    let appender = tracing_appender::rolling::daily(dir, "snaptop.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SNAPTOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+/// Runs one snapshot and returns the process exit code.
+pub async fn run(config: Config, secrets: Secrets, store: Store, json: bool) -> u8 {
+    let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+    let env = RunEnv {
+        config: Arc::new(config),
+        secrets,
+        store: store.clone(),
+        events: tx,
+        retry_min_delay: Duration::from_millis(RETRY_MIN_DELAY_MS),
+    };
+    let cancel = CancellationToken::new();
+    let printer = tokio::spawn(print_progress(rx));
+    let on_signal = cancel.clone();
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("snaptop: interrupted: cancelling (what was fetched is kept)");
+            on_signal.cancel();
+        }
+    });
+    let result = run_snapshot(env, Trigger::Cli, cancel).await;
+    signals.abort();
+    // The run's sender is gone once `run_snapshot` returns, which ends the printer.
+    let _ = printer.await;
+    let code = match result {
+        Ok((_, snapshot)) => {
+            if json {
+                let mut out = std::io::stdout().lock();
+                let _ = serde_json::to_writer_pretty(&mut out, &SnapshotJson::from(&snapshot));
+                let _ = writeln!(out);
+            } else {
+                print_summary(&snapshot);
+            }
+            for f in &snapshot.failures {
+                eprintln!("snaptop: failed: {f}");
+            }
+            if snapshot.partial {
+                EXIT_PARTIAL
+            } else {
+                EXIT_OK
+            }
+        }
+        Err((_, error)) => {
+            eprintln!("snaptop: snapshot failed: {error}");
+            EXIT_FAILED
+        }
+    };
+    if let Err(e) = store.flush().await {
+        eprintln!("snaptop: {e}");
+    }
+    code
+}
+
+async fn print_progress(mut rx: mpsc::Receiver<EngineEvent>) {
+    let mut last_line = String::new();
+    let mut last_at = Instant::now();
+    let mut last_states: Vec<StageState> = vec![];
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            EngineEvent::Started(p) | EngineEvent::Progress(p) => {
+                let states: Vec<StageState> = p.stages.iter().map(|s| s.state).collect();
+                let line = progress_line(&p);
+                let due = last_at.elapsed() >= PROGRESS_LINE_INTERVAL;
+                if line != last_line && (states != last_states || due) {
+                    eprintln!("{line}");
+                    last_line = line;
+                    last_at = Instant::now();
+                    last_states = states;
+                }
+            }
+            EngineEvent::Log(l) => {
+                let level = match l.level {
+                    Level::Info => "info",
+                    Level::Warn => "warning",
+                    Level::Error => "error",
+                };
+                eprintln!("{level}: {}: {}", l.source, sanitize(&l.message));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `[ 42%] deployment history 7/60 files · repos 15/15 · ... · ETA 4s`
+fn progress_line(p: &Progress) -> String {
+    let stages: Vec<String> = p
+        .stages
+        .iter()
+        .filter(|s| s.state != StageState::Skipped)
+        .map(|s| {
+            let mark = match s.state {
+                StageState::Done => " done",
+                StageState::Failed => " FAILED",
+                _ => "",
+            };
+            format!(
+                "{} {}/{} {}{mark}",
+                s.stage.label(),
+                s.done,
+                s.total,
+                s.stage.unit()
+            )
+        })
+        .collect();
+    let eta = match p.eta {
+        Some(d) => format!("ETA {}s", d.as_secs()),
+        None => "ETA learning".to_string(),
+    };
+    format!(
+        "[{:3.0}%] {} · {} requests, {} not modified · {eta}",
+        p.fraction * 100.0,
+        stages.join(" · "),
+        p.requests,
+        p.not_modified
+    )
+}
+
+fn print_summary(s: &Snapshot) {
+    let mut out = std::io::stdout().lock();
+    let width = s
+        .components
+        .iter()
+        .map(|c| c.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    let _ = write!(out, "{:width$}", "component");
+    for env in &s.environments {
+        let _ = write!(out, "  {env:24}");
+    }
+    let _ = writeln!(out);
+    for comp in &s.components {
+        let _ = write!(out, "{comp:width$}");
+        for env in &s.environments {
+            let text = s
+                .cell(env, comp)
+                .and_then(|c| c.tag.clone())
+                .map(|t| sanitize(&t))
+                .unwrap_or_else(|| "-".into());
+            let short: String = text.chars().take(24).collect();
+            let _ = write!(out, "  {short:24}");
+        }
+        let _ = writeln!(out);
+    }
+    let st = &s.stats;
+    let _ = writeln!(
+        out,
+        "{} requests ({} not modified, {} from cache), {} retries, {} rate-limit waits, {} ms{}",
+        st.requests,
+        st.not_modified,
+        st.cache_hits,
+        st.retries,
+        st.rate_limited_waits,
+        st.duration_ms,
+        if s.partial { " — PARTIAL" } else { "" }
+    );
+}
+
+/// Outside text on a terminal: no control characters or escape sequences.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+// --- the documented JSON shape ------------------------------------------------------------
+
+#[derive(Serialize)]
+struct SnapshotJson {
+    run_id: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    finished_at: time::OffsetDateTime,
+    partial: bool,
+    cancelled: bool,
+    failures: Vec<crate::engine::model::Failure>,
+    environments: BTreeMap<String, BTreeMap<String, CellJson>>,
+    stats: StatsJson,
+}
+
+#[derive(Serialize)]
+struct CellJson {
+    tag: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    deployed_at: Option<time::OffsetDateTime>,
+    deploy_commit: Option<String>,
+    source_commit: Option<String>,
+    build: Option<BuildJson>,
+    health: BTreeMap<String, Option<f64>>,
+    tickets: Vec<crate::engine::model::Ticket>,
+    events: Vec<EventJson>,
+}
+
+#[derive(Serialize)]
+struct BuildJson {
+    number: Option<String>,
+    status: Option<String>,
+    state: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    finished_at: Option<time::OffsetDateTime>,
+    web_url: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    #[serde(with = "time::serde::rfc3339")]
+    at: time::OffsetDateTime,
+    from: Option<String>,
+    to: Option<String>,
+    commit: String,
+}
+
+#[derive(Serialize)]
+struct StatsJson {
+    requests: u64,
+    not_modified: u64,
+    cache_hits: u64,
+    retries: u64,
+    rate_limited_waits: u64,
+    duration_ms: u64,
+    per_source: BTreeMap<String, crate::engine::model::SourceStats>,
+}
+
+impl From<&Snapshot> for SnapshotJson {
+    fn from(s: &Snapshot) -> Self {
+        let environments = s
+            .cells
+            .iter()
+            .map(|(env, comps)| {
+                let comps = comps
+                    .iter()
+                    .map(|(name, c)| {
+                        (
+                            name.clone(),
+                            CellJson {
+                                tag: c.tag.clone(),
+                                deployed_at: c.deployed_at,
+                                deploy_commit: c.deploy_commit.clone(),
+                                source_commit: c.source_commit.clone(),
+                                build: c.build.as_ref().map(|b| BuildJson {
+                                    number: b.number.clone(),
+                                    status: b.status.clone(),
+                                    state: b.state.clone(),
+                                    finished_at: b.finished_at,
+                                    web_url: b.web_url.clone(),
+                                }),
+                                health: c.health.clone(),
+                                tickets: c.tickets.clone(),
+                                events: c
+                                    .events
+                                    .iter()
+                                    .map(|e| EventJson {
+                                        at: e.at,
+                                        from: e.from.clone(),
+                                        to: e.to.clone(),
+                                        commit: e.commit.clone(),
+                                    })
+                                    .collect(),
+                            },
+                        )
+                    })
+                    .collect();
+                (env.clone(), comps)
+            })
+            .collect();
+        let st = &s.stats;
+        SnapshotJson {
+            run_id: s.run_id,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            partial: s.partial,
+            cancelled: s.cancelled,
+            failures: s.failures.clone(),
+            environments,
+            stats: StatsJson {
+                requests: st.requests,
+                not_modified: st.not_modified,
+                cache_hits: st.cache_hits,
+                retries: st.retries,
+                rate_limited_waits: st.rate_limited_waits,
+                duration_ms: st.duration_ms,
+                per_source: st.per_source.clone(),
+            },
+        }
+    }
+}
+
+/// The documented JSON of a snapshot (also used by tests and the bench).
+pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
+    serde_json::to_value(SnapshotJson::from(s)).unwrap_or_default()
+}

@@ -1,0 +1,88 @@
+//! Shared by the integration tests: a simulator on loopback and a snapshot run against it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use snaptop::config::Config;
+use snaptop::engine::events::EngineEvent;
+use snaptop::engine::model::{RunSummary, Snapshot, Trigger};
+use snaptop::engine::runner::{RunEnv, RunError, run_snapshot};
+use snaptop::sim::{RunningSim, SimOptions};
+use snaptop::store::Store;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub async fn sim(opts: SimOptions) -> RunningSim {
+    snaptop::sim::start(opts).await.expect("simulator starts")
+}
+
+/// One snapshot run in-process; the event stream is collected and returned.
+pub async fn snapshot_with(
+    sim: &RunningSim,
+    config: Config,
+    store: &Store,
+) -> (
+    Result<(RunSummary, Snapshot), (RunSummary, RunError)>,
+    Vec<EngineEvent>,
+) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let collector = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    });
+    let env = RunEnv {
+        config: Arc::new(config),
+        secrets: sim.secrets(),
+        store: store.clone(),
+        events: tx,
+        retry_min_delay: Duration::from_millis(1),
+    };
+    let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
+    let events = collector.await.unwrap();
+    (result, events)
+}
+
+pub async fn snapshot(sim: &RunningSim, store: &Store) -> Snapshot {
+    let (result, _) = snapshot_with(sim, sim.config(), store).await;
+    match result {
+        Ok((_, s)) => s,
+        Err((_, e)) => panic!("snapshot failed: {e}"),
+    }
+}
+
+/// Writes the simulator's config with a store under `dir`; returns its path.
+pub fn write_config(sim: &RunningSim, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "{}\n[store]\npath = {:?}\n",
+        sim.config_toml(),
+        dir.join("store").display().to_string()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The real binary, with the simulator's credentials and XDG dirs under `dir`.
+pub fn snaptop(sim: &RunningSim, dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_snaptop"));
+    let secrets = sim.secrets();
+    for (k, v) in [
+        (snaptop::sim::GITHUB_TOKEN_ENV, secrets.github_token),
+        (snaptop::sim::TEAMCITY_TOKEN_ENV, secrets.teamcity_token),
+        (snaptop::sim::DATADOG_API_KEY_ENV, secrets.datadog_api_key),
+        (snaptop::sim::DATADOG_APP_KEY_ENV, secrets.datadog_app_key),
+        (snaptop::sim::JIRA_EMAIL_ENV, secrets.jira_email),
+        (snaptop::sim::JIRA_TOKEN_ENV, secrets.jira_token),
+    ] {
+        cmd.env(k, v.unwrap_or_default());
+    }
+    for var in ["XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"] {
+        cmd.env(var, dir.join(var.to_lowercase()));
+    }
+    cmd
+}

@@ -1,0 +1,358 @@
+//! The snapshot engine against the simulator: the joined matrix equals the simulator's
+//! ground truth; pagination, 304s, rate-limit waits, faults and a second instance behave.
+
+mod common;
+
+use std::time::Duration;
+
+use snaptop::engine::model::Snapshot;
+use snaptop::sim::org::Org;
+use snaptop::sim::{Fault, Profile, RunningSim, SimOptions, Source};
+use snaptop::sources::datadog::render_query;
+use snaptop::store::Store;
+
+fn assert_matches_ground_truth(org: &Org, snap: &Snapshot) {
+    let window_start = (snap.started_at - time::Duration::days(org.window_days)).unix_timestamp();
+    let mut tickets_seen = 0;
+    let mut events_seen = 0;
+    for env in &org.environments {
+        for comp in &org.components {
+            let at = format!("{env}/{}", comp.name);
+            let want = org.expected(env, &comp.name, window_start).unwrap();
+            let cell = snap
+                .cell(env, &comp.name)
+                .unwrap_or_else(|| panic!("{at}: no cell"));
+            assert_eq!(cell.tag.as_deref(), Some(want.tag.as_str()), "{at}: tag");
+            assert_eq!(
+                cell.deployed_at.map(|t| t.unix_timestamp()),
+                Some(want.deployed_at),
+                "{at}: deployed_at"
+            );
+            let events: Vec<(i64, Option<String>, Option<String>)> = cell
+                .events
+                .iter()
+                .map(|e| (e.at.unix_timestamp(), e.from.clone(), e.to.clone()))
+                .collect();
+            let want_events: Vec<(i64, Option<String>, Option<String>)> = want
+                .events
+                .iter()
+                .map(|e| (e.at, e.from.clone(), Some(e.to.clone())))
+                .collect();
+            assert_eq!(events, want_events, "{at}: events");
+            events_seen += events.len();
+            let keys: Vec<&str> = cell.tickets.iter().map(|t| t.key.as_str()).collect();
+            assert_eq!(keys, want.tickets, "{at}: tickets");
+            tickets_seen += keys.len();
+            for t in &cell.tickets {
+                let sim_ticket = &org.tickets[&t.key];
+                assert_eq!(
+                    t.status.as_deref(),
+                    Some(sim_ticket.status),
+                    "{at}: {}",
+                    t.key
+                );
+                assert_eq!(t.summary.as_deref(), Some(sim_ticket.summary.as_str()));
+            }
+            let build = cell.build.as_ref().expect("a build");
+            let want_build = want.build.as_ref().unwrap();
+            assert_eq!(build.number, Some(want_build.number.to_string()), "{at}");
+            assert_eq!(build.status.as_deref(), Some(want_build.status), "{at}");
+            assert_eq!(
+                build.finished_at.map(|t| t.unix_timestamp()),
+                want_build.finish,
+                "{at}"
+            );
+            for (name, template) in [
+                (
+                    "error_rate",
+                    "sum:trace.http.request.errors{service:{service},env:{env}}.as_rate()",
+                ),
+                (
+                    "p95_ms",
+                    "p95:trace.http.request.duration{service:{service},env:{env}}",
+                ),
+            ] {
+                let q = render_query(template, &comp.service, env);
+                assert_eq!(
+                    cell.health.get(name).copied().flatten(),
+                    org.metric_value(&q),
+                    "{at}: {name}"
+                );
+            }
+        }
+    }
+    assert!(tickets_seen > 0, "some tickets shipped somewhere");
+    assert!(events_seen > 0, "some deployments in the window");
+}
+
+#[tokio::test]
+async fn small_profile_matrix_equals_ground_truth() {
+    let sim = common::sim(SimOptions::default()).await;
+    let store = Store::temporary().unwrap();
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(!snap.partial, "{:?}", snap.failures);
+    assert_matches_ground_truth(&sim.org(), &snap);
+    // The result is committed: it reads back from the store.
+    assert_eq!(store.latest_snapshot().unwrap().as_ref(), Some(&snap));
+    assert_eq!(sim.counts(Source::GitHub).secondary_limited, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_profile_pages_through_history_and_matches() {
+    let sim = common::sim(SimOptions {
+        profile: Profile::Seed,
+        ..SimOptions::default()
+    })
+    .await;
+    let store = Store::temporary().unwrap();
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(!snap.partial, "{:?}", snap.failures);
+    assert_matches_ground_truth(&sim.org(), &snap);
+    let calls = sim.github_endpoint_counts();
+    let files = sim.org().gitops.files.len() as u64;
+    // ~112 commits per file in the window: more than one page of 100 each.
+    assert!(calls["commits"] > files, "{calls:?}");
+    // File contents come through GraphQL aliases, not one call per commit.
+    assert!(
+        calls.get("contents").copied().unwrap_or(0) == 0,
+        "{calls:?}"
+    );
+    assert!(calls["graphql"] < 200, "{calls:?}");
+    let gh = sim.counts(Source::GitHub);
+    assert_eq!((gh.secondary_limited, gh.primary_limited), (0, 0));
+}
+
+#[tokio::test]
+async fn warm_run_is_answered_by_304s_and_changes_nothing() {
+    let sim = common::sim(SimOptions::default()).await;
+    let store = Store::temporary().unwrap();
+    let cold = common::snapshot(&sim, &store).await;
+    sim.reset_counts();
+    let warm = common::snapshot(&sim, &store).await;
+    assert!(!warm.partial, "{:?}", warm.failures);
+    assert_eq!(warm.cells, cold.cells);
+    let gh = sim.counts(Source::GitHub);
+    let calls = sim.github_endpoint_counts();
+    let free = calls.get("rate_limit").copied().unwrap_or(0);
+    assert!(
+        gh.not_modified * 10 >= (gh.requests - free) * 9,
+        "{gh:?} {calls:?}"
+    );
+    assert_eq!(calls.get("graphql"), None, "file contents are immutable");
+    assert!(warm.stats.not_modified > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_budget_waits_for_the_reset_without_overdrawing() {
+    let sim = common::sim(SimOptions {
+        github_rest_budget: 10,
+        github_budget_window: Duration::from_secs(2),
+        ..SimOptions::default()
+    })
+    .await;
+    let store = Store::temporary().unwrap();
+    let (result, events) = common::snapshot_with(&sim, sim.config(), &store).await;
+    let (_, snap) = result.unwrap_or_else(|(_, e)| panic!("{e}"));
+    assert!(!snap.partial, "{:?}", snap.failures);
+    assert!(snap.stats.rate_limited_waits > 0);
+    let gh = sim.counts(Source::GitHub);
+    assert_eq!(
+        gh.primary_limited, 0,
+        "a request was sent with no budget left"
+    );
+    assert_eq!(gh.secondary_limited, 0);
+    let warned = events.iter().any(|e| {
+        matches!(e, snaptop::engine::events::EngineEvent::Log(l) if l.message.contains("budget exhausted"))
+    });
+    assert!(warned, "the wait is in the run log");
+    assert_matches_ground_truth(&sim.org(), &snap);
+}
+
+#[tokio::test]
+async fn failing_sources_give_a_partial_snapshot_naming_them() {
+    let sim = common::sim(SimOptions::default()).await;
+    let store = Store::temporary().unwrap();
+    let good = common::snapshot(&sim, &store).await;
+    sim.set_fault(Source::TeamCity, Fault::ServerError);
+    sim.set_fault(Source::Datadog, Fault::Garbage);
+    sim.set_fault(Source::Jira, Fault::Unauthorized);
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(snap.partial);
+    let named = |source: &str, status: Option<u16>| {
+        snap.failures
+            .iter()
+            .any(|f| f.source == source && f.status == status)
+    };
+    assert!(named("teamcity", Some(500)), "{:?}", snap.failures);
+    assert!(named("datadog", Some(200)), "{:?}", snap.failures);
+    assert!(named("jira", Some(401)), "{:?}", snap.failures);
+    let tc = snap
+        .failures
+        .iter()
+        .find(|f| f.source == "teamcity")
+        .unwrap();
+    assert!(tc.endpoint.contains("/app/rest/builds"), "{tc:?}");
+    // 5xx are retried a bounded number of times; 401 is not retried.
+    assert!(snap.stats.per_source["teamcity"].retries >= 1);
+    assert_eq!(snap.stats.per_source["jira"].retries, 0);
+    // GitHub data is still complete; the failed sources' cells are empty, not invented.
+    for env in &snap.environments {
+        for comp in &snap.components {
+            let (cell, before) = (snap.cell(env, comp).unwrap(), good.cell(env, comp).unwrap());
+            assert_eq!(cell.tag, before.tag);
+            assert_eq!(cell.build, None);
+            assert!(cell.health.values().all(Option::is_none));
+        }
+    }
+    // The run is recorded and the earlier complete snapshot stays readable.
+    let history = store.run_history(10).unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[0].partial && !history[1].partial);
+}
+
+#[tokio::test]
+async fn rate_limited_source_waits_then_gives_up_with_a_clear_failure() {
+    let sim = common::sim(SimOptions::default()).await;
+    sim.set_fault(Source::Jira, Fault::RateLimited(3600));
+    let store = Store::temporary().unwrap();
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(snap.partial);
+    let jira = snap.failures.iter().find(|f| f.source == "jira").unwrap();
+    assert!(jira.message.contains("rate limited"), "{jira:?}");
+    // Other sources are untouched by Jira's limit.
+    assert!(snap.failures.iter().all(|f| f.source == "jira"));
+}
+
+async fn sim_and_dir() -> (RunningSim, tempfile::TempDir, std::path::PathBuf) {
+    let sim = common::sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(&sim, dir.path());
+    (sim, dir, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_json_has_the_documented_shape() {
+    let (sim, dir, config) = sim_and_dir().await;
+    let out = common::snaptop(&sim, dir.path())
+        .args(["snapshot", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("deployment history"),
+        "progress on stderr: {stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["partial"], false);
+    assert!(v["failures"].as_array().unwrap().is_empty());
+    let cell = &v["environments"]["prod"]["payments"];
+    assert!(cell["tag"].as_str().unwrap().starts_with("v1."));
+    let deployed = cell["deployed_at"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(deployed, &time::format_description::well_known::Rfc3339)
+            .is_ok()
+    );
+    for key in ["number", "status", "finished_at"] {
+        assert!(cell["build"][key].is_string(), "build.{key}: {cell}");
+    }
+    assert!(cell["health"]["p95_ms"].is_number());
+    assert!(cell["health"].get("error_rate").is_some());
+    let dev = &v["environments"]["dev"]["payments"];
+    let ticket = &dev["tickets"][0];
+    for key in ["key", "status", "summary"] {
+        assert!(ticket[key].is_string(), "ticket.{key}: {dev}");
+    }
+    let event = &dev["events"][0];
+    assert!(event["at"].is_string() && event["to"].is_string(), "{dev}");
+    assert!(event.get("from").is_some());
+    for key in [
+        "requests",
+        "not_modified",
+        "cache_hits",
+        "retries",
+        "rate_limited_waits",
+        "duration_ms",
+    ] {
+        assert!(v["stats"][key].is_u64(), "stats.{key}");
+    }
+    // Logs went to the state dir, not the terminal.
+    assert!(dir.path().join("xdg_state_home/snaptop").exists());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_exit_codes_partial_and_missing_secret() {
+    let (sim, dir, config) = sim_and_dir().await;
+    sim.set_fault(Source::TeamCity, Fault::Unauthorized);
+    let out = common::snaptop(&sim, dir.path())
+        .args(["snapshot", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "partial run exits 2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("teamcity GET /app/rest/builds"), "{stderr}");
+
+    sim.reset_counts();
+    let out = common::snaptop(&sim, dir.path())
+        .env_remove(snaptop::sim::JIRA_TOKEN_ENV)
+        .args(["snapshot", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(snaptop::sim::JIRA_TOKEN_ENV), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    for s in Source::ALL {
+        assert_eq!(
+            sim.counts(s).requests,
+            0,
+            "no request before secrets are known"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_instance_gets_a_clear_message() {
+    let (sim, dir, config) = sim_and_dir().await;
+    let held = Store::open(&dir.path().join("store"), 8).unwrap();
+    let out = common::snaptop(&sim, dir.path())
+        .args(["snapshot", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another snaptop process"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_names_file_and_line() {
+    let (sim, dir, config) = sim_and_dir().await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("history_days", "histroy_days")).unwrap();
+    let out = common::snaptop(&sim, dir.path())
+        .args(["snapshot", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("history_days"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!("config.toml:{line}:")) && stderr.contains("histroy_days"),
+        "{stderr}"
+    );
+}
