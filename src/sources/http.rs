@@ -29,6 +29,8 @@ pub const MAX_TRANSIENT_RETRIES: usize = 3;
 pub const MAX_RATE_LIMIT_WAITS: u32 = 5;
 /// The longest a single rate-limit wait may be before the request fails instead.
 pub const MAX_RATE_LIMIT_WAIT_SECS: u64 = 900;
+/// Resets reported as "seconds from now" (Datadog) wobble by a second between answers.
+const RESET_JITTER: Duration = Duration::from_millis(1500);
 /// GitHub documents no wait for a secondary limit without `retry-after`: "at least one minute".
 const SECONDARY_LIMIT_DEFAULT_WAIT_SECS: u64 = 60;
 
@@ -236,11 +238,13 @@ impl Limiter {
         if let Some(remaining) = state.remaining
             && remaining <= state.in_flight
         {
-            let wait = state
-                .reset_at
-                .and_then(|r| r.duration_since(SystemTime::now()).ok());
-            match wait {
-                Some(wait) if remaining == 0 => {
+            let now_sys = SystemTime::now();
+            match state.reset_at {
+                Some(reset) if reset > now_sys => {
+                    if remaining > 0 {
+                        return Gate::WaitForAnswer;
+                    }
+                    let wait = reset.duration_since(now_sys).unwrap_or_default();
                     let msg = format!(
                         "{} budget exhausted ({}/{}) → waiting {}s for the reset",
                         state.label,
@@ -248,14 +252,21 @@ impl Limiter {
                         state.limit.unwrap_or(0),
                         wait.as_secs().max(1)
                     );
-                    // Add a second of slack: reset is in whole seconds.
+                    // Half a second of slack: the reset is given in whole seconds.
                     return Gate::Sleep(wait + Duration::from_millis(500), Some(msg));
                 }
-                Some(_) => return Gate::WaitForAnswer,
-                None => {
-                    // The reset has passed: the budget is unknown until the next answer.
-                    state.remaining = None;
+                Some(_) => {
+                    // The window has reset: the documented limit is available again
+                    // (until an answer says otherwise).
+                    state.remaining = state.limit;
+                    state.reset_at = None;
+                    if state.limit.is_some_and(|l| l <= state.in_flight) {
+                        return Gate::WaitForAnswer;
+                    }
                 }
+                // No reset known: an answer in flight will tell; with none, probe once.
+                None if state.in_flight > 0 => return Gate::WaitForAnswer,
+                None => {}
             }
         }
         if let Some(pace) = state.pace {
@@ -285,13 +296,34 @@ impl Limiter {
     ) {
         let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
         let state = b.entry(resource.to_string()).or_default();
-        if remaining.is_some() {
-            state.remaining = remaining;
+        // Answers arrive out of order: within one window the budget only goes down, and
+        // an answer from an older window says nothing about the current one.
+        let same_window = match (state.reset_at, reset) {
+            (Some(known), Some(new)) => {
+                let apart = known
+                    .duration_since(new)
+                    .or_else(|_| new.duration_since(known))
+                    .unwrap_or_default();
+                if apart <= RESET_JITTER && new < known {
+                    true
+                } else if new < known {
+                    return;
+                } else {
+                    apart <= RESET_JITTER
+                }
+            }
+            (None, _) | (_, None) => false,
+        };
+        if let Some(r) = remaining {
+            state.remaining = Some(match state.remaining {
+                Some(old) if same_window => old.min(r),
+                _ => r,
+            });
         }
         if limit.is_some() {
             state.limit = limit;
         }
-        if reset.is_some() {
+        if reset.is_some() && !same_window {
             state.reset_at = reset;
         }
         drop(b);
@@ -1078,6 +1110,45 @@ mod tests {
         assert!(matches!(l.gate("core"), Gate::WaitForAnswer));
         l.update("core", Some(0), None, None);
         assert!(matches!(l.gate("core"), Gate::Sleep(d, Some(_)) if d > Duration::from_secs(500)));
+    }
+
+    #[test]
+    fn late_answers_never_raise_the_budget_within_a_window() {
+        let l = Limiter::default();
+        let reset = Some(SystemTime::now() + Duration::from_secs(600));
+        l.update("core", Some(3), Some(10), reset);
+        l.update("core", Some(5), Some(10), reset);
+        let remaining = l.budgets.lock().unwrap()["core"].remaining;
+        assert_eq!(remaining, Some(3));
+        // An answer from the previous window is ignored; a new window replaces the budget.
+        l.update(
+            "core",
+            Some(9),
+            Some(10),
+            Some(SystemTime::now() - Duration::from_secs(5)),
+        );
+        assert_eq!(l.budgets.lock().unwrap()["core"].remaining, Some(3));
+        l.update(
+            "core",
+            Some(9),
+            Some(10),
+            Some(SystemTime::now() + Duration::from_secs(4000)),
+        );
+        assert_eq!(l.budgets.lock().unwrap()["core"].remaining, Some(9));
+    }
+
+    #[test]
+    fn after_the_reset_only_the_documented_limit_is_sent() {
+        let l = Limiter::default();
+        l.update(
+            "core",
+            Some(0),
+            Some(2),
+            Some(SystemTime::now() - Duration::from_secs(1)),
+        );
+        assert!(matches!(l.gate("core"), Gate::Go));
+        assert!(matches!(l.gate("core"), Gate::Go));
+        assert!(matches!(l.gate("core"), Gate::WaitForAnswer));
     }
 
     #[test]
