@@ -174,13 +174,13 @@ impl Tab for CacheTab {
                         .style(t.style(Role::Title)),
                     ));
                 let widths = [
-                    Constraint::Length(16),
+                    Constraint::Length(14),
                     Constraint::Length(9),
-                    Constraint::Length(7),
-                    Constraint::Length(11),
                     Constraint::Length(6),
-                    Constraint::Length(8),
-                    Constraint::Length(11),
+                    Constraint::Length(10),
+                    Constraint::Length(6),
+                    Constraint::Length(7),
+                    Constraint::Length(10),
                     Constraint::Length(6),
                 ];
                 frame.render_widget(

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod reports;
+pub mod sample;
 pub mod schedule;
 pub mod snapshot;
 pub mod text;
@@ -157,34 +158,54 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, view: &View) {
         left.push(Span::styled(format!(" {} {} ", i + 1, tab.title()), style));
         left.push(Span::raw(" "));
     }
+    let left = Line::from(left);
+    let room = (area.width as usize).saturating_sub(left.width());
+    // The fullest status that fits next to the tabs.
     let mut right: Vec<Span> = Vec::new();
-    if let Some(f) = app.running_fraction() {
-        right.push(Span::styled(
-            format!("● running {:.0}%", f * 100.0),
-            t.style(Role::StatusRunning),
-        ));
-        right.push(Span::styled(" · ", t.style(Role::Muted)));
-    }
-    match app.data_as_of() {
-        Some(at) => right.push(Span::styled(
-            format!(
-                "as of {}, {}",
-                text::clock(at, view.offset),
-                text::ago(text::between(at, view.now))
-            ),
-            t.style(Role::Muted),
-        )),
-        None => right.push(Span::styled("no data yet", t.style(Role::Muted))),
-    }
-    if app.is_demo() {
-        right.push(Span::raw(" "));
-        right.push(Span::styled(" DEMO ", t.style(Role::BadgeDemo)));
+    for compact in [false, true] {
+        right = header_status(app, view, compact);
+        if Line::from(right.clone()).width() <= room {
+            break;
+        }
     }
     let right = Line::from(right);
     let right_w = (right.width() as u16).min(area.width);
     let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(right_w)]).areas(area);
-    frame.render_widget(Line::from(left), l);
+    frame.render_widget(left, l);
     frame.render_widget(right.alignment(Alignment::Right), r);
+}
+
+fn header_status(app: &App, view: &View, compact: bool) -> Vec<Span<'static>> {
+    let t = view.theme;
+    let mut right: Vec<Span> = Vec::new();
+    if let Some(f) = app.running_fraction() {
+        let text = if compact {
+            format!("● {:.0}%", f * 100.0)
+        } else {
+            format!("● running {:.0}%", f * 100.0)
+        };
+        right.push(Span::styled(text, t.style(Role::StatusRunning)));
+        right.push(Span::styled(" · ", t.style(Role::Muted)));
+    }
+    let age = match app.data_as_of() {
+        Some(at) if compact => format!(
+            "{}, {}",
+            text::clock(at, view.offset),
+            text::ago(text::between(at, view.now))
+        ),
+        Some(at) => format!(
+            "as of {}, {}",
+            text::clock(at, view.offset),
+            text::ago(text::between(at, view.now))
+        ),
+        None => "no data yet".into(),
+    };
+    right.push(Span::styled(age, t.style(Role::Muted)));
+    if app.is_demo() {
+        right.push(Span::raw(" "));
+        right.push(Span::styled(" DEMO ", t.style(Role::BadgeDemo)));
+    }
+    right
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App, view: &View) {

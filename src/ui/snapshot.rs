@@ -21,6 +21,8 @@ use crate::engine::model::{Cell, RunSummary, Snapshot};
 
 /// Lines of the run log kept in memory.
 pub const LOG_LINES: usize = 500;
+/// The detail view is not stretched wider than this on big panes.
+const DETAIL_MAX_WIDTH: u16 = 110;
 /// Runs kept for the history table.
 pub const HISTORY_ROWS: usize = 50;
 
@@ -246,7 +248,7 @@ impl Tab for SnapshotTab {
             }
         }
         if let Some(r) = self.history.first() {
-            consider(text::age_changes_in(text::between(r.started_at, now)));
+            consider(text::age_changes_in(text::between(run_end(r), now)));
         }
         if let NextRun::At(t) = self.next_run {
             let left = text::between(now, t);
@@ -282,15 +284,13 @@ impl SnapshotTab {
                 let (word, style) = run_result(r, t);
                 first.push(Span::raw(format!("Last run #{} ", r.id)));
                 first.push(Span::styled(word, style));
-                let ended = r.started_at + Duration::from_millis(r.duration_ms);
+                let ended = run_end(r);
                 first.push(Span::styled(
                     format!(
-                        " · {} ({}) · took {} · {} requests, {} 304 · {} errors · {}",
+                        " · ended {} ({}) · took {} · {} errors · {}",
                         text::clock(ended, view.offset),
                         text::ago(text::between(ended, view.now)),
                         text::duration(Duration::from_millis(r.duration_ms)),
-                        text::count(r.requests),
-                        text::percent(r.not_modified, r.requests),
                         r.errors,
                         trigger_word(r.trigger),
                     ),
@@ -344,10 +344,8 @@ impl SnapshotTab {
             Constraint::Fill(if show_log { 1 } else { 0 }),
         ])
         .areas(area);
-        frame.render_widget(
-            Paragraph::new(self.status_lines(view)).wrap(Wrap { trim: true }),
-            status,
-        );
+        // One line each, cut at the edge: the layout below must not move.
+        frame.render_widget(Paragraph::new(self.status_lines(view)), status);
         self.render_matrix(frame, matrix, view);
         self.render_history(frame, history, view);
         if show_log {
@@ -372,7 +370,12 @@ impl SnapshotTab {
             );
             return;
         };
-        let health_q = s.health_queries.first();
+        let n_env = s.environments.len().max(1) as u16;
+        // The health figure only when a cell has room for it next to the tag.
+        let health_q = s
+            .health_queries
+            .first()
+            .filter(|_| area.width / n_env >= 28);
         let mut title = format!(
             "Deployments · tag age build {}tickets",
             health_q.map(|q| format!("{q} ")).unwrap_or_default()
@@ -392,7 +395,6 @@ impl SnapshotTab {
             .max()
             .unwrap_or(9)
             .clamp(9, 20) as u16;
-        let n_env = s.environments.len().max(1) as u16;
         let cell_w = (inner.width.saturating_sub(comp_w + 1) / n_env).saturating_sub(1) as usize;
         let header = Row::new(
             std::iter::once(ratatui::widgets::Cell::from("component")).chain(
@@ -471,7 +473,7 @@ impl SnapshotTab {
     fn render_running(&self, frame: &mut Frame, area: Rect, p: &Progress, view: &View) {
         let t = view.theme;
         let muted = t.style(Role::Muted);
-        let budget_lines = 1u16;
+        let budget_lines = 2u16;
         let progress_h = (p.stages.len() as u16 + 4 + budget_lines).min(area.height);
         let [top, log] =
             Layout::vertical([Constraint::Length(progress_h), Constraint::Fill(1)]).areas(area);
@@ -481,7 +483,7 @@ impl SnapshotTab {
                 "Snapshot #{} running · {} · {}",
                 p.run_id,
                 trigger_word(p.trigger),
-                text::duration(Duration::from_secs(elapsed.as_secs()))
+                text::seconds(elapsed)
             ),
             t,
         );
@@ -494,7 +496,7 @@ impl SnapshotTab {
             .max(1);
         let mut lines: Vec<Line> = Vec::new();
         let eta = match p.eta {
-            Some(d) => format!("ETA {}", text::duration(Duration::from_secs(d.as_secs()))),
+            Some(d) => format!("ETA {}", text::seconds(d)),
             None => "ETA learning (first run)".into(),
         };
         let mut overall = vec![Span::styled(
@@ -624,7 +626,7 @@ impl SnapshotTab {
         let t = view.theme;
         let popup = centered(
             area,
-            area.width.saturating_sub(4).max(1),
+            area.width.saturating_sub(4).clamp(1, DETAIL_MAX_WIDTH),
             area.height.saturating_sub(2).max(1),
         );
         frame.render_widget(Clear, popup);
@@ -681,7 +683,7 @@ impl SnapshotTab {
                         t.build(b.status.as_deref()),
                     ),
                 ];
-                if let Some(state) = &b.state {
+                if let Some(state) = b.state.as_deref().filter(|s| *s != "finished") {
                     v.push(Span::raw(format!(" ({state})")));
                 }
                 if let Some(at) = b.finished_at {
@@ -826,6 +828,11 @@ fn cell_line(
         }
     }
     line
+}
+
+/// When a run ended (its summary has the start and the duration).
+fn run_end(r: &RunSummary) -> OffsetDateTime {
+    r.started_at + Duration::from_millis(r.duration_ms)
 }
 
 fn run_result(r: &RunSummary, t: &Theme) -> (&'static str, Style) {

@@ -257,6 +257,16 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// Whole seconds: "12s", "2m 05s", "1h 03m" (for clocks that tick once a second).
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3_600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3_600, (s / 60) % 60),
+    }
+}
+
 /// Time between two instants, zero when `later` is earlier.
 pub fn between(earlier: OffsetDateTime, later: OffsetDateTime) -> Duration {
     Duration::try_from(later - earlier).unwrap_or(Duration::ZERO)
