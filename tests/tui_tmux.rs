@@ -132,7 +132,7 @@ fn demo_session_start_tabs_snapshot_quit() {
     pane.wait_for(&["1 Snapshot", "DEMO", "No snapshot yet"]);
 
     pane.keys(&["2"]);
-    pane.wait_for(&["manual only", "scheduling policy"]);
+    pane.wait_for(&["manual only", "policy this tab will edit"]);
     pane.keys(&["3"]);
     pane.wait_for(&["snaptop report PATH"]);
     pane.keys(&["4"]);

@@ -274,8 +274,20 @@ fn draw_help(frame: &mut Frame, area: Rect, scroll: u16, view: &View) {
     let popup = widgets::centered(area, 74, area.height.saturating_sub(2));
     frame.render_widget(Clear, popup);
     let lines = help_lines(view.keys, view.theme);
+    let visible = popup.height.saturating_sub(2);
+    let max_scroll = (lines.len() as u16).saturating_sub(visible);
+    let scroll = scroll.min(max_scroll);
+    let title = if max_scroll == 0 {
+        " Keys ".to_string()
+    } else {
+        format!(
+            " Keys · {} {} to scroll ",
+            view.keys.first(Action::Up),
+            view.keys.first(Action::Down)
+        )
+    };
     let block = Block::bordered()
-        .title(Span::styled(" Keys ", view.theme.style(Role::Title)))
+        .title(Span::styled(title, view.theme.style(Role::Title)))
         .border_style(view.theme.style(Role::BorderFocused));
     frame.render_widget(
         Paragraph::new(lines).block(block).scroll((scroll, 0)),

@@ -98,7 +98,7 @@ impl Tab for ScheduleTab {
         }];
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            "The scheduling policy this tab will edit (saved at once, applied to the next run):",
+            "The policy this tab will edit (saved at once, used from the next run):",
             t.style(Role::Header),
         ));
         for (name, what) in POLICY {
