@@ -319,3 +319,25 @@ fn cache_tab_refresh_is_an_effect_not_io() {
     app.on_terminal(&key('u'));
     assert!(app.take_effects().is_empty());
 }
+
+#[test]
+fn mouse_wheel_moves_and_a_click_on_the_tab_bar_switches() {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mouse = |kind, column, row| {
+        Event::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let mut app = idle_app();
+    // " 1 Snapshot " is 12 wide, then a space: column 15 is in " 2 Schedule ".
+    assert!(app.on_terminal(&mouse(MouseEventKind::Down(MouseButton::Left), 15, 0)));
+    assert_eq!(app.active_tab().title(), "Schedule");
+    assert!(!app.on_terminal(&mouse(MouseEventKind::Down(MouseButton::Left), 15, 5)));
+    assert!(!app.on_terminal(&mouse(MouseEventKind::Down(MouseButton::Left), 79, 0)));
+    app.on_action(Action::TabSnapshot);
+    assert!(app.on_terminal(&mouse(MouseEventKind::ScrollDown, 10, 10)));
+    assert!(!app.on_terminal(&mouse(MouseEventKind::Moved, 10, 10)));
+}

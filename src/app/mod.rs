@@ -13,7 +13,7 @@ pub mod terminal;
 
 use std::time::Duration;
 
-use ratatui::crossterm::event::{Event, KeyEvent};
+use ratatui::crossterm::event::{Event, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::engine::events::{EngineEvent, Level};
@@ -152,7 +152,8 @@ impl App {
         match ev {
             Event::Key(k) => self.on_key(k),
             Event::Resize(..) => true,
-            // Mouse, focus and paste are not used; nothing changes.
+            Event::Mouse(m) => self.on_mouse(m),
+            // Focus and paste are not used; nothing changes.
             _ => false,
         }
     }
@@ -167,6 +168,25 @@ impl App {
             return had_message;
         };
         self.on_action(action) || had_message
+    }
+
+    /// Mouse input (only with `[ui] mouse = true`): the wheel moves like the arrow
+    /// keys, a click on the tab bar switches tabs.
+    fn on_mouse(&mut self, m: &MouseEvent) -> bool {
+        match m.kind {
+            MouseEventKind::ScrollUp => self.on_action(Action::Up),
+            MouseEventKind::ScrollDown => self.on_action(Action::Down),
+            MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
+                match crate::ui::tab_at(self, m.column) {
+                    Some(i) if i != self.active && self.overlay == Overlay::None => {
+                        self.active = i;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
     }
 
     /// An action from a key; returns whether the screen must be redrawn.

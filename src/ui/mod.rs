@@ -146,6 +146,24 @@ fn draw_too_small(frame: &mut Frame, area: Rect, view: &View) {
     );
 }
 
+/// A tab's label in the tab bar; [`tab_at`] uses the same widths.
+fn tab_label(i: usize, tab: &dyn Tab) -> String {
+    format!(" {} {} ", i + 1, tab.title())
+}
+
+/// Which tab's label is at `column` of the header (mouse clicks).
+pub fn tab_at(app: &App, column: u16) -> Option<usize> {
+    let mut x = 0usize;
+    for (i, tab) in app.tabs().iter().enumerate() {
+        let w = unicode_width::UnicodeWidthStr::width(tab_label(i, tab.as_ref()).as_str());
+        if (x..x + w).contains(&(column as usize)) {
+            return Some(i);
+        }
+        x += w + 1;
+    }
+    None
+}
+
 fn draw_header(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     let t = view.theme;
     let mut left: Vec<Span> = Vec::new();
@@ -155,7 +173,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, view: &View) {
         } else {
             t.style(Role::TabInactive)
         };
-        left.push(Span::styled(format!(" {} {} ", i + 1, tab.title()), style));
+        left.push(Span::styled(tab_label(i, tab.as_ref()), style));
         left.push(Span::raw(" "));
     }
     let left = Line::from(left);

@@ -475,8 +475,21 @@ impl SnapshotTab {
         let muted = t.style(Role::Muted);
         let budget_lines = 2u16;
         let progress_h = (p.stages.len() as u16 + 4 + budget_lines).min(area.height);
-        let [top, log] =
-            Layout::vertical([Constraint::Length(progress_h), Constraint::Fill(1)]).areas(area);
+        // On tall panes the last snapshot's matrix stays in view under the progress.
+        let matrix_h = if area.height >= 40 && self.snapshot.is_some() {
+            self.dims().0 as u16 + 3
+        } else {
+            0
+        };
+        let [top, matrix, log] = Layout::vertical([
+            Constraint::Length(progress_h),
+            Constraint::Length(matrix_h),
+            Constraint::Fill(1),
+        ])
+        .areas(area);
+        if matrix_h > 0 {
+            self.render_matrix(frame, matrix, view);
+        }
         let elapsed = text::between(p.started_at, view.now);
         let block = panel(
             format!(
