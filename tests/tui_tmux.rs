@@ -160,21 +160,23 @@ fn demo_session_start_tabs_snapshot_quit() {
 }
 
 #[test]
-fn sigterm_restores_the_terminal() {
+fn sigterm_and_sighup_restore_the_terminal() {
     if !have_tmux() {
         return;
     }
-    let pane = Pane::start("term", 90, 26, "--theme high-contrast");
-    pane.wait_for(&["1 Snapshot", "DEMO"]);
-    let pid = pane.pid();
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
-    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
-    assert!(s.contains("TTY=icanon echo"), "terminal not restored:\n{s}");
+    for signal in ["TERM", "HUP"] {
+        let pane = Pane::start(signal, 90, 26, "--theme high-contrast");
+        pane.wait_for(&["1 Snapshot", "DEMO"]);
+        let pid = pane.pid();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+        assert!(s.contains("SNAPTOP_EXIT=0"), "SIG{signal}: {s}");
+        assert!(s.contains("TTY=icanon echo"), "SIG{signal}: terminal not restored:\n{s}");
+    }
 }
 
 #[test]
