@@ -108,6 +108,29 @@ fn snapshot_tab_detail_of_a_cell() {
 }
 
 #[test]
+fn snapshot_tab_after_a_cancelled_partial_run() {
+    let mut app = idle();
+    let mut snapshot = sample::snapshot();
+    snapshot.run_id = 43;
+    snapshot.partial = true;
+    snapshot.cancelled = true;
+    snapshot.failures = vec![sample::failure()];
+    snapshot.finished_at = sample::NOW - time::Duration::seconds(20);
+    let mut summary = sample::history()[0].clone();
+    summary.id = 43;
+    summary.started_at = snapshot.finished_at - time::Duration::seconds(3);
+    summary.duration_ms = 3_000;
+    summary.partial = true;
+    summary.cancelled = true;
+    summary.errors = 1;
+    app.on_event(AppEvent::Engine(EngineEvent::Finished {
+        summary,
+        snapshot: Box::new(snapshot),
+    }));
+    check("snapshot_cancelled", &app);
+}
+
+#[test]
 fn schedule_tab() {
     let mut app = idle();
     app.on_action(Action::TabSchedule);

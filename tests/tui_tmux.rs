@@ -175,7 +175,10 @@ fn sigterm_and_sighup_restore_the_terminal() {
         assert!(ok.success());
         let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
         assert!(s.contains("SNAPTOP_EXIT=0"), "SIG{signal}: {s}");
-        assert!(s.contains("TTY=icanon echo"), "SIG{signal}: terminal not restored:\n{s}");
+        assert!(
+            s.contains("TTY=icanon echo"),
+            "SIG{signal}: terminal not restored:\n{s}"
+        );
     }
 }
 

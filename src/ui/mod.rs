@@ -244,12 +244,24 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     if app.overlay == Overlay::None {
         actions.extend([Action::NextTab, Action::Help, Action::Quit]);
     }
-    for a in actions {
+    // The four directions read better as one hint: "↑↓←→ move".
+    const DIRECTIONS: [Action; 4] = [Action::Up, Action::Down, Action::Left, Action::Right];
+    let mut i = 0;
+    while i < actions.len() {
+        if actions[i..].starts_with(&DIRECTIONS) {
+            let keys: String = DIRECTIONS.iter().map(|a| view.keys.first(*a)).collect();
+            spans.push(Span::styled(keys, t.style(Role::Key)));
+            spans.push(Span::styled(" move  ", t.style(Role::Muted)));
+            i += DIRECTIONS.len();
+            continue;
+        }
+        let a = actions[i];
         spans.push(Span::styled(view.keys.first(a), t.style(Role::Key)));
         spans.push(Span::styled(
             format!(" {}  ", a.hint()),
             t.style(Role::Muted),
         ));
+        i += 1;
     }
     frame.render_widget(Line::from(spans), area);
 }

@@ -227,7 +227,14 @@ impl Tab for SnapshotTab {
         } else if self.is_running() {
             vec![Action::Cancel]
         } else {
-            vec![Action::Trigger, Action::Up, Action::Right, Action::Open]
+            vec![
+                Action::Trigger,
+                Action::Up,
+                Action::Down,
+                Action::Left,
+                Action::Right,
+                Action::Open,
+            ]
         }
     }
 
@@ -326,7 +333,7 @@ impl SnapshotTab {
         {
             second.push(Span::styled(" · ", muted));
             second.push(Span::styled(
-                format!("{} failures: {}", s.failures.len(), s.failures[0]),
+                format!("{} failed: {}", s.failures.len(), s.failures[0]),
                 t.style(Role::SeverityWarn),
             ));
         }
