@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod keymap;
+pub mod pacer;
 pub mod run;
 pub mod terminal;
 

@@ -18,6 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::keymap::KeyMap;
+use super::pacer::FramePacer;
 use super::terminal::TerminalGuard;
 use super::{App, Startup};
 use crate::config::{self, Config, Secrets};
@@ -170,8 +171,8 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
         .draw(|f| ui::draw(f, &app, OffsetDateTime::now_utc()))?;
     let first_frame = started.elapsed();
     tracing::info!(ms = first_frame.as_millis() as u64, "first frame drawn");
-    let mut last_draw = Instant::now();
-    let mut clock_at = next_clock(&app);
+    let mut pacer = FramePacer::new(Duration::from_millis(FRAME_MIN_MS));
+    pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
 
     load_store_sizes(&store, &app_tx);
     let mut engine = match start_engine(source, &store).await {
@@ -182,15 +183,13 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
             None
         }
     };
-    let mut dirty = true;
-    let mut frame_at: Option<Instant> = None;
+    // The engine may have said something already (a start error); show it.
+    pacer.mark_dirty();
     let mut input = EventStream::new();
 
     loop {
-        let wake = match (frame_at, clock_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake = pacer.wake_at();
+        let mut dirty = false;
         tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(ev)) => dirty |= app.on_terminal(&ev),
@@ -232,28 +231,18 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
         if app.should_quit() {
             break;
         }
-        let now = Instant::now();
-        if clock_at.is_some_and(|at| now >= at) {
-            dirty = true;
-            clock_at = None;
-        }
         if dirty {
-            let since = now.duration_since(last_draw);
-            if since >= Duration::from_millis(FRAME_MIN_MS) {
-                if let Err(e) = guard
-                    .terminal
-                    .draw(|f| ui::draw(f, &app, OffsetDateTime::now_utc()))
-                {
-                    tracing::warn!("drawing failed (terminal gone?): {e}");
-                    break;
-                }
-                last_draw = Instant::now();
-                dirty = false;
-                frame_at = None;
-                clock_at = next_clock(&app);
-            } else {
-                frame_at = Some(last_draw + Duration::from_millis(FRAME_MIN_MS));
+            pacer.mark_dirty();
+        }
+        if pacer.should_draw(Instant::now()) {
+            if let Err(e) = guard
+                .terminal
+                .draw(|f| ui::draw(f, &app, OffsetDateTime::now_utc()))
+            {
+                tracing::warn!("drawing failed (terminal gone?): {e}");
+                break;
             }
+            pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
         }
     }
 
@@ -282,12 +271,6 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
     }
     tracing::info!("snaptop quit");
     Ok(())
-}
-
-/// When the next relative time on screen changes, as an instant to wake at.
-fn next_clock(app: &App) -> Option<Instant> {
-    app.next_change(OffsetDateTime::now_utc())
-        .map(|d| Instant::now() + d)
 }
 
 async fn sleep_until(at: Option<Instant>) {
