@@ -346,9 +346,4 @@ impl App {
             (a, b) => a.or(b),
         }
     }
-
-    /// The Snapshot tab, for tests and the loop's own checks.
-    pub fn tab(&self, i: usize) -> Option<&dyn Tab> {
-        self.tabs.get(i).map(|t| t.as_ref())
-    }
 }

@@ -408,6 +408,25 @@ mod tests {
     }
 
     #[test]
+    fn light_theme_has_no_foreground_that_vanishes_on_white() {
+        let t = Theme::load("light", None, false).unwrap();
+        for r in Role::ALL {
+            let s = t.style(*r);
+            // A light foreground is fine only on a background of its own.
+            if s.bg.is_none() || s.bg == Some(Color::Reset) {
+                assert!(
+                    !matches!(
+                        s.fg,
+                        Some(Color::Gray | Color::White | Color::Yellow | Color::LightYellow)
+                    ),
+                    "{} is hard to read on white",
+                    r.name()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn default_keeps_the_terminal_background() {
         let t = Theme::default_theme();
         for r in [Role::Text, Role::Muted, Role::Border, Role::Title] {
