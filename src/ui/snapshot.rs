@@ -516,6 +516,7 @@ impl SnapshotTab {
             .max(1);
         let mut lines: Vec<Line> = Vec::new();
         let eta = match p.eta {
+            Some(d) if d < Duration::from_secs(1) => "ETA <1s".into(),
             Some(d) => format!("ETA {}", text::seconds(d)),
             None => "ETA learning (first run)".into(),
         };
