@@ -59,6 +59,15 @@ impl Pane {
         self.dir.path()
     }
 
+    fn tmux(&self, args: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "tmux {args:?}");
+    }
+
     fn keys(&self, keys: &[&str]) {
         for k in keys {
             let ok = Command::new("tmux")
@@ -143,6 +152,37 @@ fn demo_session_start_tabs_snapshot_quit() {
     pane.keys(&["r"]);
     // A capture can land in the middle of a frame being written: wait for all of it.
     pane.wait_for(&["Last run #1", "complete", "component", "as of ", "Runs (1)"]);
+
+    // Idle means idle: nothing is written to the terminal while nothing changes (the
+    // next change on screen is "just now" becoming "1m ago", a minute away).
+    std::thread::sleep(Duration::from_millis(300));
+    let written = pane.dir.path().join("idle-bytes");
+    pane.tmux(&[
+        "pipe-pane",
+        "-o",
+        "-t",
+        "0",
+        &format!("cat >> {}", written.display()),
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    pane.tmux(&["pipe-pane", "-t", "0"]);
+    let bytes = std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(bytes, 0, "bytes written to the terminal in 3 idle seconds");
+    // ...while a key that changes the screen is written through the same pipe.
+    let busy = pane.dir.path().join("busy-bytes");
+    pane.tmux(&[
+        "pipe-pane",
+        "-o",
+        "-t",
+        "0",
+        &format!("cat >> {}", busy.display()),
+    ]);
+    pane.keys(&["2", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    pane.tmux(&["pipe-pane", "-t", "0"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let bytes = std::fs::metadata(&busy).map(|m| m.len()).unwrap_or(0);
+    assert!(bytes > 100, "switching tabs wrote {bytes} bytes");
 
     // Drill into a cell and back, vim keys and arrows both.
     pane.keys(&["j", "Right", "Enter"]);
