@@ -131,6 +131,25 @@ fn snapshot_tab_after_a_cancelled_partial_run() {
 }
 
 #[test]
+fn snapshot_tab_log_of_the_last_run_scrolled_back() {
+    let mut app = running();
+    for i in 0..30 {
+        let mut line = sample::log().remove(1);
+        line.message = format!("retried request {i}");
+        app.on_event(AppEvent::Engine(EngineEvent::Log(line)));
+    }
+    let mut summary = sample::history()[0].clone();
+    summary.id = 43;
+    app.on_event(AppEvent::Engine(EngineEvent::Finished {
+        summary,
+        snapshot: Box::new(sample::snapshot()),
+    }));
+    app.on_action(Action::Log);
+    app.on_action(Action::PageUp);
+    check("snapshot_log", &app);
+}
+
+#[test]
 fn schedule_tab() {
     let mut app = idle();
     app.on_action(Action::TabSchedule);

@@ -253,7 +253,10 @@ fn snapshot_tab_follows_a_run_from_start_to_finish() {
     assert_eq!(tab.next_run(), NextRun::ManualOnly);
     tab.on_event(&engine(EngineEvent::Started(Box::new(sample::progress()))));
     assert!(tab.is_running());
-    assert_eq!(tab.hints(), vec![Action::Cancel]);
+    assert_eq!(
+        tab.hints(),
+        vec![Action::Cancel, Action::PageUp, Action::PageDown]
+    );
     for line in sample::log() {
         tab.on_event(&engine(EngineEvent::Log(line)));
     }
@@ -340,4 +343,43 @@ fn mouse_wheel_moves_and_a_click_on_the_tab_bar_switches() {
     app.on_action(Action::TabSnapshot);
     assert!(app.on_terminal(&mouse(MouseEventKind::ScrollDown, 10, 10)));
     assert!(!app.on_terminal(&mouse(MouseEventKind::Moved, 10, 10)));
+}
+
+#[test]
+fn last_run_log_can_replace_the_history_and_scroll_back() {
+    let mut tab = SnapshotTab::new(Some(sample::snapshot()), sample::history());
+    tab.on_event(&engine(EngineEvent::Started(Box::new(sample::progress()))));
+    for _ in 0..10 {
+        for line in sample::log() {
+            tab.on_event(&engine(EngineEvent::Log(line)));
+        }
+    }
+    assert!(tab.log_shown(), "the log is on screen while a run goes");
+    assert_eq!(tab.handle_key(Action::PageUp), Outcome::Redraw);
+    assert_eq!(tab.log_scrolled_back(), 10);
+    // New lines do not move what a reader scrolled back to.
+    tab.on_event(&engine(EngineEvent::Log(sample::log().remove(0))));
+    assert_eq!(tab.log_scrolled_back(), 11);
+    for _ in 0..10 {
+        tab.handle_key(Action::PageUp);
+    }
+    assert_eq!(
+        tab.log_scrolled_back(),
+        40,
+        "at least one line stays in view"
+    );
+    tab.on_event(&engine(finished(43)));
+    assert!(!tab.log_shown(), "idle: the history is shown");
+    assert_eq!(tab.handle_key(Action::PageUp), Outcome::Ignored);
+    assert_eq!(tab.handle_key(Action::Log), Outcome::Redraw);
+    assert!(tab.log_shown());
+    assert_eq!(tab.log_scrolled_back(), 0, "the log opens at its end");
+    assert!(tab.hints().contains(&Action::Log));
+    tab.handle_key(Action::PageUp);
+    assert_eq!(tab.handle_key(Action::PageDown), Outcome::Redraw);
+    assert_eq!(
+        tab.handle_key(Action::PageDown),
+        Outcome::Ignored,
+        "already at the end"
+    );
 }

@@ -41,11 +41,14 @@ pub enum Action {
     Trigger,
     Cancel,
     Refresh,
+    PageUp,
+    PageDown,
+    Log,
 }
 
 impl Action {
     /// Every action, in help-overlay order.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 21] = [
         Action::Quit,
         Action::Help,
         Action::NextTab,
@@ -59,10 +62,13 @@ impl Action {
         Action::Left,
         Action::Right,
         Action::Open,
+        Action::PageUp,
+        Action::PageDown,
         Action::Back,
         Action::Confirm,
         Action::Trigger,
         Action::Cancel,
+        Action::Log,
         Action::Refresh,
     ];
 
@@ -87,6 +93,9 @@ impl Action {
             Action::Trigger => "trigger",
             Action::Cancel => "cancel",
             Action::Refresh => "refresh",
+            Action::PageUp => "page_up",
+            Action::PageDown => "page_down",
+            Action::Log => "log",
         }
     }
 
@@ -115,6 +124,9 @@ impl Action {
             Action::Trigger => "run a snapshot now",
             Action::Cancel => "cancel the running snapshot (keeps the partial result)",
             Action::Refresh => "reload the store figures",
+            Action::PageUp => "scroll the log back",
+            Action::PageDown => "scroll the log forward (to the end: follow it)",
+            Action::Log => "show the last run's log in place of the run history",
         }
     }
 
@@ -139,6 +151,9 @@ impl Action {
             Action::Trigger => "run now",
             Action::Cancel => "cancel run",
             Action::Refresh => "refresh",
+            Action::PageUp => "log back",
+            Action::PageDown => "log fwd",
+            Action::Log => "log",
         }
     }
 
@@ -157,9 +172,11 @@ impl Action {
             | Action::Left
             | Action::Right
             | Action::Open
+            | Action::PageUp
+            | Action::PageDown
             | Action::Back
             | Action::Confirm => Group::Navigation,
-            Action::Trigger | Action::Cancel => Group::Snapshot,
+            Action::Trigger | Action::Cancel | Action::Log => Group::Snapshot,
             Action::Refresh => Group::Cache,
         }
     }

@@ -209,6 +209,9 @@ impl KeyMap {
             (Action::Trigger, vec![c('r')]),
             (Action::Cancel, vec![c('c')]),
             (Action::Refresh, vec![c('u')]),
+            (Action::PageUp, vec![p(PageUp)]),
+            (Action::PageDown, vec![p(PageDown)]),
+            (Action::Log, vec![c('L')]),
         ]);
         KeyMap { by_action }
     }

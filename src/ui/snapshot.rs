@@ -23,6 +23,8 @@ use crate::engine::model::{Cell, RunSummary, Snapshot};
 pub const LOG_LINES: usize = 500;
 /// The detail view is not stretched wider than this on big panes.
 const DETAIL_MAX_WIDTH: u16 = 110;
+/// Lines one PageUp/PageDown scrolls the log.
+const LOG_PAGE_LINES: usize = 10;
 /// Runs kept for the history table.
 pub const HISTORY_ROWS: usize = 50;
 
@@ -48,6 +50,10 @@ pub struct SnapshotTab {
     cursor: (usize, usize),
     /// Scroll offset of the open detail view.
     detail: Option<u16>,
+    /// Idle view: the log of the last run in place of the run history.
+    show_log: bool,
+    /// Lines scrolled back from the end of the log; 0 follows new lines.
+    log_back: usize,
 }
 
 impl SnapshotTab {
@@ -63,6 +69,8 @@ impl SnapshotTab {
             log: VecDeque::new(),
             cursor: (0, 0),
             detail: None,
+            show_log: false,
+            log_back: 0,
         }
     }
 
@@ -72,6 +80,14 @@ impl SnapshotTab {
 
     pub fn cursor(&self) -> (usize, usize) {
         self.cursor
+    }
+
+    pub fn log_shown(&self) -> bool {
+        self.show_log || self.progress.is_some()
+    }
+
+    pub fn log_scrolled_back(&self) -> usize {
+        self.log_back
     }
 
     pub fn detail_open(&self) -> bool {
@@ -123,6 +139,10 @@ impl SnapshotTab {
             self.log.pop_front();
         }
         self.log.push_back(line);
+        // A reader scrolled back keeps the same lines in view.
+        if self.log_back > 0 {
+            self.log_back = (self.log_back + 1).min(self.log.len().saturating_sub(1));
+        }
     }
 }
 
@@ -146,6 +166,14 @@ impl Tab for SnapshotTab {
                     *scroll = scroll.saturating_add(1);
                     Outcome::Redraw
                 }
+                Action::PageUp => {
+                    *scroll = scroll.saturating_sub(LOG_PAGE_LINES as u16);
+                    Outcome::Redraw
+                }
+                Action::PageDown => {
+                    *scroll = scroll.saturating_add(LOG_PAGE_LINES as u16);
+                    Outcome::Redraw
+                }
                 Action::Trigger | Action::Cancel => self.run_key(action),
                 _ => Outcome::Ignored,
             };
@@ -166,6 +194,30 @@ impl Tab for SnapshotTab {
                 };
             }
             Action::Trigger | Action::Cancel => return self.run_key(action),
+            Action::Log => {
+                self.show_log = !self.show_log;
+                self.log_back = 0;
+                return Outcome::Redraw;
+            }
+            Action::PageUp if self.log_shown() => {
+                let before = self.log_back;
+                self.log_back =
+                    (self.log_back + LOG_PAGE_LINES).min(self.log.len().saturating_sub(1));
+                return if self.log_back == before {
+                    Outcome::Ignored
+                } else {
+                    Outcome::Redraw
+                };
+            }
+            Action::PageDown if self.log_shown() => {
+                let before = self.log_back;
+                self.log_back = self.log_back.saturating_sub(LOG_PAGE_LINES);
+                return if self.log_back == before {
+                    Outcome::Ignored
+                } else {
+                    Outcome::Redraw
+                };
+            }
             _ => return Outcome::Ignored,
         }
         if self.cursor == before {
@@ -182,6 +234,7 @@ impl Tab for SnapshotTab {
         match ev {
             EngineEvent::Started(p) => {
                 self.log.clear();
+                self.log_back = 0;
                 self.progress = Some((**p).clone());
             }
             EngineEvent::Progress(p) => self.progress = Some((**p).clone()),
@@ -225,7 +278,7 @@ impl Tab for SnapshotTab {
         if self.detail.is_some() {
             vec![Action::Up, Action::Down, Action::Back]
         } else if self.is_running() {
-            vec![Action::Cancel]
+            vec![Action::Cancel, Action::PageUp, Action::PageDown]
         } else {
             vec![
                 Action::Trigger,
@@ -234,6 +287,7 @@ impl Tab for SnapshotTab {
                 Action::Left,
                 Action::Right,
                 Action::Open,
+                Action::Log,
             ]
         }
     }
@@ -354,8 +408,12 @@ impl SnapshotTab {
         // One line each, cut at the edge: the layout below must not move.
         frame.render_widget(Paragraph::new(self.status_lines(view)), status);
         self.render_matrix(frame, matrix, view);
-        self.render_history(frame, history, view);
-        if show_log {
+        if self.show_log {
+            self.render_log(frame, history, "Log of the last run", view);
+        } else {
+            self.render_history(frame, history, view);
+        }
+        if show_log && !self.show_log {
             self.render_log(frame, log, "Log of the last run", view);
         }
     }
@@ -609,7 +667,16 @@ impl SnapshotTab {
 
     fn render_log(&self, frame: &mut Frame, area: Rect, title: &str, view: &View) {
         let t = view.theme;
-        let block = panel(format!("{title} ({})", self.log.len()), t);
+        let title = if self.log_back > 0 {
+            format!(
+                "{title} ({}, {} newer below)",
+                self.log.len(),
+                self.log_back
+            )
+        } else {
+            format!("{title} ({})", self.log.len())
+        };
+        let block = panel(title, t);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         if self.log.is_empty() {
@@ -619,12 +686,14 @@ impl SnapshotTab {
             );
             return;
         }
-        // Newest at the bottom; the view follows the end.
+        // Newest at the bottom; the view follows the end unless scrolled back.
         let n = inner.height as usize;
+        let end = self.log.len().saturating_sub(self.log_back);
         let lines: Vec<Line> = self
             .log
             .iter()
-            .skip(self.log.len().saturating_sub(n))
+            .take(end)
+            .skip(end.saturating_sub(n))
             .map(|l| {
                 Line::from(vec![
                     Span::styled(
