@@ -1,8 +1,10 @@
 //! snaptop: a terminal cockpit for a delivery team.
 //!
 //! The library holds everything; `main.rs` only parses the command line. The engine
-//! (`config`, `store`, `sources`, `engine`, `sim`, `report`) knows nothing of the UI.
+//! (`config`, `store`, `sources`, `engine`, `sim`, `report`) knows nothing of the UI;
+//! `app` (state, keys, event loop) and `ui` (drawing, themes) are the TUI on top.
 
+pub mod app;
 pub mod config;
 pub mod engine;
 pub mod headless;
@@ -10,3 +12,4 @@ pub mod report;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod ui;

@@ -10,6 +10,10 @@ struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/snaptop/config.toml; none: demo mode).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// TUI theme: default, light, high-contrast, a name in $XDG_CONFIG_HOME/snaptop/themes/,
+    /// or a path to a theme file (overrides `[ui] theme`).
+    #[arg(long)]
+    theme: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -37,10 +41,13 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Some(Command::Snapshot { json }) => snapshot(cli.config.as_deref(), json),
-        None => {
-            eprintln!("snaptop: the TUI is not built yet; try `snaptop snapshot` or `snaptop sim`");
-            ExitCode::FAILURE
-        }
+        None => match snaptop::app::run::main(snaptop::app::run::TuiOptions {
+            config: cli.config,
+            theme: cli.theme,
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
     }
 }
 

@@ -1,0 +1,199 @@
+//! What a key can ask the app to do. Keys are bound to actions by the [key map]
+//! (`super::keymap`); the help overlay and the footer are generated from both.
+
+/// Where an action applies, for grouping the help overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    Global,
+    Navigation,
+    Snapshot,
+    Cache,
+}
+
+impl Group {
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Global => "Everywhere",
+            Group::Navigation => "Moving around",
+            Group::Snapshot => "Snapshot tab",
+            Group::Cache => "Cache tab",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Quit,
+    Help,
+    NextTab,
+    PrevTab,
+    TabSnapshot,
+    TabSchedule,
+    TabReports,
+    TabCache,
+    Up,
+    Down,
+    Left,
+    Right,
+    Open,
+    Back,
+    Confirm,
+    Trigger,
+    Cancel,
+    Refresh,
+    PageUp,
+    PageDown,
+    Log,
+}
+
+impl Action {
+    /// Every action, in help-overlay order.
+    pub const ALL: [Action; 21] = [
+        Action::Quit,
+        Action::Help,
+        Action::NextTab,
+        Action::PrevTab,
+        Action::TabSnapshot,
+        Action::TabSchedule,
+        Action::TabReports,
+        Action::TabCache,
+        Action::Up,
+        Action::Down,
+        Action::Left,
+        Action::Right,
+        Action::Open,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Back,
+        Action::Confirm,
+        Action::Trigger,
+        Action::Cancel,
+        Action::Log,
+        Action::Refresh,
+    ];
+
+    /// The name used in the `[keys]` table of the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "help",
+            Action::NextTab => "next_tab",
+            Action::PrevTab => "prev_tab",
+            Action::TabSnapshot => "tab_snapshot",
+            Action::TabSchedule => "tab_schedule",
+            Action::TabReports => "tab_reports",
+            Action::TabCache => "tab_cache",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Left => "left",
+            Action::Right => "right",
+            Action::Open => "open",
+            Action::Back => "back",
+            Action::Confirm => "confirm",
+            Action::Trigger => "trigger",
+            Action::Cancel => "cancel",
+            Action::Refresh => "refresh",
+            Action::PageUp => "page_up",
+            Action::PageDown => "page_down",
+            Action::Log => "log",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// One line for the help overlay.
+    pub fn description(self) -> &'static str {
+        match self {
+            Action::Quit => "quit (asks first while a snapshot runs)",
+            Action::Help => "show or hide this help",
+            Action::NextTab => "next tab",
+            Action::PrevTab => "previous tab",
+            Action::TabSnapshot => "Snapshot tab",
+            Action::TabSchedule => "Schedule tab",
+            Action::TabReports => "Reports tab",
+            Action::TabCache => "Cache tab",
+            Action::Up => "move up / scroll up",
+            Action::Down => "move down / scroll down",
+            Action::Left => "move left",
+            Action::Right => "move right",
+            Action::Open => "open the selected cell's details",
+            Action::Back => "close the detail view, help or prompt",
+            Action::Confirm => "answer yes to a prompt",
+            Action::Trigger => "run a snapshot now",
+            Action::Cancel => "cancel the running snapshot (keeps the partial result)",
+            Action::Refresh => "reload the store figures",
+            Action::PageUp => "scroll the log back",
+            Action::PageDown => "scroll the log forward (to the end: follow it)",
+            Action::Log => "show the last run's log in place of the run history",
+        }
+    }
+
+    /// A word or two for the footer.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "help",
+            Action::NextTab => "next tab",
+            Action::PrevTab => "prev tab",
+            Action::TabSnapshot => "snapshot",
+            Action::TabSchedule => "schedule",
+            Action::TabReports => "reports",
+            Action::TabCache => "cache",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Left => "left",
+            Action::Right => "right",
+            Action::Open => "details",
+            Action::Back => "back",
+            Action::Confirm => "yes",
+            Action::Trigger => "run now",
+            Action::Cancel => "cancel run",
+            Action::Refresh => "refresh",
+            Action::PageUp => "log back",
+            Action::PageDown => "log fwd",
+            Action::Log => "log",
+        }
+    }
+
+    pub fn group(self) -> Group {
+        match self {
+            Action::Quit
+            | Action::Help
+            | Action::NextTab
+            | Action::PrevTab
+            | Action::TabSnapshot
+            | Action::TabSchedule
+            | Action::TabReports
+            | Action::TabCache => Group::Global,
+            Action::Up
+            | Action::Down
+            | Action::Left
+            | Action::Right
+            | Action::Open
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Back
+            | Action::Confirm => Group::Navigation,
+            Action::Trigger | Action::Cancel | Action::Log => Group::Snapshot,
+            Action::Refresh => Group::Cache,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut names: Vec<_> = Action::ALL.iter().map(|a| a.name()).collect();
+        for a in Action::ALL {
+            assert_eq!(Action::from_name(a.name()), Some(a));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Action::ALL.len());
+    }
+}

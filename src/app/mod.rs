@@ -1,0 +1,349 @@
+//! The app: state, the update step, and the event loop that drives them.
+//!
+//! `App` holds what is common to every tab (the active tab, overlays, the footer
+//! message, whether a run is going) and a list of [`Tab`]s that own the rest. Keys are
+//! turned into [`Action`]s by the [`KeyMap`]; engine events reach every tab after being
+//! sanitised once. `App` never does I/O: what it needs done comes out as [`Effect`]s
+//! that the event loop (`run`) carries out.
+
+pub mod action;
+pub mod keymap;
+pub mod pacer;
+pub mod run;
+pub mod terminal;
+
+use std::time::Duration;
+
+use ratatui::crossterm::event::{Event, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::engine::events::{EngineEvent, Level};
+use crate::engine::model::{RunSummary, Snapshot};
+use crate::ui::cache::CacheTab;
+use crate::ui::reports::ReportsTab;
+use crate::ui::schedule::ScheduleTab;
+use crate::ui::snapshot::SnapshotTab;
+use crate::ui::text;
+use crate::ui::theme::Theme;
+use crate::ui::{AppEvent, Effect, Outcome, Tab};
+use action::Action;
+use keymap::KeyMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help { scroll: u16 },
+    ConfirmQuit,
+}
+
+/// A line in the footer until the next key press.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub level: Level,
+    pub text: String,
+}
+
+/// What the app starts with, read from the store before the first frame.
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    pub snapshot: Option<Snapshot>,
+    pub history: Vec<RunSummary>,
+    /// Demo mode: the built-in simulator and a throw-away store.
+    pub demo: bool,
+}
+
+pub struct App {
+    tabs: Vec<Box<dyn Tab>>,
+    active: usize,
+    pub keys: KeyMap,
+    pub theme: Theme,
+    pub offset: UtcOffset,
+    pub overlay: Overlay,
+    demo: bool,
+    running: Option<f64>,
+    data_as_of: Option<OffsetDateTime>,
+    message: Option<Message>,
+    quit: bool,
+    effects: Vec<Effect>,
+}
+
+impl App {
+    pub fn new(mut startup: Startup, keys: KeyMap, theme: Theme, offset: UtcOffset) -> App {
+        // Stored data came from the outside world too.
+        if let Some(s) = &mut startup.snapshot {
+            text::sanitize_snapshot(s);
+        }
+        startup.history.iter_mut().for_each(text::sanitize_summary);
+        let data_as_of = startup.snapshot.as_ref().map(|s| s.finished_at);
+        let last_stats = startup
+            .snapshot
+            .as_ref()
+            .map(|s| (s.run_id, s.stats.clone()));
+        // The tabs, in tab-bar order; keys 1–4 follow this order.
+        let tabs: Vec<Box<dyn Tab>> = vec![
+            Box::new(SnapshotTab::new(startup.snapshot, startup.history)),
+            Box::new(ScheduleTab::default()),
+            Box::new(ReportsTab::new()),
+            Box::new(CacheTab::new(last_stats)),
+        ];
+        App {
+            tabs,
+            active: 0,
+            keys,
+            theme,
+            offset,
+            overlay: Overlay::None,
+            demo: startup.demo,
+            running: None,
+            data_as_of,
+            message: None,
+            quit: false,
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn tabs(&self) -> &[Box<dyn Tab>] {
+        &self.tabs
+    }
+
+    pub fn active_index(&self) -> usize {
+        self.active
+    }
+
+    pub fn active_tab(&self) -> &dyn Tab {
+        self.tabs[self.active].as_ref()
+    }
+
+    pub fn is_demo(&self) -> bool {
+        self.demo
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    /// Overall fraction of the running snapshot, None when idle.
+    pub fn running_fraction(&self) -> Option<f64> {
+        self.running
+    }
+
+    /// When the data on screen was gathered (the last snapshot's end).
+    pub fn data_as_of(&self) -> Option<OffsetDateTime> {
+        self.data_as_of
+    }
+
+    pub fn message(&self) -> Option<&Message> {
+        self.message.as_ref()
+    }
+
+    pub fn say(&mut self, level: Level, text: impl Into<String>) {
+        self.message = Some(Message {
+            level,
+            text: text.into(),
+        });
+    }
+
+    /// Work for the event loop, oldest first.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// A terminal event; returns whether the screen must be redrawn.
+    pub fn on_terminal(&mut self, ev: &Event) -> bool {
+        match ev {
+            Event::Key(k) => self.on_key(k),
+            Event::Resize(..) => true,
+            Event::Mouse(m) => self.on_mouse(m),
+            // Focus and paste are not used; nothing changes.
+            _ => false,
+        }
+    }
+
+    pub fn on_key(&mut self, key: &KeyEvent) -> bool {
+        let had_message = self.message.take().is_some();
+        let Some(action) = self.keys.action_for(key) else {
+            if self.overlay == Overlay::ConfirmQuit {
+                self.overlay = Overlay::None;
+                return true;
+            }
+            return had_message;
+        };
+        self.on_action(action) || had_message
+    }
+
+    /// Mouse input (only with `[ui] mouse = true`): the wheel moves like the arrow
+    /// keys, a click on the tab bar switches tabs.
+    fn on_mouse(&mut self, m: &MouseEvent) -> bool {
+        match m.kind {
+            MouseEventKind::ScrollUp => self.on_action(Action::Up),
+            MouseEventKind::ScrollDown => self.on_action(Action::Down),
+            MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
+                match crate::ui::tab_at(self, m.column) {
+                    Some(i) if i != self.active && self.overlay == Overlay::None => {
+                        self.active = i;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// An action from a key; returns whether the screen must be redrawn.
+    pub fn on_action(&mut self, action: Action) -> bool {
+        match self.overlay {
+            Overlay::ConfirmQuit => {
+                if matches!(action, Action::Confirm | Action::Quit) {
+                    self.quit = true;
+                    self.effects.push(Effect::Cancel);
+                }
+                self.overlay = Overlay::None;
+                return true;
+            }
+            Overlay::Help { scroll } => {
+                match action {
+                    Action::Help | Action::Back => self.overlay = Overlay::None,
+                    Action::Up => {
+                        self.overlay = Overlay::Help {
+                            scroll: scroll.saturating_sub(1),
+                        }
+                    }
+                    Action::Down => {
+                        self.overlay = Overlay::Help {
+                            scroll: (scroll + 1).min(Action::ALL.len() as u16),
+                        }
+                    }
+                    Action::Quit => {
+                        self.overlay = Overlay::None;
+                        return self.on_action(Action::Quit);
+                    }
+                    _ => return false,
+                }
+                return true;
+            }
+            Overlay::None => {}
+        }
+        let n = self.tabs.len();
+        let goto = |i: usize| Some(i.min(n - 1));
+        let target = match action {
+            Action::Quit => {
+                if self.running.is_some() {
+                    self.overlay = Overlay::ConfirmQuit;
+                } else {
+                    self.quit = true;
+                }
+                return true;
+            }
+            Action::Help => {
+                self.overlay = Overlay::Help { scroll: 0 };
+                return true;
+            }
+            Action::NextTab => goto((self.active + 1) % n),
+            Action::PrevTab => goto((self.active + n - 1) % n),
+            Action::TabSnapshot => goto(0),
+            Action::TabSchedule => goto(1),
+            Action::TabReports => goto(2),
+            Action::TabCache => goto(3),
+            _ => None,
+        };
+        if let Some(i) = target {
+            let changed = i != self.active;
+            self.active = i;
+            return changed;
+        }
+        match self.tabs[self.active].handle_key(action) {
+            Outcome::Ignored => false,
+            Outcome::Redraw => true,
+            Outcome::Do(effect) => {
+                self.effects.push(effect);
+                true
+            }
+            Outcome::Say(text) => {
+                self.say(Level::Info, text);
+                true
+            }
+        }
+    }
+
+    /// An event from the engine or from work the loop did; returns whether to redraw.
+    pub fn on_event(&mut self, mut event: AppEvent) -> bool {
+        let mut changed = false;
+        if let AppEvent::Engine(ev) = &mut event {
+            text::sanitize_event(ev);
+            changed |= self.note_engine_event(ev);
+        }
+        for (i, tab) in self.tabs.iter_mut().enumerate() {
+            // Every tab keeps its state current; only the visible one costs a frame.
+            changed |= tab.on_event(&event) && i == self.active;
+        }
+        changed
+    }
+
+    fn note_engine_event(&mut self, ev: &EngineEvent) -> bool {
+        match ev {
+            EngineEvent::Started(p) | EngineEvent::Progress(p) => {
+                let before = self.running;
+                self.running = Some(p.fraction);
+                // The header shows whole percents.
+                before.map(|f| (f * 100.0).round()) != Some((p.fraction * 100.0).round())
+            }
+            EngineEvent::Log(_) => false,
+            EngineEvent::Finished { summary, snapshot } => {
+                self.running = None;
+                self.data_as_of = Some(snapshot.finished_at);
+                let took = text::duration(Duration::from_millis(summary.duration_ms));
+                if snapshot.cancelled {
+                    self.say(
+                        Level::Warn,
+                        format!(
+                            "snapshot #{} cancelled after {took}; partial result kept",
+                            summary.id
+                        ),
+                    );
+                } else if snapshot.partial {
+                    self.say(
+                        Level::Warn,
+                        format!(
+                            "snapshot #{} finished in {took} with {} failures (partial)",
+                            summary.id,
+                            snapshot.failures.len()
+                        ),
+                    );
+                } else {
+                    self.say(
+                        Level::Info,
+                        format!("snapshot #{} finished in {took}", summary.id),
+                    );
+                }
+                true
+            }
+            EngineEvent::Failed { summary, error } => {
+                self.running = None;
+                self.say(
+                    Level::Error,
+                    format!("snapshot #{} failed: {error}", summary.id),
+                );
+                true
+            }
+            EngineEvent::AlreadyRunning => {
+                self.say(Level::Info, "a snapshot is already running");
+                true
+            }
+            EngineEvent::NextRun(_) => false,
+        }
+    }
+
+    /// How long until something on screen changes by itself (a relative time's text);
+    /// None when the screen is static until the next event.
+    pub fn next_change(&self, now: OffsetDateTime) -> Option<Duration> {
+        let header = self
+            .data_as_of
+            .map(|at| text::age_changes_in(text::between(at, now)));
+        let tab = self.active_tab().next_change(now);
+        match (header, tab) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

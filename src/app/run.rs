@@ -1,0 +1,350 @@
+//! The event loop: terminal input, engine events and signals in one `select!`, the
+//! screen drawn only when something changed.
+//!
+//! Idle means idle: there is no tick. The loop sleeps until a key, an engine event, a
+//! signal, or the moment a relative time on screen ("7m ago") changes its text. Bursts
+//! are coalesced: every pending engine event is applied before drawing, and frames are
+//! at least [`FRAME_MIN_MS`] apart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use ratatui::crossterm::event::EventStream;
+use time::{OffsetDateTime, UtcOffset};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use super::keymap::KeyMap;
+use super::pacer::FramePacer;
+use super::terminal::TerminalGuard;
+use super::{App, Startup};
+use crate::config::{self, Config, Secrets};
+use crate::engine::events::{EngineEvent, Level};
+use crate::engine::model::Trigger;
+use crate::engine::{self, EngineHandle};
+use crate::headless;
+use crate::store::Store;
+use crate::ui::snapshot::HISTORY_ROWS;
+use crate::ui::theme::Theme;
+use crate::ui::{self, AppEvent, Effect};
+
+/// At most one frame per this many milliseconds (≈20 frames/s while busy).
+pub const FRAME_MIN_MS: u64 = 50;
+/// How long quitting waits for a cancelled run to commit its partial result.
+const CANCEL_WAIT_MS: u64 = 3_000;
+/// How long quitting waits for the store to reach the disk.
+const FLUSH_WAIT_MS: u64 = 10_000;
+
+/// Command-line choices for the TUI.
+#[derive(Debug, Clone, Default)]
+pub struct TuiOptions {
+    /// `--config FILE`; None: the default config file, or demo mode when there is none.
+    pub config: Option<PathBuf>,
+    /// `--theme NAME|FILE`; overrides `[ui] theme`.
+    pub theme: Option<String>,
+}
+
+/// Where the data comes from.
+enum Source {
+    Live {
+        config: Box<Config>,
+        secrets: Secrets,
+    },
+    Demo,
+}
+
+/// Runs the TUI until the user quits. Everything that can be wrong with the config, the
+/// keys, the theme or the store is reported before the terminal is touched.
+pub fn main(opts: TuiOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // Asked while there is a single thread: `time` refuses later (and UTC is the fallback).
+    let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    let config = match &opts.config {
+        Some(p) => Some(Config::load(p)?),
+        None => match config::default_config_path().filter(|p| p.is_file()) {
+            Some(p) => Some(Config::load(&p)?),
+            None => None,
+        },
+    };
+    let (keys, ui_theme, mouse) = match &config {
+        Some(c) => (
+            KeyMap::with_overrides(&c.keys)?,
+            c.ui.theme.clone(),
+            c.ui.mouse,
+        ),
+        None => (KeyMap::defaults(), None, false),
+    };
+    let theme_name = opts.theme.or(ui_theme).unwrap_or_else(|| "default".into());
+    let theme = Theme::load(&theme_name, user_theme_dir().as_deref(), no_color())?;
+    let (source, store) = match config {
+        Some(config) => {
+            let secrets = config.resolve_secrets()?;
+            let store = headless::open_store(&config)?;
+            (
+                Source::Live {
+                    config: Box::new(config),
+                    secrets,
+                },
+                store,
+            )
+        }
+        None => (Source::Demo, Store::temporary().context("demo store")?),
+    };
+    let _log = headless::init_file_logging(&config::default_state_dir());
+    tracing::info!(theme = %theme.name, demo = matches!(source, Source::Demo), "snaptop starting");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let setup = Setup {
+        started,
+        offset,
+        keys,
+        theme,
+        mouse,
+        source,
+        store,
+    };
+    let result = runtime.block_on(run(setup));
+    // Background tasks (a cancelled run, the simulator) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+/// `$XDG_CONFIG_HOME/snaptop/themes`.
+pub fn user_theme_dir() -> Option<PathBuf> {
+    config::default_config_path().and_then(|p| p.parent().map(|d| d.join("themes")))
+}
+
+/// `NO_COLOR` set to anything but the empty string (no-color.org).
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+struct Setup {
+    started: Instant,
+    offset: UtcOffset,
+    keys: KeyMap,
+    theme: Theme,
+    mouse: bool,
+    source: Source,
+    store: Store,
+}
+
+/// The running engine and what keeps it alive.
+struct Engine {
+    handle: EngineHandle,
+    events: mpsc::Receiver<EngineEvent>,
+    /// The demo's simulator; dropping it stops the server.
+    _sim: Option<crate::sim::RunningSim>,
+}
+
+async fn run(setup: Setup) -> anyhow::Result<()> {
+    let Setup {
+        started,
+        offset,
+        keys,
+        theme,
+        mouse,
+        source,
+        store,
+    } = setup;
+    let demo = matches!(source, Source::Demo);
+    // The last snapshot and the history come from the store before any network call.
+    let startup = Startup {
+        snapshot: store.latest_snapshot()?,
+        history: store.run_history(HISTORY_ROWS)?,
+        demo,
+    };
+    let mut app = App::new(startup, keys, theme, offset);
+    let (app_tx, mut app_rx) = mpsc::unbounded_channel::<AppEvent>();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let mut guard = TerminalGuard::enter(mouse).context("cannot set up the terminal")?;
+    guard
+        .terminal
+        .draw(|f| ui::draw(f, &app, OffsetDateTime::now_utc()))?;
+    let first_frame = started.elapsed();
+    tracing::info!(ms = first_frame.as_millis() as u64, "first frame drawn");
+    let mut pacer = FramePacer::new(Duration::from_millis(FRAME_MIN_MS));
+    pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
+
+    load_store_sizes(&store, &app_tx);
+    let mut engine = match start_engine(source, &store).await {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!("engine did not start: {e:#}");
+            app.say(Level::Error, format!("cannot start: {e:#}"));
+            None
+        }
+    };
+    // The engine may have said something already (a start error); show it.
+    pacer.mark_dirty();
+    let mut input = EventStream::new();
+
+    loop {
+        let wake = pacer.wake_at();
+        let mut dirty = false;
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(ev)) => dirty |= app.on_terminal(&ev),
+                Some(Err(e)) => {
+                    tracing::warn!("terminal input failed: {e}");
+                    break;
+                }
+                None => break,
+            },
+            ev = next_engine_event(&mut engine) => match ev {
+                Some(ev) => {
+                    dirty |= app.on_event(AppEvent::Engine(ev));
+                    // Apply everything already queued before drawing once.
+                    if let Some(e) = &mut engine {
+                        while let Ok(ev) = e.events.try_recv() {
+                            dirty |= app.on_event(AppEvent::Engine(ev));
+                        }
+                    }
+                }
+                None => {
+                    tracing::warn!("the engine stopped");
+                    engine = None;
+                }
+            },
+            Some(ev) = app_rx.recv() => dirty |= app.on_event(ev),
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM: quitting");
+                break;
+            }
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP (terminal gone): quitting");
+                break;
+            }
+            _ = sleep_until(wake) => {}
+        }
+        for effect in app.take_effects() {
+            run_effect(effect, &mut app, engine.as_ref(), &store, &app_tx);
+        }
+        if app.should_quit() {
+            break;
+        }
+        if dirty {
+            pacer.mark_dirty();
+        }
+        if pacer.should_draw(Instant::now()) {
+            if let Err(e) = guard
+                .terminal
+                .draw(|f| ui::draw(f, &app, OffsetDateTime::now_utc()))
+            {
+                tracing::warn!("drawing failed (terminal gone?): {e}");
+                break;
+            }
+            pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
+        }
+    }
+
+    let was_running = app.running_fraction().is_some();
+    drop(guard);
+    if let Some(mut e) = engine
+        && was_running
+    {
+        e.handle.cancel();
+        let _ = tokio::time::timeout(Duration::from_millis(CANCEL_WAIT_MS), async {
+            while let Some(ev) = e.events.recv().await {
+                if matches!(
+                    ev,
+                    EngineEvent::Finished { .. } | EngineEvent::Failed { .. }
+                ) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    match tokio::time::timeout(Duration::from_millis(FLUSH_WAIT_MS), store.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("store flush failed: {e}"),
+        Err(_) => tracing::error!("store flush did not finish in {FLUSH_WAIT_MS} ms"),
+    }
+    tracing::info!("snaptop quit");
+    Ok(())
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_engine_event(engine: &mut Option<Engine>) -> Option<EngineEvent> {
+    match engine {
+        Some(e) => e.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
+    match source {
+        Source::Live { config, secrets } => {
+            let (handle, events) = engine::spawn(Arc::new(*config), secrets, store.clone());
+            Ok(Engine {
+                handle,
+                events,
+                _sim: None,
+            })
+        }
+        Source::Demo => {
+            let sim = crate::sim::start(crate::sim::SimOptions::demo())
+                .await
+                .context("demo simulator")?;
+            tracing::info!(addr = %sim.addr(), "demo simulator listening");
+            let (handle, events) =
+                engine::spawn(Arc::new(sim.config()), sim.secrets(), store.clone());
+            Ok(Engine {
+                handle,
+                events,
+                _sim: Some(sim),
+            })
+        }
+    }
+}
+
+fn run_effect(
+    effect: Effect,
+    app: &mut App,
+    engine: Option<&Engine>,
+    store: &Store,
+    tx: &mpsc::UnboundedSender<AppEvent>,
+) {
+    match (effect, engine) {
+        (Effect::Trigger, Some(e)) => {
+            e.handle.trigger(Trigger::Manual);
+            app.say(Level::Info, "snapshot requested");
+        }
+        (Effect::Cancel, Some(e)) => {
+            e.handle.cancel();
+            app.say(
+                Level::Warn,
+                "cancelling; what was fetched is kept as a partial snapshot",
+            );
+        }
+        (Effect::Trigger | Effect::Cancel, None) => {
+            app.say(Level::Error, "the engine is not running (see the log)");
+        }
+        (Effect::RefreshStore, _) => load_store_sizes(store, tx),
+    }
+}
+
+/// Reads the store's namespace sizes on the blocking pool; the Cache tab gets them as
+/// an event (walking sled trees is never done on the render path).
+fn load_store_sizes(store: &Store, tx: &mpsc::UnboundedSender<AppEvent>) {
+    let store = store.clone();
+    let tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = tx.send(AppEvent::StoreSizes(store.sizes()));
+    });
+}

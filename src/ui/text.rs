@@ -1,0 +1,404 @@
+//! Text for the screen: sanitising outside text, fitting it to a width, and human times.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use time::{OffsetDateTime, UtcOffset};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+use crate::engine::events::{EngineEvent, LogLine};
+use crate::engine::model::{Cell, RunSummary, Snapshot};
+
+/// Makes text from the outside world (PR titles, Jira summaries, error bodies, tags)
+/// safe to draw: escape sequences (CSI, OSC, DCS... with their parameters) are removed,
+/// other control characters (C0, DEL, C1) become spaces or are dropped, and
+/// bidirectional overrides that could reorder what the user sees are dropped.
+pub fn sanitize(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_cleaning) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.peek() {
+                // CSI: parameters and intermediates, then one final byte 0x40–0x7e.
+                Some('[') => {
+                    chars.next();
+                    for n in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&n) {
+                            break;
+                        }
+                    }
+                }
+                // OSC, DCS, SOS, PM, APC: up to BEL or ST (ESC \).
+                Some(']' | 'P' | 'X' | '^' | '_') => {
+                    chars.next();
+                    while let Some(n) = chars.next() {
+                        if n == '\u{7}' || n == '\u{9c}' {
+                            break;
+                        }
+                        if n == '\u{1b}' {
+                            if chars.peek() == Some(&'\\') {
+                                chars.next();
+                            }
+                            break;
+                        }
+                    }
+                }
+                // Two-byte escapes (ESC c, ESC 7...): drop the next character too.
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            },
+            '\u{9b}' => {
+                for n in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&n) {
+                        break;
+                    }
+                }
+            }
+            '\t' | '\n' | '\r' => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            c if needs_cleaning(c) => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_cleaning(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn clean(s: &mut String) {
+    if let Cow::Owned(o) = sanitize(s) {
+        *s = o;
+    }
+}
+
+fn clean_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        clean(s);
+    }
+}
+
+/// Sanitises every outside string of an engine event, once, as it enters the UI.
+pub fn sanitize_event(ev: &mut EngineEvent) {
+    match ev {
+        EngineEvent::Started(p) | EngineEvent::Progress(p) => {
+            for b in &mut p.budgets {
+                clean(&mut b.source);
+            }
+        }
+        EngineEvent::Log(line) => sanitize_log(line),
+        EngineEvent::Finished { summary, snapshot } => {
+            sanitize_summary(summary);
+            sanitize_snapshot(snapshot);
+        }
+        EngineEvent::Failed { summary, error } => {
+            sanitize_summary(summary);
+            clean(error);
+        }
+        EngineEvent::AlreadyRunning | EngineEvent::NextRun(_) => {}
+    }
+}
+
+pub fn sanitize_log(line: &mut LogLine) {
+    clean(&mut line.source);
+    clean(&mut line.message);
+}
+
+pub fn sanitize_summary(s: &mut RunSummary) {
+    clean_opt(&mut s.error);
+}
+
+pub fn sanitize_snapshot(s: &mut Snapshot) {
+    s.environments.iter_mut().for_each(clean);
+    s.components.iter_mut().for_each(clean);
+    s.health_queries.iter_mut().for_each(clean);
+    for f in &mut s.failures {
+        clean(&mut f.source);
+        clean(&mut f.endpoint);
+        clean(&mut f.message);
+    }
+    let cells = std::mem::take(&mut s.cells);
+    s.cells = cells
+        .into_iter()
+        .map(|(env, comps)| {
+            let comps = comps
+                .into_iter()
+                .map(|(c, mut cell)| {
+                    sanitize_cell(&mut cell);
+                    (sanitize(&c).into_owned(), cell)
+                })
+                .collect();
+            (sanitize(&env).into_owned(), comps)
+        })
+        .collect();
+    let per_source = std::mem::take(&mut s.stats.per_source);
+    s.stats.per_source = per_source
+        .into_iter()
+        .map(|(k, v)| (sanitize(&k).into_owned(), v))
+        .collect();
+}
+
+fn sanitize_cell(cell: &mut Cell) {
+    clean_opt(&mut cell.tag);
+    clean_opt(&mut cell.deploy_commit);
+    clean_opt(&mut cell.source_commit);
+    if let Some(b) = &mut cell.build {
+        clean_opt(&mut b.number);
+        clean_opt(&mut b.status);
+        clean_opt(&mut b.state);
+        clean_opt(&mut b.web_url);
+    }
+    let health = std::mem::take(&mut cell.health);
+    cell.health = health
+        .into_iter()
+        .map(|(k, v)| (sanitize(&k).into_owned(), v))
+        .collect();
+    for t in &mut cell.tickets {
+        clean(&mut t.key);
+        clean_opt(&mut t.status);
+        clean_opt(&mut t.summary);
+    }
+    for e in &mut cell.events {
+        clean_opt(&mut e.from);
+        clean_opt(&mut e.to);
+        clean(&mut e.commit);
+    }
+}
+
+/// Cuts `s` to at most `width` columns, ending in `…` when cut.
+pub fn fit(s: &str, width: usize) -> Cow<'_, str> {
+    if s.width() <= width {
+        return Cow::Borrowed(s);
+    }
+    if width == 0 {
+        return Cow::Borrowed("");
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    Cow::Owned(out)
+}
+
+/// Coarse age buckets shared by every relative time on screen, so the redraw timer
+/// can be armed for the moment the text changes and not before.
+fn bucket(secs: u64) -> u64 {
+    match secs {
+        0..60 => 60,
+        60..3_600 => 60,
+        3_600..172_800 => 3_600,
+        _ => 86_400,
+    }
+}
+
+/// "3d", "5h", "12m", "now": a compact age for table cells.
+pub fn age_short(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => "now".into(),
+        60..3_600 => format!("{}m", s / 60),
+        3_600..172_800 => format!("{}h", s / 3_600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// "just now", "7m ago", "5h ago", "3d ago".
+pub fn ago(d: Duration) -> String {
+    match d.as_secs() {
+        0..60 => "just now".into(),
+        _ => format!("{} ago", age_short(d)),
+    }
+}
+
+/// How long until the text of [`ago`]/[`age_short`] for this age next changes.
+pub fn age_changes_in(d: Duration) -> Duration {
+    let s = d.as_secs();
+    let step = bucket(s);
+    let into = if s < 60 { s } else { s % step };
+    // Land just past the boundary so the new text is already due when we wake.
+    Duration::from_secs(step - into) - Duration::from_nanos(u64::from(d.subsec_nanos()))
+        + Duration::from_millis(5)
+}
+
+/// "in 23m" / "in 45s" / "in 2h": the text of a countdown to a future instant.
+pub fn countdown(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..7_200 => format!("{}m", s.div_ceil(60)),
+        _ => format!("{}h", s / 3_600),
+    }
+}
+
+/// "850ms", "4.2s", "2m 05s", "1h 03m".
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", d.as_secs_f64()),
+        60_000..3_600_000 => format!("{}m {:02}s", ms / 60_000, (ms / 1_000) % 60),
+        _ => format!("{}h {:02}m", ms / 3_600_000, (ms / 60_000) % 60),
+    }
+}
+
+/// Whole seconds: "12s", "2m 05s", "1h 03m" (for clocks that tick once a second).
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3_600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3_600, (s / 60) % 60),
+    }
+}
+
+/// Time between two instants, zero when `later` is earlier.
+pub fn between(earlier: OffsetDateTime, later: OffsetDateTime) -> Duration {
+    Duration::try_from(later - earlier).unwrap_or(Duration::ZERO)
+}
+
+const HM: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[hour]:[minute]");
+const MD_HM: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[month]-[day] [hour]:[minute]");
+
+/// "14:05" in the viewer's time zone.
+pub fn clock(t: OffsetDateTime, offset: UtcOffset) -> String {
+    t.to_offset(offset).format(HM).unwrap_or_default()
+}
+
+/// "11-23 14:05" in the viewer's time zone.
+pub fn date_clock(t: OffsetDateTime, offset: UtcOffset) -> String {
+    t.to_offset(offset).format(MD_HM).unwrap_or_default()
+}
+
+/// An integer with thin grouping: 12345 → "12,345".
+pub fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "512 B", "3.4 KiB", "12.0 MiB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// A compact health figure: 0.0123 → "0.012", 231.4 → "231".
+pub fn figure(v: f64) -> String {
+    if !v.is_finite() {
+        return "?".into();
+    }
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a < 10.0 {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').into()
+    } else if a < 10_000.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{:.0}k", v / 1000.0)
+    }
+}
+
+/// Percentage of `part` in `whole`, "–" when there is no whole.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "–".into()
+    } else {
+        format!("{:.0}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_and_controls_never_survive() {
+        let nasty = "fix \u{1b}[2J\u{1b}[31mred\u{1b}[0m \u{1b}]0;pwned\u{7} title\u{1b}]8;;http://x\u{1b}\\link\u{1b}c\r\nnext\u{7}\u{8}\u{9b}1mC1\u{202e}evil";
+        let out = sanitize(nasty);
+        assert!(!out.chars().any(needs_cleaning), "{out:?}");
+        assert_eq!(out, "fix red  titlelink nextC1evil");
+        assert!(matches!(sanitize("plain PR title"), Cow::Borrowed(_)));
+        assert_eq!(sanitize("trailing \u{1b}"), "trailing ");
+        assert_eq!(sanitize("\u{1b}[12;"), "");
+    }
+
+    #[test]
+    fn fit_cuts_on_display_width() {
+        assert_eq!(fit("v1.2.3", 10), "v1.2.3");
+        assert_eq!(fit("v1.2.3-rc1", 6), "v1.2.…");
+        assert_eq!(fit("日本語のタイトル", 5), "日本…");
+        assert_eq!(fit("abc", 0), "");
+        assert_eq!(fit("abc", 1), "…");
+    }
+
+    #[test]
+    fn ages_and_when_their_text_changes() {
+        let s = Duration::from_secs;
+        assert_eq!(ago(s(5)), "just now");
+        assert_eq!(ago(s(7 * 60 + 3)), "7m ago");
+        assert_eq!(age_short(s(3 * 86_400 + 5)), "3d");
+        assert_eq!(age_short(s(5 * 3_600)), "5h");
+        // 7m03s: the text changes at 8m, in 57s.
+        let next = age_changes_in(s(7 * 60 + 3));
+        assert!(next > s(56) && next <= s(58), "{next:?}");
+        assert_eq!(age_short(s(7 * 60 + 3) + next), "8m");
+        // 5h10m: changes at 6h.
+        let next = age_changes_in(s(5 * 3_600 + 600));
+        assert_eq!(age_short(s(5 * 3_600 + 600) + next), "6h");
+        assert!(age_changes_in(s(30)) <= s(31));
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 * 1024 + 400), "3.4 KiB");
+        assert_eq!(figure(0.0123), "0.012");
+        assert_eq!(figure(231.4), "231");
+        assert_eq!(figure(f64::NAN), "?");
+        assert_eq!(percent(1, 3), "33%");
+        assert_eq!(percent(1, 0), "–");
+        assert_eq!(duration(Duration::from_millis(4_200)), "4.2s");
+        assert_eq!(duration(Duration::from_secs(125)), "2m 05s");
+        assert_eq!(countdown(Duration::from_secs(23 * 60 - 10)), "23m");
+    }
+}

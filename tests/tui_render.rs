@@ -1,0 +1,266 @@
+//! Every tab rendered into ratatui's `TestBackend` and compared with an `insta`
+//! snapshot, at 80×24 (the smallest supported pane) and 160×48. The clock is fixed
+//! ([`sample::NOW`], UTC), so the frames are the same on every machine.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+use snaptop::app::action::Action;
+use snaptop::app::keymap::KeyMap;
+use snaptop::app::{App, Startup};
+use snaptop::engine::events::EngineEvent;
+use snaptop::store::NamespaceSize;
+use snaptop::ui::theme::Theme;
+use snaptop::ui::{self, AppEvent, sample};
+use time::UtcOffset;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn app(startup: Startup, theme: Theme) -> App {
+    let mut app = App::new(startup, KeyMap::defaults(), theme, UtcOffset::UTC);
+    app.on_event(AppEvent::Engine(EngineEvent::NextRun(None)));
+    app
+}
+
+fn idle() -> App {
+    let mut app = app(
+        Startup {
+            snapshot: Some(sample::snapshot()),
+            history: sample::history(),
+            demo: true,
+        },
+        Theme::default_theme(),
+    );
+    app.on_event(AppEvent::StoreSizes(vec![
+        NamespaceSize {
+            name: "http",
+            entries: 1_204,
+            bytes: 3_482_112,
+        },
+        NamespaceSize {
+            name: "blobs",
+            entries: 310,
+            bytes: 912_384,
+        },
+        NamespaceSize {
+            name: "commits",
+            entries: 5_120,
+            bytes: 1_048_576,
+        },
+        NamespaceSize {
+            name: "snapshots",
+            entries: 30,
+            bytes: 402_000,
+        },
+    ]));
+    app
+}
+
+fn running() -> App {
+    let mut app = idle();
+    app.on_event(AppEvent::Engine(EngineEvent::Started(Box::new(
+        sample::progress(),
+    ))));
+    for line in sample::log() {
+        app.on_event(AppEvent::Engine(EngineEvent::Log(line)));
+    }
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::draw(f, app, sample::NOW)).unwrap();
+    t
+}
+
+fn check(name: &str, app: &App) {
+    for (w, h) in SIZES {
+        let t = render(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn snapshot_tab_idle() {
+    check("snapshot_idle", &idle());
+}
+
+#[test]
+fn snapshot_tab_empty_store() {
+    check(
+        "snapshot_empty",
+        &app(Startup::default(), Theme::default_theme()),
+    );
+}
+
+#[test]
+fn snapshot_tab_running() {
+    check("snapshot_running", &running());
+}
+
+#[test]
+fn snapshot_tab_detail_of_a_cell() {
+    let mut app = idle();
+    app.on_action(Action::Down);
+    app.on_action(Action::Right);
+    app.on_action(Action::Open);
+    check("snapshot_detail", &app);
+}
+
+#[test]
+fn snapshot_tab_after_a_cancelled_partial_run() {
+    let mut app = idle();
+    let mut snapshot = sample::snapshot();
+    snapshot.run_id = 43;
+    snapshot.partial = true;
+    snapshot.cancelled = true;
+    snapshot.failures = vec![sample::failure()];
+    snapshot.finished_at = sample::NOW - time::Duration::seconds(20);
+    let mut summary = sample::history()[0].clone();
+    summary.id = 43;
+    summary.started_at = snapshot.finished_at - time::Duration::seconds(3);
+    summary.duration_ms = 3_000;
+    summary.partial = true;
+    summary.cancelled = true;
+    summary.errors = 1;
+    app.on_event(AppEvent::Engine(EngineEvent::Finished {
+        summary,
+        snapshot: Box::new(snapshot),
+    }));
+    check("snapshot_cancelled", &app);
+}
+
+#[test]
+fn snapshot_tab_log_of_the_last_run_scrolled_back() {
+    let mut app = running();
+    for i in 0..30 {
+        let mut line = sample::log().remove(1);
+        line.message = format!("retried request {i}");
+        app.on_event(AppEvent::Engine(EngineEvent::Log(line)));
+    }
+    let mut summary = sample::history()[0].clone();
+    summary.id = 43;
+    app.on_event(AppEvent::Engine(EngineEvent::Finished {
+        summary,
+        snapshot: Box::new(sample::snapshot()),
+    }));
+    app.on_action(Action::Log);
+    app.on_action(Action::PageUp);
+    check("snapshot_log", &app);
+}
+
+#[test]
+fn schedule_tab() {
+    let mut app = idle();
+    app.on_action(Action::TabSchedule);
+    check("schedule", &app);
+}
+
+#[test]
+fn reports_tab() {
+    let mut app = idle();
+    app.on_action(Action::TabReports);
+    check("reports", &app);
+}
+
+#[test]
+fn cache_tab() {
+    let mut app = idle();
+    app.on_action(Action::TabCache);
+    check("cache", &app);
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = idle();
+    app.on_action(Action::Help);
+    check("help", &app);
+}
+
+#[test]
+fn quit_prompt_while_running() {
+    let mut app = running();
+    app.on_action(Action::Quit);
+    check("confirm_quit", &app);
+}
+
+#[test]
+fn too_small_notice_and_no_panic_down_to_one_cell() {
+    let app = running();
+    let t = render(&app, 60, 20);
+    insta::assert_snapshot!("too_small_60x20", t.backend());
+    let mut detail = idle();
+    detail.on_action(Action::Open);
+    let mut help = idle();
+    help.on_action(Action::Help);
+    for a in [&app, &detail, &help] {
+        for w in [1, 2, 5, 17, 40, 79, 80, 81] {
+            for h in [1, 2, 3, 7, 23, 24, 25] {
+                render(a, w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn selected_cell_is_marked_without_colour() {
+    let t = render(&idle(), 80, 24);
+    // Under NO_COLOR the cursor must still be visible: reversed, not only coloured.
+    let mono = App::new(
+        Startup {
+            snapshot: Some(sample::snapshot()),
+            history: sample::history(),
+            demo: true,
+        },
+        KeyMap::defaults(),
+        Theme::default_theme().without_color(),
+        UtcOffset::UTC,
+    );
+    let m = render(&mono, 80, 24);
+    let buf = m.backend().buffer();
+    let mut reversed = 0;
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let c = &buf[(x, y)];
+            assert!(
+                matches!(c.fg, Color::Reset) && matches!(c.bg, Color::Reset),
+                "colour at {x},{y}"
+            );
+            if c.modifier.contains(Modifier::REVERSED) {
+                reversed += 1;
+            }
+        }
+    }
+    assert!(
+        reversed > 10,
+        "cursor cell, active tab and DEMO badge are reversed"
+    );
+    // Same text with and without colour.
+    assert_eq!(t.backend().to_string(), m.backend().to_string());
+}
+
+#[test]
+fn footer_and_help_follow_the_key_map() {
+    let overrides = std::collections::BTreeMap::from([(
+        "trigger".to_string(),
+        snaptop::config::KeyBinding::One("F5".into()),
+    )]);
+    let keys = KeyMap::with_overrides(&overrides).unwrap();
+    let mut app = App::new(
+        Startup::default(),
+        keys,
+        Theme::default_theme(),
+        UtcOffset::UTC,
+    );
+    let t = render(&app, 80, 24);
+    let footer: String = (0..80)
+        .map(|x| t.backend().buffer()[(x, 23)].symbol().to_string())
+        .collect();
+    assert!(footer.contains("F5 run now"), "{footer}");
+    app.on_action(Action::Help);
+    let t = render(&app, 160, 48);
+    assert!(
+        t.backend().to_string().contains("F5"),
+        "help lists the overridden key"
+    );
+}

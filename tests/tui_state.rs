@@ -1,0 +1,385 @@
+//! The TUI's update logic as plain unit tests: engine events and key actions go into
+//! `App` (or a tab), and the state that comes out is checked. No terminal involved.
+
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use snaptop::app::action::Action;
+use snaptop::app::keymap::KeyMap;
+use snaptop::app::{App, Overlay, Startup};
+use snaptop::engine::events::{EngineEvent, Level};
+use snaptop::engine::model::RunSummary;
+use snaptop::ui::snapshot::{NextRun, SnapshotTab};
+use snaptop::ui::theme::Theme;
+use snaptop::ui::{AppEvent, Effect, Outcome, Tab, sample};
+use time::UtcOffset;
+
+fn app_with(startup: Startup) -> App {
+    App::new(
+        startup,
+        KeyMap::defaults(),
+        Theme::default_theme(),
+        UtcOffset::UTC,
+    )
+}
+
+fn idle_app() -> App {
+    app_with(Startup {
+        snapshot: Some(sample::snapshot()),
+        history: sample::history(),
+        demo: false,
+    })
+}
+
+fn engine(ev: EngineEvent) -> AppEvent {
+    AppEvent::Engine(ev)
+}
+
+fn finished(id: u64) -> EngineEvent {
+    let mut snapshot = sample::snapshot();
+    snapshot.run_id = id;
+    snapshot.finished_at = sample::NOW;
+    let summary = RunSummary {
+        id,
+        ..sample::history()[0].clone()
+    };
+    EngineEvent::Finished {
+        summary,
+        snapshot: Box::new(snapshot),
+    }
+}
+
+fn key(c: char) -> Event {
+    Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+#[test]
+fn tabs_switch_by_number_and_cycle_both_ways() {
+    let mut app = idle_app();
+    assert_eq!(app.active_index(), 0);
+    assert!(app.on_terminal(&key('3')));
+    assert_eq!(app.active_tab().title(), "Reports");
+    assert!(app.on_action(Action::NextTab));
+    assert_eq!(app.active_tab().title(), "Cache");
+    assert!(app.on_action(Action::NextTab));
+    assert_eq!(app.active_index(), 0, "Tab wraps around");
+    assert!(app.on_action(Action::PrevTab));
+    assert_eq!(app.active_index(), 3, "Shift-Tab wraps backwards");
+    assert!(
+        !app.on_action(Action::TabCache),
+        "same tab: nothing to redraw"
+    );
+}
+
+#[test]
+fn quit_is_immediate_when_idle_and_asks_while_running() {
+    let mut app = idle_app();
+    app.on_action(Action::Quit);
+    assert!(app.should_quit());
+
+    let mut app = idle_app();
+    app.on_event(engine(EngineEvent::Started(Box::new(sample::progress()))));
+    assert_eq!(app.running_fraction(), Some(0.42));
+    app.on_terminal(&key('q'));
+    assert!(!app.should_quit());
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    // Any other key keeps running.
+    app.on_terminal(&key('x'));
+    assert_eq!(app.overlay, Overlay::None);
+    assert!(!app.should_quit());
+    // Ctrl-C then `y` quits and cancels the run.
+    app.on_terminal(&Event::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    app.on_terminal(&key('y'));
+    assert!(app.should_quit());
+    assert_eq!(app.take_effects(), vec![Effect::Cancel]);
+}
+
+#[test]
+fn help_opens_scrolls_and_closes() {
+    let mut app = idle_app();
+    app.on_terminal(&key('?'));
+    assert_eq!(app.overlay, Overlay::Help { scroll: 0 });
+    app.on_action(Action::Down);
+    assert_eq!(app.overlay, Overlay::Help { scroll: 1 });
+    // Keys of the tab below do nothing while help is open.
+    assert!(!app.on_action(Action::Trigger));
+    assert!(app.take_effects().is_empty());
+    app.on_action(Action::Back);
+    assert_eq!(app.overlay, Overlay::None);
+}
+
+#[test]
+fn trigger_asks_the_engine_and_a_second_trigger_only_says_so() {
+    let mut app = idle_app();
+    app.on_terminal(&key('r'));
+    assert_eq!(app.take_effects(), vec![Effect::Trigger]);
+    app.on_event(engine(EngineEvent::Started(Box::new(sample::progress()))));
+    app.on_terminal(&key('r'));
+    assert!(
+        app.take_effects().is_empty(),
+        "no second trigger while running"
+    );
+    let msg = app.message().expect("a message").text.clone();
+    assert!(msg.contains("already running"), "{msg}");
+    // The next key press clears the message.
+    assert!(app.on_terminal(&key('x')));
+    assert!(app.message().is_none());
+    // The engine coalescing a trigger says so too.
+    app.on_event(engine(EngineEvent::AlreadyRunning));
+    assert!(app.message().unwrap().text.contains("already running"));
+}
+
+#[test]
+fn cancel_only_while_running() {
+    let mut app = idle_app();
+    app.on_terminal(&key('c'));
+    assert!(app.take_effects().is_empty());
+    assert!(
+        app.message()
+            .unwrap()
+            .text
+            .contains("no snapshot is running")
+    );
+    app.on_event(engine(EngineEvent::Started(Box::new(sample::progress()))));
+    app.on_terminal(&key('c'));
+    assert_eq!(app.take_effects(), vec![Effect::Cancel]);
+}
+
+#[test]
+fn finished_run_updates_header_history_and_message() {
+    let mut app = idle_app();
+    let before = app.data_as_of();
+    app.on_event(engine(EngineEvent::Started(Box::new(sample::progress()))));
+    assert!(app.on_event(engine(finished(43))));
+    assert_eq!(app.running_fraction(), None);
+    assert_eq!(app.data_as_of(), Some(sample::NOW));
+    assert_ne!(app.data_as_of(), before);
+    let m = app.message().unwrap();
+    assert_eq!(m.level, Level::Info);
+    assert!(m.text.contains("#43"), "{}", m.text);
+}
+
+#[test]
+fn cancelled_and_failed_runs_are_told_apart() {
+    let mut app = idle_app();
+    let EngineEvent::Finished {
+        summary,
+        mut snapshot,
+    } = finished(44)
+    else {
+        unreachable!()
+    };
+    snapshot.cancelled = true;
+    snapshot.partial = true;
+    app.on_event(engine(EngineEvent::Finished { summary, snapshot }));
+    let m = app.message().unwrap();
+    assert_eq!(m.level, Level::Warn);
+    assert!(
+        m.text.contains("cancelled") && m.text.contains("partial"),
+        "{}",
+        m.text
+    );
+
+    let mut summary = sample::history()[0].clone();
+    summary.id = 45;
+    app.on_event(engine(EngineEvent::Failed {
+        summary,
+        error: "store: disk full \u{1b}[2J".into(),
+    }));
+    let m = app.message().unwrap();
+    assert_eq!(m.level, Level::Error);
+    assert!(m.text.contains("disk full"));
+    assert!(!m.text.contains('\u{1b}'), "sanitised: {:?}", m.text);
+}
+
+#[test]
+fn progress_redraws_only_when_the_visible_percent_changes() {
+    let mut app = idle_app();
+    app.on_action(Action::TabCache);
+    let mut p = sample::progress();
+    assert!(app.on_event(engine(EngineEvent::Started(Box::new(p.clone())))));
+    p.fraction = 0.421;
+    assert!(
+        !app.on_event(engine(EngineEvent::Progress(Box::new(p.clone())))),
+        "same whole percent on another tab: no frame"
+    );
+    p.fraction = 0.43;
+    assert!(app.on_event(engine(EngineEvent::Progress(Box::new(p)))));
+}
+
+#[test]
+fn snapshot_tab_cursor_moves_within_the_matrix_and_opens_details() {
+    let mut tab = SnapshotTab::new(Some(sample::snapshot()), sample::history());
+    assert_eq!(tab.cursor(), (0, 0));
+    assert_eq!(
+        tab.handle_key(Action::Up),
+        Outcome::Ignored,
+        "already at the top"
+    );
+    assert_eq!(tab.handle_key(Action::Left), Outcome::Ignored);
+    for _ in 0..10 {
+        tab.handle_key(Action::Down);
+        tab.handle_key(Action::Right);
+    }
+    assert_eq!(
+        tab.cursor(),
+        (4, 2),
+        "stops at the last component and environment"
+    );
+    assert_eq!(tab.handle_key(Action::Open), Outcome::Redraw);
+    assert!(tab.detail_open());
+    assert_eq!(tab.hints(), vec![Action::Up, Action::Down, Action::Back]);
+    // Up/down scroll the detail view, not the cursor.
+    tab.handle_key(Action::Up);
+    assert_eq!(tab.cursor(), (4, 2));
+    assert_eq!(tab.handle_key(Action::Back), Outcome::Redraw);
+    assert!(!tab.detail_open());
+}
+
+#[test]
+fn snapshot_tab_without_data_has_nothing_to_open() {
+    let mut tab = SnapshotTab::new(None, vec![]);
+    assert_eq!(tab.handle_key(Action::Down), Outcome::Ignored);
+    assert!(matches!(tab.handle_key(Action::Open), Outcome::Say(_)));
+    assert!(!tab.detail_open());
+}
+
+#[test]
+fn snapshot_tab_follows_a_run_from_start_to_finish() {
+    let mut tab = SnapshotTab::new(None, vec![]);
+    assert!(tab.on_event(&engine(EngineEvent::NextRun(None))));
+    assert_eq!(tab.next_run(), NextRun::ManualOnly);
+    tab.on_event(&engine(EngineEvent::Started(Box::new(sample::progress()))));
+    assert!(tab.is_running());
+    assert_eq!(
+        tab.hints(),
+        vec![Action::Cancel, Action::PageUp, Action::PageDown]
+    );
+    for line in sample::log() {
+        tab.on_event(&engine(EngineEvent::Log(line)));
+    }
+    assert_eq!(tab.log().count(), 4);
+    tab.on_event(&engine(finished(43)));
+    assert!(!tab.is_running());
+    assert_eq!(tab.snapshot().unwrap().run_id, 43);
+    assert_eq!(tab.history()[0].id, 43);
+    assert_eq!(
+        tab.log().count(),
+        4,
+        "the run's log stays readable after it ends"
+    );
+    // A new run starts a new log.
+    tab.on_event(&engine(EngineEvent::Started(Box::new(sample::progress()))));
+    assert_eq!(tab.log().count(), 0);
+}
+
+#[test]
+fn log_is_bounded() {
+    let mut tab = SnapshotTab::new(None, vec![]);
+    let line = sample::log().remove(0);
+    for _ in 0..snaptop::ui::snapshot::LOG_LINES + 20 {
+        tab.on_event(&engine(EngineEvent::Log(line.clone())));
+    }
+    assert_eq!(tab.log().count(), snaptop::ui::snapshot::LOG_LINES);
+}
+
+#[test]
+fn stored_data_is_sanitised_on_the_way_in() {
+    let app = idle_app();
+    let mut buf = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
+    buf.draw(|f| snaptop::ui::draw(f, &app, sample::NOW))
+        .unwrap();
+    let text = buf.backend().to_string();
+    assert!(!text.contains('\u{1b}'));
+}
+
+#[test]
+fn idle_screen_wakes_only_when_a_relative_time_changes() {
+    let app = idle_app();
+    let secs = std::time::Duration::from_secs;
+    // The data is 7m old: "7m ago" becomes "8m ago" in 60 s...
+    let next = app.next_change(sample::NOW).expect("a clock is visible");
+    assert!(next > secs(59) && next <= secs(61), "{next:?}");
+    // ...and 25 s later, in 35 s.
+    let later = sample::NOW + time::Duration::seconds(25);
+    let next = app.next_change(later).unwrap();
+    assert!(next > secs(34) && next <= secs(36), "{next:?}");
+    // Nothing on screen depends on the clock without data.
+    let empty = app_with(Startup::default());
+    assert_eq!(empty.next_change(sample::NOW), None);
+}
+
+#[test]
+fn cache_tab_refresh_is_an_effect_not_io() {
+    let mut app = idle_app();
+    app.on_action(Action::TabCache);
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    app.on_terminal(&key('u'));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    // A second refresh before the first answer does not pile up.
+    app.on_terminal(&key('u'));
+    assert!(app.take_effects().is_empty());
+}
+
+#[test]
+fn mouse_wheel_moves_and_a_click_on_the_tab_bar_switches() {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mouse = |kind, column, row| {
+        Event::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let mut app = idle_app();
+    // " 1 Snapshot " is 12 wide, then a space: column 15 is in " 2 Schedule ".
+    assert!(app.on_terminal(&mouse(MouseEventKind::Down(MouseButton::Left), 15, 0)));
+    assert_eq!(app.active_tab().title(), "Schedule");
+    assert!(!app.on_terminal(&mouse(MouseEventKind::Down(MouseButton::Left), 15, 5)));
+    assert!(!app.on_terminal(&mouse(MouseEventKind::Down(MouseButton::Left), 79, 0)));
+    app.on_action(Action::TabSnapshot);
+    assert!(app.on_terminal(&mouse(MouseEventKind::ScrollDown, 10, 10)));
+    assert!(!app.on_terminal(&mouse(MouseEventKind::Moved, 10, 10)));
+}
+
+#[test]
+fn last_run_log_can_replace_the_history_and_scroll_back() {
+    let mut tab = SnapshotTab::new(Some(sample::snapshot()), sample::history());
+    tab.on_event(&engine(EngineEvent::Started(Box::new(sample::progress()))));
+    for _ in 0..10 {
+        for line in sample::log() {
+            tab.on_event(&engine(EngineEvent::Log(line)));
+        }
+    }
+    assert!(tab.log_shown(), "the log is on screen while a run goes");
+    assert_eq!(tab.handle_key(Action::PageUp), Outcome::Redraw);
+    assert_eq!(tab.log_scrolled_back(), 10);
+    // New lines do not move what a reader scrolled back to.
+    tab.on_event(&engine(EngineEvent::Log(sample::log().remove(0))));
+    assert_eq!(tab.log_scrolled_back(), 11);
+    for _ in 0..10 {
+        tab.handle_key(Action::PageUp);
+    }
+    assert_eq!(
+        tab.log_scrolled_back(),
+        40,
+        "at least one line stays in view"
+    );
+    tab.on_event(&engine(finished(43)));
+    assert!(!tab.log_shown(), "idle: the history is shown");
+    assert_eq!(tab.handle_key(Action::PageUp), Outcome::Ignored);
+    assert_eq!(tab.handle_key(Action::Log), Outcome::Redraw);
+    assert!(tab.log_shown());
+    assert_eq!(tab.log_scrolled_back(), 0, "the log opens at its end");
+    assert!(tab.hints().contains(&Action::Log));
+    tab.handle_key(Action::PageUp);
+    assert_eq!(tab.handle_key(Action::PageDown), Outcome::Redraw);
+    assert_eq!(
+        tab.handle_key(Action::PageDown),
+        Outcome::Ignored,
+        "already at the end"
+    );
+}
