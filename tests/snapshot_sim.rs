@@ -356,3 +356,49 @@ async fn bad_config_names_file_and_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_budget_from_rate_limit_body_is_respected() {
+    let sim = common::sim(SimOptions {
+        github_graphql_budget: 4,
+        github_budget_window: Duration::from_secs(2),
+        ..SimOptions::default()
+    })
+    .await;
+    let store = Store::temporary().unwrap();
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(!snap.partial, "{:?}", snap.failures);
+    assert_matches_ground_truth(&sim.org(), &snap);
+    let calls = sim.github_endpoint_counts();
+    assert_eq!(
+        calls.get("contents"),
+        None,
+        "waited for GraphQL, no REST fallback: {calls:?}"
+    );
+    assert_eq!(sim.counts(Source::GitHub).primary_limited, 0);
+    assert!(snap.stats.rate_limited_waits > 0);
+}
+
+#[tokio::test]
+async fn unknown_ticket_keys_are_dropped_not_fatal() {
+    let sim = common::sim(SimOptions::default()).await;
+    let org = sim.org();
+    let strays = org
+        .repos
+        .values()
+        .flat_map(|r| &r.pulls)
+        .filter(|p| p.merged_at.is_some() && p.keys.iter().any(|k| k.starts_with("OPS-")))
+        .count();
+    assert!(strays > 0, "the organisation has PRs naming unknown keys");
+    let store = Store::temporary().unwrap();
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(!snap.partial, "{:?}", snap.failures);
+    assert!(
+        snap.cells
+            .values()
+            .flat_map(|c| c.values())
+            .flat_map(|c| &c.tickets)
+            .all(|t| !t.key.starts_with("OPS-"))
+    );
+    assert_matches_ground_truth(&org, &snap);
+}

@@ -180,6 +180,15 @@ pub(super) async fn admit(state: AppState, req: Request, next: Next) -> Response
                 .primary_limited
                 .fetch_add(1, Ordering::Relaxed);
             drop(l);
+            if is_graphql {
+                // GraphQL answers an exhausted budget with 200 and an error.
+                let mut resp = json_status(
+                    StatusCode::OK,
+                    json!({"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded for user ID 1."}]}),
+                );
+                rate_headers(resp.headers_mut(), &b, resource);
+                return resp;
+            }
             let mut resp = json_status(
                 StatusCode::FORBIDDEN,
                 error_body(

@@ -159,12 +159,14 @@ async fn search(
         .filter(|k| !org.tickets.contains_key(*k))
         .collect();
     if !unknown.is_empty() {
-        return bad_request(
-            unknown
-                .iter()
-                .map(|k| format!("An issue with key '{k}' does not exist for field 'key'."))
-                .collect::<Vec<_>>()
-                .join(" "),
+        // One message per unknown key, as Jira lists them.
+        let messages: Vec<String> = unknown
+            .iter()
+            .map(|k| format!("An issue with key '{k}' does not exist for field 'key'."))
+            .collect();
+        return json_status(
+            StatusCode::BAD_REQUEST,
+            json!({"errorMessages": messages, "errors": {}}),
         );
     }
     let start: usize = match &p.next_page_token {

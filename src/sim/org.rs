@@ -562,11 +562,20 @@ fn gen_source_repo(
                 format!("chore/deps-{pr_no}"),
                 vec![],
             ),
-            1..=2 => (
+            1 => (
                 title_text.clone(),
                 format!("feature/{key}-{}", slug(&title_text)),
                 vec![key.clone()],
             ),
+            // A key Jira does not know (a typo, a project that moved): never a ticket.
+            2 => {
+                let stray = format!("OPS-{}", 9000 + key_no);
+                (
+                    format!("{key}: {title_text} (see {stray})"),
+                    format!("feature/{key}"),
+                    vec![key.clone(), stray],
+                )
+            }
             3 => {
                 let second = format!("{}-{}", comp.project_key, key_no + 1000);
                 (
@@ -581,7 +590,7 @@ fn gen_source_repo(
                 vec![key.clone()],
             ),
         };
-        for k in &keys {
+        for k in keys.iter().filter(|k| !k.starts_with("OPS-")) {
             let n = tickets.len() as u64;
             let (status, category) = STATUSES[(fnv1a(k.as_bytes()) % 4) as usize];
             tickets.insert(

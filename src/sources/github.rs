@@ -22,6 +22,8 @@ pub const GRAPHQL_ALIASES_PER_REQUEST: usize = 100;
 pub const REST_POINTS_PER_MINUTE: usize = 900;
 pub const GRAPHQL_POINTS_PER_MINUTE: usize = 2000;
 pub const MAX_CONCURRENT_REQUESTS: usize = 100;
+/// Rate-limit answers one GraphQL batch sits through before it fails.
+const MAX_GRAPHQL_RATE_LIMIT_WAITS: u32 = 5;
 
 const REST: &str = "core";
 const GRAPHQL: &str = "graphql";
@@ -185,8 +187,17 @@ impl GitHub {
     /// Learns both budgets before fanning out (`GET /rate_limit` costs no budget).
     pub async fn learn_budgets(&self) -> Result<(), FetchError> {
         let url = self.rest.url("rate_limit")?;
-        // Not cached: it changes with every request.
-        let _ = self.rest.get_uncached(url, REST).await?;
+        // Not cached: it changes with every request. Its headers describe only `core`;
+        // the GraphQL budget is in the body.
+        let resp = self.rest.get_uncached(url, REST).await?;
+        let body: serde_json::Value = serde_json::from_str(&resp.body).unwrap_or_default();
+        for resource in [REST, GRAPHQL] {
+            let r = &body["resources"][resource];
+            if let (Some(remaining), Some(limit)) = (r["remaining"].as_u64(), r["limit"].as_u64()) {
+                self.rest
+                    .learn_budget(resource, remaining, limit, r["reset"].as_u64());
+            }
+        }
         Ok(())
     }
 
@@ -443,29 +454,49 @@ impl GitHub {
         );
         for (i, f) in files.iter().enumerate() {
             query.push_str(&format!(
-                " f{i}: object(expression: {}) {{ ... on Blob {{ text isBinary }} }}",
+                " f{i}: object(expression: {}) {{ ... on Blob {{ text isBinary isTruncated }} }}",
                 gql_string(&format!("{}:{}", f.sha, f.path))
             ));
         }
         query.push_str(" } }");
         let endpoint = "POST graphql";
-        let resp = self
-            .rest
-            .post_json(
-                self.graphql_url.clone(),
-                &serde_json::json!({ "query": query }),
-                GRAPHQL,
-            )
-            .await?;
-        let value: serde_json::Value = serde_json::from_str(&resp.body).map_err(|e| {
-            self.rest.error(
-                "POST",
-                endpoint,
-                Some(resp.status),
-                format!("unexpected GraphQL response: {e}"),
-                false,
-            )
-        })?;
+        let body = serde_json::json!({ "query": query });
+        let mut waits = 0;
+        let (resp, value) = loop {
+            let resp = self
+                .rest
+                .post_json(self.graphql_url.clone(), &body, GRAPHQL)
+                .await?;
+            let value: serde_json::Value = serde_json::from_str(&resp.body).map_err(|e| {
+                self.rest.error(
+                    "POST",
+                    endpoint,
+                    Some(resp.status),
+                    format!("unexpected GraphQL response: {e}"),
+                    false,
+                )
+            })?;
+            // GraphQL reports its limits inside a 200: wait, then ask again (a REST
+            // fallback would only spend the other budget).
+            match graphql_rate_limited(&value) {
+                Some(message) if waits < MAX_GRAPHQL_RATE_LIMIT_WAITS => {
+                    waits += 1;
+                    let wait = self.graphql_wait(waits);
+                    self.rest
+                        .pause(GRAPHQL, wait, &format!("graphql ({message})"));
+                }
+                Some(message) => {
+                    return Err(self.rest.error(
+                        "POST",
+                        endpoint,
+                        Some(resp.status),
+                        format!("rate limited: {message}; giving up"),
+                        false,
+                    ));
+                }
+                None => break (resp, value),
+            }
+        };
         let repo_data = value.get("data").and_then(|d| d.get("repository"));
         let errors = value
             .get("errors")
@@ -507,6 +538,10 @@ impl GitHub {
             }
             match repo_data.get(&alias) {
                 Some(serde_json::Value::Null) | None => out.push((f.clone(), None)),
+                // A truncated blob is read whole over REST.
+                Some(obj) if obj.get("isTruncated").and_then(|t| t.as_bool()) == Some(true) => {
+                    retry.push(f.clone())
+                }
                 Some(obj) => match obj.get("text").and_then(|t| t.as_str()) {
                     Some(text) => out.push((f.clone(), Some(text.to_string()))),
                     None => out.push((f.clone(), None)),
@@ -518,6 +553,21 @@ impl GitHub {
             out.push((f, text));
         }
         Ok(out)
+    }
+
+    /// How long to hold GraphQL after a rate-limit answer: until the reset when the budget
+    /// is spent, else GitHub's documented "at least a minute", doubling.
+    fn graphql_wait(&self, waits: u32) -> Duration {
+        let budget = self
+            .rest
+            .budgets()
+            .into_iter()
+            .find(|b| b.source == "GitHub GraphQL" && b.remaining == 0);
+        if let Some(reset) = budget.and_then(|b| b.resets_at) {
+            let left = reset - time::OffsetDateTime::now_utc();
+            return Duration::try_from(left).unwrap_or_default() + Duration::from_millis(500);
+        }
+        Duration::from_secs(60 << waits.saturating_sub(1).min(4))
     }
 
     /// `GET /repos/{o}/{r}/contents/{path}?ref=SHA` (base64 with embedded newlines).
@@ -540,6 +590,20 @@ impl GitHub {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The message of a GraphQL rate-limit error (`type` RATE_LIMITED or RATE_LIMIT, or a
+/// message naming a rate limit), if the answer is one.
+fn graphql_rate_limited(value: &serde_json::Value) -> Option<String> {
+    value.get("errors")?.as_array()?.iter().find_map(|e| {
+        let kind = e.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+        let message = e
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default();
+        (kind.starts_with("RATE_LIMIT") || message.to_ascii_lowercase().contains("rate limit"))
+            .then(|| message.to_string())
+    })
 }
 
 fn decode_contents(item: ContentsItem) -> Result<String, String> {
@@ -589,6 +653,25 @@ mod tests {
             encoding: Some("base64".into()),
         };
         assert_eq!(decode_contents(item).unwrap(), "images:\n  - name: x\n");
+    }
+
+    #[test]
+    fn graphql_rate_limits_are_recognised() {
+        let limited: serde_json::Value = serde_json::from_str(
+            r#"{"errors":[{"type":"RATE_LIMITED","message":"API rate limit exceeded for user ID 1."}]}"#,
+        )
+        .unwrap();
+        assert!(graphql_rate_limited(&limited).is_some());
+        let newer: serde_json::Value = serde_json::from_str(
+            r#"{"errors":[{"type":"RATE_LIMIT","code":"graphql_rate_limit","message":"API rate limit already exceeded for user ID 1."}]}"#,
+        )
+        .unwrap();
+        assert!(graphql_rate_limited(&newer).is_some());
+        let not_found: serde_json::Value = serde_json::from_str(
+            r#"{"data":{"repository":null},"errors":[{"type":"NOT_FOUND","path":["repository"],"message":"Could not resolve to a Repository with the name 'a/b'."}]}"#,
+        )
+        .unwrap();
+        assert!(graphql_rate_limited(&not_found).is_none());
     }
 
     #[test]

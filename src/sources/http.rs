@@ -29,6 +29,8 @@ pub const MAX_TRANSIENT_RETRIES: usize = 3;
 pub const MAX_RATE_LIMIT_WAITS: u32 = 5;
 /// The longest a single rate-limit wait may be before the request fails instead.
 pub const MAX_RATE_LIMIT_WAIT_SECS: u64 = 900;
+/// Long enough for a hundred "unknown key" messages from Jira, short enough for a line.
+const ERROR_SUMMARY_MAX_CHARS: usize = 8000;
 /// Resets reported as "seconds from now" (Datadog) wobble by a second between answers.
 const RESET_JITTER: Duration = Duration::from_millis(1500);
 /// GitHub documents no wait for a secondary limit without `retry-after`: "at least one minute".
@@ -705,7 +707,19 @@ impl SourceClient {
             let status = resp.status();
             let headers = resp.headers().clone();
             let budget_resource = self.read_budget(&headers, resource);
-            if let Some(wait) = self.rate_limited(status, &headers) {
+            let link = header_str(&headers, "link");
+            let etag = header_str(&headers, "etag");
+            let last_modified = header_str(&headers, "last-modified");
+            let text = resp.text().await.map_err(|e| {
+                self.error(
+                    method_name,
+                    endpoint,
+                    Some(status.as_u16()),
+                    format!("reading body: {}", root_cause(&e)),
+                    true,
+                )
+            })?;
+            if let Some(wait) = self.rate_limited(status, &headers, &text, waits) {
                 drop(_permit);
                 waits += 1;
                 if waits > MAX_RATE_LIMIT_WAITS
@@ -719,33 +733,13 @@ impl SourceClient {
                         false,
                     ));
                 }
-                self.inner
-                    .counters
-                    .rate_limited_waits
-                    .fetch_add(1, Ordering::Relaxed);
-                self.inner.log.warn(
-                    self.name,
-                    format!(
-                        "rate limited on {endpoint} ({}) → waiting {}s",
-                        status.as_u16(),
-                        wait.as_secs_f64().ceil()
-                    ),
+                self.pause(
+                    &budget_resource,
+                    wait,
+                    &format!("{endpoint} ({})", status.as_u16()),
                 );
-                self.inner.limiter.block_for(&budget_resource, wait);
                 continue;
             }
-            let link = header_str(&headers, "link");
-            let etag = header_str(&headers, "etag");
-            let last_modified = header_str(&headers, "last-modified");
-            let text = resp.text().await.map_err(|e| {
-                self.error(
-                    method_name,
-                    endpoint,
-                    Some(status.as_u16()),
-                    format!("reading body: {}", root_cause(&e)),
-                    true,
-                )
-            })?;
             if status == StatusCode::NOT_MODIFIED {
                 return Ok(HttpResponse {
                     status: 304,
@@ -862,32 +856,121 @@ impl SourceClient {
     }
 
     /// How long to wait when the answer says "rate limited"; None when it does not.
-    fn rate_limited(&self, status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
-        if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::FORBIDDEN {
-            return None;
-        }
-        if let Some(secs) = header_str(headers, "retry-after").and_then(|v| parse_retry_after(&v)) {
-            return Some(secs);
-        }
-        let remaining =
-            header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
-        if remaining == Some(0) {
-            let reset = header_str(headers, "x-ratelimit-reset")
-                .and_then(|v| v.trim().parse::<u64>().ok())?;
-            let wait = match self.inner.rate_headers {
-                RateHeaders::GitHub => (UNIX_EPOCH + Duration::from_secs(reset))
+    /// `earlier_waits` escalates GitHub's secondary-limit wait (60 s, 120 s, ...).
+    fn rate_limited(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &str,
+        earlier_waits: u32,
+    ) -> Option<Duration> {
+        rate_limit_wait(
+            self.inner.rate_headers,
+            status,
+            headers,
+            body,
+            earlier_waits,
+        )
+    }
+
+    /// Holds every request of `resource` for `wait` (a server said so), counting it as
+    /// a rate-limit wait in the run log.
+    pub fn pause(&self, resource: &str, wait: Duration, what: &str) {
+        self.inner
+            .counters
+            .rate_limited_waits
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner.log.warn(
+            self.name,
+            format!(
+                "rate limited on {what} → waiting {}s",
+                wait.as_secs_f64().ceil()
+            ),
+        );
+        self.inner.limiter.block_for(resource, wait);
+    }
+
+    /// Records a budget learned from a response body (GitHub's `/rate_limit`).
+    pub fn learn_budget(
+        &self,
+        resource: &str,
+        remaining: u64,
+        limit: u64,
+        reset_unix: Option<u64>,
+    ) {
+        self.inner.limiter.update(
+            resource,
+            Some(remaining),
+            Some(limit),
+            reset_unix.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+        );
+    }
+}
+
+/// The wait a 403/429 asks for, per the sources' documentation: `Retry-After` when
+/// given; else the reset when the budget is spent (`X-RateLimit-Reset` as epoch seconds
+/// for GitHub, seconds from now for Datadog, an ISO date for Jira); else, for a 429 or a
+/// GitHub secondary limit (a 403 whose message says so), at least a minute, doubling
+/// on repeats. A 403 about permissions is not a rate limit.
+fn rate_limit_wait(
+    kind: RateHeaders,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+    earlier_waits: u32,
+) -> Option<Duration> {
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::FORBIDDEN {
+        return None;
+    }
+    if let Some(wait) = header_str(headers, "retry-after").and_then(|v| parse_retry_after(&v)) {
+        return Some(wait);
+    }
+    let remaining =
+        header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+    let reset = header_str(headers, "x-ratelimit-reset");
+    if remaining == Some(0)
+        && let Some(reset) = reset.as_deref().map(str::trim)
+    {
+        let wait = match (kind, reset.parse::<u64>()) {
+            (RateHeaders::GitHub, Ok(epoch)) => Some(
+                (UNIX_EPOCH + Duration::from_secs(epoch))
                     .duration_since(SystemTime::now())
                     .unwrap_or_default(),
-                _ => Duration::from_secs(reset),
-            };
+            ),
+            (_, Ok(secs)) => Some(Duration::from_secs(secs)),
+            (_, Err(_)) => parse_iso_reset(reset),
+        };
+        if let Some(wait) = wait {
             return Some(wait + Duration::from_millis(500));
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return Some(Duration::from_secs(SECONDARY_LIMIT_DEFAULT_WAIT_SECS));
-        }
-        // A 403 that is not about rate limits (permissions) is a real error.
-        None
     }
+    let secondary =
+        kind == RateHeaders::GitHub && body.to_ascii_lowercase().contains("secondary rate limit");
+    if status == StatusCode::TOO_MANY_REQUESTS || secondary {
+        let factor = 1u64 << earlier_waits.min(4);
+        return Some(Duration::from_secs(
+            SECONDARY_LIMIT_DEFAULT_WAIT_SECS * factor,
+        ));
+    }
+    // A 403 that is not about rate limits (permissions) is a real error.
+    None
+}
+
+/// Jira's `X-RateLimit-Reset`: `2026-11-23T14:05Z` (ISO 8601, minutes or seconds).
+fn parse_iso_reset(v: &str) -> Option<Duration> {
+    use time::macros::format_description;
+    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .or_else(|| {
+            time::PrimitiveDateTime::parse(
+                v.trim_end_matches('Z'),
+                format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+            )
+            .ok()
+            .map(|t| t.assume_utc())
+        })?;
+    let wait = at - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(wait).unwrap_or_default())
 }
 
 /// `Retry-After` is seconds or an HTTP date.
@@ -931,9 +1014,14 @@ fn error_summary(status: StatusCode, body: &str) -> String {
             v.get("message")
                 .and_then(|m| m.as_str().map(str::to_string))
                 .or_else(|| {
-                    v.get("errorMessages")
-                        .and_then(|m| m.get(0))
-                        .and_then(|m| m.as_str().map(str::to_string))
+                    // Jira lists one message per problem (one per unknown key): keep all.
+                    let all: Vec<&str> = v
+                        .get("errorMessages")?
+                        .as_array()?
+                        .iter()
+                        .filter_map(|m| m.as_str())
+                        .collect();
+                    (!all.is_empty()).then(|| all.join(" "))
                 })
                 .or_else(|| {
                     v.get("errors")
@@ -949,7 +1037,7 @@ fn error_summary(status: StatusCode, body: &str) -> String {
     let one_line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
+        .take(ERROR_SUMMARY_MAX_CHARS)
         .collect();
     one_line
 }
@@ -1052,6 +1140,74 @@ mod tests {
         assert_eq!(l.last, None);
         assert_eq!(Links::parse(None), Links::default());
         assert_eq!(Links::parse(Some("garbage")), Links::default());
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn secondary_limit_without_retry_after_waits_a_minute_and_doubles() {
+        let body = r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#;
+        let h = headers(&[("x-ratelimit-remaining", "4000")]);
+        let wait = |n| rate_limit_wait(RateHeaders::GitHub, StatusCode::FORBIDDEN, &h, body, n);
+        assert_eq!(wait(0), Some(Duration::from_secs(60)));
+        assert_eq!(wait(1), Some(Duration::from_secs(120)));
+        // A permissions 403 is an error, not a wait.
+        let denied = r#"{"message":"Resource not accessible by personal access token"}"#;
+        assert_eq!(
+            rate_limit_wait(RateHeaders::GitHub, StatusCode::FORBIDDEN, &h, denied, 0),
+            None
+        );
+    }
+
+    #[test]
+    fn jira_429_with_iso_reset_or_nothing_still_waits() {
+        let soon = (time::OffsetDateTime::now_utc() + time::Duration::minutes(3))
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]Z"
+            ))
+            .unwrap();
+        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &soon)]);
+        let wait = rate_limit_wait(
+            RateHeaders::RetryAfterOnly,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            "",
+            0,
+        )
+        .unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait < Duration::from_secs(200),
+            "{wait:?}"
+        );
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "soon"),
+        ]);
+        assert_eq!(
+            rate_limit_wait(
+                RateHeaders::RetryAfterOnly,
+                StatusCode::TOO_MANY_REQUESTS,
+                &h,
+                "",
+                0
+            ),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn jira_error_summary_keeps_every_message() {
+        let s = error_summary(
+            StatusCode::BAD_REQUEST,
+            r#"{"errorMessages":["An issue with key 'A-1' does not exist for field 'key'.","An issue with key 'B-2' does not exist for field 'key'."],"errors":{}}"#,
+        );
+        assert!(s.contains("'A-1'") && s.contains("'B-2'"), "{s}");
     }
 
     #[test]
