@@ -1,0 +1,866 @@
+//! The `_stats_history.csv` reader: streams files of any size in bounded memory.
+//!
+//! One thread reads fixed-size chunks cut at record boundaries, worker threads parse
+//! chunks in parallel into compact rows and mergeable partial summaries, and the calling
+//! thread folds the results in file order into bounded time series. At most
+//! [`MAX_CHUNKS_IN_FLIGHT`] chunks exist at once, so memory does not grow with the file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use csv::ByteRecord;
+
+use super::error::ReportError;
+use super::locust::{Header, col, count_cell, is_aggregate_row, number_cell, percentile_of_header};
+use super::model::{EndpointHistory, HistoryPoint, HistorySummary};
+
+/// Bytes handed to a parser thread at a time.
+pub const CHUNK_BYTES: usize = 2 * 1024 * 1024;
+/// A single CSV record longer than this is refused (it is an unbalanced quote in practice).
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+/// Chunks read but not yet folded; bounds memory to about this many × (chunk + its rows).
+pub const MAX_CHUNKS_IN_FLIGHT: usize = 6;
+/// Points per time series: a chart is never wider than a terminal.
+pub const MAX_SERIES_POINTS: usize = 240;
+/// Endpoints followed over time; rows of further endpoints are counted, not charted.
+pub const MAX_HISTORY_ENDPOINTS: usize = 2_000;
+
+/// Bytes of the history file read so far, for a progress gauge polled from the UI.
+#[derive(Debug, Default, Clone)]
+pub struct ReadProgress {
+    pub bytes_read: Arc<AtomicU64>,
+    pub bytes_total: Arc<AtomicU64>,
+}
+
+impl ReadProgress {
+    pub fn fraction(&self) -> f64 {
+        let total = self.bytes_total.load(Ordering::Relaxed);
+        if total == 0 {
+            0.0
+        } else {
+            self.bytes_read.load(Ordering::Relaxed) as f64 / total as f64
+        }
+    }
+}
+
+/// Where each field of a history row is.
+#[derive(Debug, Clone)]
+struct HistoryColumns {
+    field_count: usize,
+    timestamp: usize,
+    users: Option<usize>,
+    method: Option<usize>,
+    name: usize,
+    rps: Option<usize>,
+    failures_per_sec: Option<usize>,
+    p50: Option<usize>,
+    p95: Option<usize>,
+    p99: Option<usize>,
+    names: Vec<String>,
+    raw_header: ByteRecord,
+}
+
+impl HistoryColumns {
+    fn new(path: &Path, raw_header: ByteRecord) -> Result<Self, ReportError> {
+        let header = Header::from_record(&raw_header);
+        let need = |aliases: &[&str]| {
+            header.find(aliases).ok_or_else(|| {
+                ReportError::malformed(
+                    path,
+                    1,
+                    format!("expected a \"{}\" column in the history header", aliases[0]),
+                )
+            })
+        };
+        let percentile = |wanted: f64| {
+            header
+                .names
+                .iter()
+                .position(|n| percentile_of_header(n).is_some_and(|p| (p - wanted).abs() < 1e-9))
+        };
+        Ok(Self {
+            field_count: header.names.len(),
+            timestamp: need(col::TIMESTAMP)?,
+            users: header.find(col::USERS),
+            method: header.find(col::METHOD),
+            name: need(col::NAME)?,
+            rps: header.find(col::RPS),
+            failures_per_sec: header.find(col::FAILURES_PER_SEC),
+            p50: percentile(50.0),
+            p95: percentile(95.0),
+            p99: percentile(99.0),
+            names: header.names.clone(),
+            raw_header,
+        })
+    }
+}
+
+/// A relative-precision histogram: medians of millions of values in a few KiB.
+///
+/// Values fall in buckets by the top bits of their f64 representation (7 mantissa bits:
+/// buckets are under 0.8% wide); each bucket keeps the smallest value seen so a median is
+/// always a value that occurred, exact when values repeat (Locust rounds them).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogHistogram {
+    buckets: BTreeMap<u64, (u64, f64)>,
+    count: u64,
+}
+
+impl LogHistogram {
+    const KEPT_MANTISSA_BITS: u32 = 7;
+
+    pub(crate) fn add(&mut self, value: f64) {
+        if !(value.is_finite() && value >= 0.0) {
+            return;
+        }
+        let key = value.to_bits() >> (52 - Self::KEPT_MANTISSA_BITS);
+        let entry = self.buckets.entry(key).or_insert((0, value));
+        entry.0 += 1;
+        entry.1 = entry.1.min(value);
+        self.count += 1;
+    }
+
+    pub(crate) fn merge(&mut self, other: &Self) {
+        for (key, (count, min)) in &other.buckets {
+            let entry = self.buckets.entry(*key).or_insert((0, *min));
+            entry.0 += count;
+            entry.1 = entry.1.min(*min);
+        }
+        self.count += other.count;
+    }
+
+    pub(crate) fn median(&self) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = self.count.div_ceil(2);
+        let mut seen = 0;
+        for (count, min) in self.buckets.values() {
+            seen += count;
+            if seen >= rank {
+                return Some(*min);
+            }
+        }
+        None
+    }
+}
+
+/// What one chunk says about one endpoint; partials merge in any order.
+#[derive(Debug, Clone, Default)]
+struct EndpointPartial {
+    rows: u64,
+    p95: LogHistogram,
+    p99: LogHistogram,
+    peak_p95: Option<(f64, i64)>,
+    peak_p99: Option<(f64, i64)>,
+    peak_rps: f64,
+}
+
+fn keep_peak(peak: &mut Option<(f64, i64)>, candidate: Option<(f64, i64)>) {
+    if let Some((value, t)) = candidate
+        && peak.is_none_or(|(best, _)| value > best)
+    {
+        *peak = Some((value, t));
+    }
+}
+
+impl EndpointPartial {
+    fn add(&mut self, row: &RowPoint) {
+        self.rows += 1;
+        self.peak_rps = self.peak_rps.max(row.rps);
+        if let Some(p95) = row.p95.filter(|v| *v > 0.0) {
+            self.p95.add(p95);
+            keep_peak(&mut self.peak_p95, Some((p95, row.t)));
+        }
+        if let Some(p99) = row.p99.filter(|v| *v > 0.0) {
+            self.p99.add(p99);
+            keep_peak(&mut self.peak_p99, Some((p99, row.t)));
+        }
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.rows += other.rows;
+        self.p95.merge(&other.p95);
+        self.p99.merge(&other.p99);
+        keep_peak(&mut self.peak_p95, other.peak_p95);
+        keep_peak(&mut self.peak_p99, other.peak_p99);
+        self.peak_rps = self.peak_rps.max(other.peak_rps);
+    }
+}
+
+/// One history row, reduced to what the series need.
+#[derive(Debug, Clone, Copy)]
+struct RowPoint {
+    endpoint: u32,
+    t: i64,
+    users: Option<f64>,
+    rps: f64,
+    failures_per_sec: f64,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+}
+
+/// A parsed chunk. Endpoint ids are local to the chunk (`endpoints[id]`).
+#[derive(Debug, Default)]
+struct ChunkOutput {
+    lines: u64,
+    endpoints: Vec<(String, String)>,
+    partials: Vec<EndpointPartial>,
+    points: Vec<RowPoint>,
+}
+
+/// A parse error inside a chunk, with the line relative to the chunk's first line.
+struct ChunkError {
+    relative_line: u64,
+    message: String,
+}
+
+/// Parses one chunk of whole records.
+fn parse_chunk(columns: &HistoryColumns, chunk: &[u8]) -> Result<ChunkOutput, ChunkError> {
+    let mut out = ChunkOutput {
+        lines: memchr::memchr_iter(b'\n', chunk).count() as u64,
+        ..ChunkOutput::default()
+    };
+    let mut ids: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut key = Vec::new();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(chunk);
+    let mut record = ByteRecord::new();
+    loop {
+        let more = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| ChunkError {
+                relative_line: e.position().map_or(1, |p| p.line()),
+                message: format!("not valid CSV: {e}"),
+            })?;
+        if !more {
+            break;
+        }
+        let relative_line = record.position().map_or(1, |p| p.line());
+        let at = |message: String| ChunkError {
+            relative_line,
+            message,
+        };
+        if record.len() == 1 && record[0].trim_ascii().is_empty() {
+            continue;
+        }
+        if record == columns.raw_header {
+            continue;
+        }
+        if record.len() != columns.field_count {
+            return Err(at(format!(
+                "expected {} fields as in the header, found {}",
+                columns.field_count,
+                record.len()
+            )));
+        }
+        let names = &columns.names;
+        let num = |idx: Option<usize>| -> Result<Option<f64>, ChunkError> {
+            match idx {
+                Some(i) => number_cell(&record[i], &names[i]).map_err(at),
+                None => Ok(None),
+            }
+        };
+        let t =
+            count_cell(&record[columns.timestamp], &names[columns.timestamp]).map_err(at)? as i64;
+        let method = columns.method.map_or(&b""[..], |i| &record[i]);
+        let name = &record[columns.name];
+        key.clear();
+        key.extend_from_slice(method);
+        key.push(0);
+        key.extend_from_slice(name);
+        let endpoint = match ids.get(key.as_slice()) {
+            Some(id) => *id,
+            None => {
+                let id = out.endpoints.len() as u32;
+                ids.insert(key.clone(), id);
+                out.endpoints.push((
+                    String::from_utf8_lossy(method).into_owned(),
+                    String::from_utf8_lossy(name).into_owned(),
+                ));
+                out.partials.push(EndpointPartial::default());
+                id
+            }
+        };
+        let row = RowPoint {
+            endpoint,
+            t,
+            users: num(columns.users)?,
+            rps: num(columns.rps)?.unwrap_or(0.0),
+            failures_per_sec: num(columns.failures_per_sec)?.unwrap_or(0.0),
+            p50: num(columns.p50)?,
+            p95: num(columns.p95)?,
+            p99: num(columns.p99)?,
+        };
+        out.partials[endpoint as usize].add(&row);
+        out.points.push(row);
+    }
+    Ok(out)
+}
+
+/// Where the last complete record of `buf` ends (just after its newline), given that
+/// `buf` starts at a record boundary. A newline ends a record only outside quotes, and
+/// it is outside quotes exactly when an even number of `"` precede it (an escaped `""`
+/// counts twice).
+fn last_record_end(buf: &[u8]) -> Option<usize> {
+    if memchr::memchr(b'"', buf).is_none() {
+        return memchr::memrchr(b'\n', buf).map(|i| i + 1);
+    }
+    let mut in_quotes = false;
+    let mut last = None;
+    for i in memchr::memchr2_iter(b'"', b'\n', buf) {
+        if buf[i] == b'"' {
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            last = Some(i + 1);
+        }
+    }
+    last
+}
+
+/// The end of the first record (the header), same rule as [`last_record_end`].
+fn first_record_end(buf: &[u8]) -> Option<usize> {
+    let mut in_quotes = false;
+    for i in memchr::memchr2_iter(b'"', b'\n', buf) {
+        if buf[i] == b'"' {
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Reads into `buf` until it holds `want` bytes or the file ends; returns false at EOF.
+fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize, path: &Path) -> Result<bool, ReportError> {
+    while buf.len() < want {
+        let start = buf.len();
+        buf.resize(want, 0);
+        match file.read(&mut buf[start..]) {
+            Ok(0) => {
+                buf.truncate(start);
+                return Ok(false);
+            }
+            Ok(n) => buf.truncate(start + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
+            Err(e) => {
+                buf.truncate(start);
+                return Err(ReportError::io(path, e));
+            }
+        }
+    }
+    Ok(true)
+}
+
+enum ReaderMessage {
+    Chunk(u64, Vec<u8>),
+    /// The chunk at this sequence number could not be cut (an unbalanced quote).
+    Failed(u64, ReportError),
+}
+
+/// Reads `file` (positioned after the header, `carry` = bytes already read past it) in
+/// chunks cut at record ends.
+fn read_chunks(
+    mut file: File,
+    mut carry: Vec<u8>,
+    path: &Path,
+    work: &SyncSender<ReaderMessage>,
+    progress: Option<&ReadProgress>,
+) {
+    let mut seq = 0_u64;
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        buf.reserve(CHUNK_BYTES.saturating_sub(buf.len()));
+        let mut want = CHUNK_BYTES.max(buf.len());
+        let at_end = loop {
+            let before = buf.len();
+            let more = match fill(&mut file, &mut buf, want, path) {
+                Ok(more) => more,
+                Err(e) => {
+                    let _ = work.send(ReaderMessage::Failed(seq, e));
+                    return;
+                }
+            };
+            if let Some(p) = progress {
+                p.bytes_read
+                    .fetch_add((buf.len() - before) as u64, Ordering::Relaxed);
+            }
+            if !more {
+                break true;
+            }
+            match last_record_end(&buf) {
+                Some(end) => {
+                    carry = buf[end..].to_vec();
+                    buf.truncate(end);
+                    break false;
+                }
+                None if buf.len() >= MAX_RECORD_BYTES => {
+                    let error = ReportError::malformed(
+                        path,
+                        0,
+                        format!(
+                            "a record longer than {} MiB (an unbalanced quote?)",
+                            MAX_RECORD_BYTES / (1024 * 1024)
+                        ),
+                    );
+                    let _ = work.send(ReaderMessage::Failed(seq, error));
+                    return;
+                }
+                None => want = buf.len() * 2,
+            }
+        };
+        if !buf.is_empty() && work.send(ReaderMessage::Chunk(seq, buf)).is_err() {
+            return;
+        }
+        seq += 1;
+        if at_end {
+            return;
+        }
+    }
+}
+
+/// A time series with a fixed number of buckets: when full, neighbours merge and the
+/// bucket width doubles, so any run length fits in [`MAX_SERIES_POINTS`].
+#[derive(Debug, Clone)]
+pub(crate) struct BoundedSeries {
+    origin: Option<i64>,
+    width_secs: i64,
+    buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Mean {
+    sum: f64,
+    count: u32,
+}
+
+impl Mean {
+    fn add(&mut self, value: Option<f64>) {
+        if let Some(v) = value {
+            self.sum += v;
+            self.count += 1;
+        }
+    }
+    fn merge(&mut self, other: Mean) {
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+    fn get(self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / f64::from(self.count))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    index: i64,
+    users: Mean,
+    rps: Mean,
+    failures_per_sec: Mean,
+    p50: Mean,
+    p95: Mean,
+    p99: Mean,
+}
+
+impl Bucket {
+    fn merge(&mut self, other: &Bucket) {
+        self.users.merge(other.users);
+        self.rps.merge(other.rps);
+        self.failures_per_sec.merge(other.failures_per_sec);
+        self.p50.merge(other.p50);
+        self.p95.merge(other.p95);
+        self.p99.merge(other.p99);
+    }
+}
+
+/// Zero percentiles in history rows mean "no request in this window", not 0 ms.
+fn latency(value: Option<f64>) -> Option<f64> {
+    value.filter(|v| *v > 0.0)
+}
+
+impl Default for BoundedSeries {
+    fn default() -> Self {
+        Self {
+            origin: None,
+            width_secs: 1,
+            buckets: Vec::new(),
+        }
+    }
+}
+
+impl BoundedSeries {
+    fn push(&mut self, row: &RowPoint) {
+        let origin = *self.origin.get_or_insert(row.t);
+        let index = (row.t - origin).max(0) / self.width_secs;
+        let needs_new = self.buckets.last().is_none_or(|b| index > b.index);
+        if needs_new {
+            self.buckets.push(Bucket {
+                index,
+                ..Bucket::default()
+            });
+        }
+        // Rows out of time order land in the latest bucket rather than reordering.
+        let bucket = self.buckets.last_mut().expect("a bucket was just ensured");
+        bucket.users.add(row.users);
+        bucket.rps.add(Some(row.rps));
+        bucket.failures_per_sec.add(Some(row.failures_per_sec));
+        bucket.p50.add(latency(row.p50));
+        bucket.p95.add(latency(row.p95));
+        bucket.p99.add(latency(row.p99));
+        if self.buckets.len() > MAX_SERIES_POINTS {
+            self.halve();
+        }
+    }
+
+    fn halve(&mut self) {
+        self.width_secs *= 2;
+        let mut merged: Vec<Bucket> = Vec::with_capacity(self.buckets.len() / 2 + 1);
+        for bucket in &self.buckets {
+            let index = bucket.index / 2;
+            match merged.last_mut() {
+                Some(last) if last.index == index => last.merge(bucket),
+                _ => merged.push(Bucket { index, ..*bucket }),
+            }
+        }
+        self.buckets = merged;
+    }
+
+    pub(crate) fn points(&self) -> Vec<HistoryPoint> {
+        let origin = self.origin.unwrap_or(0);
+        self.buckets
+            .iter()
+            .map(|b| HistoryPoint {
+                t_start_unix: origin + b.index * self.width_secs,
+                width_secs: self.width_secs,
+                users: b.users.get(),
+                rps: b.rps.get().unwrap_or(0.0),
+                failures_per_sec: b.failures_per_sec.get().unwrap_or(0.0),
+                p50_ms: b.p50.get(),
+                p95_ms: b.p95.get(),
+                p99_ms: b.p99.get(),
+            })
+            .collect()
+    }
+}
+
+struct EndpointAccumulator {
+    method: String,
+    name: String,
+    partial: EndpointPartial,
+    series: BoundedSeries,
+}
+
+/// Folds chunk outputs, in file order, into the summary.
+#[derive(Default)]
+struct HistoryFold {
+    ids: HashMap<(String, String), usize>,
+    endpoints: Vec<EndpointAccumulator>,
+    timeline: BoundedSeries,
+    rows: u64,
+    skipped_rows: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+    peak_users: Option<f64>,
+}
+
+impl HistoryFold {
+    fn fold(&mut self, chunk: ChunkOutput) {
+        let global: Vec<Option<usize>> = chunk
+            .endpoints
+            .into_iter()
+            .zip(&chunk.partials)
+            .map(|((method, name), partial)| {
+                let id = match self.ids.get(&(method.clone(), name.clone())) {
+                    Some(id) => *id,
+                    None if self.endpoints.len() < MAX_HISTORY_ENDPOINTS => {
+                        let id = self.endpoints.len();
+                        self.ids.insert((method.clone(), name.clone()), id);
+                        self.endpoints.push(EndpointAccumulator {
+                            method,
+                            name,
+                            partial: EndpointPartial::default(),
+                            series: BoundedSeries::default(),
+                        });
+                        id
+                    }
+                    None => return None,
+                };
+                self.endpoints[id].partial.merge(partial);
+                Some(id)
+            })
+            .collect();
+        for row in &chunk.points {
+            self.rows += 1;
+            self.first = Some(self.first.map_or(row.t, |f| f.min(row.t)));
+            self.last = Some(self.last.map_or(row.t, |l| l.max(row.t)));
+            if let Some(users) = row.users {
+                self.peak_users = Some(self.peak_users.map_or(users, |p| p.max(users)));
+            }
+            let Some(id) = global[row.endpoint as usize] else {
+                self.skipped_rows += 1;
+                continue;
+            };
+            let endpoint = &mut self.endpoints[id];
+            endpoint.series.push(row);
+            if is_aggregate_row(&endpoint.method, &endpoint.name) {
+                self.timeline.push(row);
+            }
+        }
+    }
+
+    fn finish(self) -> HistorySummary {
+        let endpoints = self
+            .endpoints
+            .into_iter()
+            .map(|e| {
+                let aggregate = is_aggregate_row(&e.method, &e.name);
+                EndpointHistory {
+                    method: if aggregate { String::new() } else { e.method },
+                    name: e.name,
+                    rows: e.partial.rows,
+                    peak_p95_ms: e.partial.peak_p95.map(|p| p.0),
+                    peak_p95_at_unix: e.partial.peak_p95.map(|p| p.1),
+                    peak_p99_ms: e.partial.peak_p99.map(|p| p.0),
+                    peak_p99_at_unix: e.partial.peak_p99.map(|p| p.1),
+                    median_p95_ms: e.partial.p95.median(),
+                    median_p99_ms: e.partial.p99.median(),
+                    peak_rps: e.partial.peak_rps,
+                    series: e.series.points(),
+                    degradation: None,
+                }
+            })
+            .collect();
+        let notes = if self.skipped_rows > 0 {
+            vec![format!(
+                "{} history rows of endpoints beyond the first {MAX_HISTORY_ENDPOINTS} were not charted",
+                self.skipped_rows
+            )]
+        } else {
+            Vec::new()
+        };
+        HistorySummary {
+            rows: self.rows,
+            first_unix: self.first,
+            last_unix: self.last,
+            peak_users: self.peak_users.map(|u| u.round() as u64),
+            timeline: self.timeline.points(),
+            endpoints,
+            notes,
+        }
+    }
+}
+
+/// Reads a history file of any size with bounded memory, using the available cores.
+pub fn read_history(
+    path: &Path,
+    progress: Option<&ReadProgress>,
+) -> Result<HistorySummary, ReportError> {
+    let mut file = File::open(path).map_err(|e| ReportError::io(path, e))?;
+    if let (Some(p), Ok(meta)) = (progress, file.metadata()) {
+        p.bytes_total.store(meta.len(), Ordering::Relaxed);
+        p.bytes_read.store(0, Ordering::Relaxed);
+    }
+    // The header: read until its record ends.
+    let mut head = Vec::new();
+    let mut want = 64 * 1024;
+    let header_end = loop {
+        let more = fill(&mut file, &mut head, want, path)?;
+        if let Some(end) = first_record_end(&head) {
+            break end;
+        }
+        if !more {
+            break head.len();
+        }
+        if head.len() >= MAX_RECORD_BYTES {
+            return Err(ReportError::malformed(
+                path,
+                1,
+                "a header row longer than 64 MiB",
+            ));
+        }
+        want *= 2;
+    };
+    if head[..header_end].trim_ascii().is_empty() {
+        return Err(ReportError::malformed(
+            path,
+            1,
+            "empty file: expected a header row such as \"Timestamp,User Count,Type,Name,...\"",
+        ));
+    }
+    let mut header_reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&head[..header_end]);
+    let mut raw_header = ByteRecord::new();
+    header_reader
+        .read_byte_record(&mut raw_header)
+        .map_err(|e| ReportError::malformed(path, 1, format!("not valid CSV: {e}")))?;
+    let columns = HistoryColumns::new(path, raw_header)?;
+    let header_lines = memchr::memchr_iter(b'\n', &head[..header_end]).count() as u64;
+    let carry = head[header_end..].to_vec();
+    drop(head);
+    if let Some(p) = progress {
+        p.bytes_read
+            .store((header_end + carry.len()) as u64, Ordering::Relaxed);
+    }
+
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let (work_tx, work_rx) = sync_channel::<ReaderMessage>(2);
+    let (done_tx, done_rx) = sync_channel::<(u64, Result<ChunkOutput, ChunkError>)>(2);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let reader_failure: Mutex<Option<(u64, ReportError)>> = Mutex::new(None);
+
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_chunks(file, carry, path, &work_tx, progress));
+        for _ in 0..workers {
+            let work_rx = Arc::clone(&work_rx);
+            let done_tx = done_tx.clone();
+            let columns = &columns;
+            let reader_failure = &reader_failure;
+            scope.spawn(move || worker(columns, &work_rx, &done_tx, reader_failure));
+        }
+        drop(done_tx);
+        let result = collect(path, header_lines, done_rx, &reader_failure);
+        // Dropping the receiver lets any thread still sending stop.
+        drop(work_rx);
+        result
+    })
+}
+
+fn worker(
+    columns: &HistoryColumns,
+    work: &Mutex<Receiver<ReaderMessage>>,
+    done: &SyncSender<(u64, Result<ChunkOutput, ChunkError>)>,
+    reader_failure: &Mutex<Option<(u64, ReportError)>>,
+) {
+    loop {
+        let message = {
+            let Ok(receiver) = work.lock() else { return };
+            receiver.recv()
+        };
+        match message {
+            Ok(ReaderMessage::Chunk(seq, chunk)) => {
+                if done.send((seq, parse_chunk(columns, &chunk))).is_err() {
+                    return;
+                }
+            }
+            Ok(ReaderMessage::Failed(seq, error)) => {
+                if let Ok(mut slot) = reader_failure.lock() {
+                    *slot = Some((seq, error));
+                }
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Folds chunk results in sequence order; the first error (in file order) wins.
+fn collect(
+    path: &Path,
+    header_lines: u64,
+    done: Receiver<(u64, Result<ChunkOutput, ChunkError>)>,
+    reader_failure: &Mutex<Option<(u64, ReportError)>>,
+) -> Result<HistorySummary, ReportError> {
+    let mut fold = HistoryFold::default();
+    let mut pending: BTreeMap<u64, Result<ChunkOutput, ChunkError>> = BTreeMap::new();
+    let mut next_seq = 0_u64;
+    let mut lines_before = header_lines;
+    let mut drain = |pending: &mut BTreeMap<u64, Result<ChunkOutput, ChunkError>>,
+                     next_seq: &mut u64,
+                     fold: &mut HistoryFold|
+     -> Result<(), ReportError> {
+        while let Some(result) = pending.remove(next_seq) {
+            match result {
+                Ok(chunk) => {
+                    lines_before += chunk.lines;
+                    fold.fold(chunk);
+                }
+                Err(e) => {
+                    return Err(ReportError::malformed(
+                        path,
+                        lines_before + e.relative_line,
+                        e.message,
+                    ));
+                }
+            }
+            *next_seq += 1;
+        }
+        Ok(())
+    };
+    for (seq, result) in done.iter() {
+        pending.insert(seq, result);
+        drain(&mut pending, &mut next_seq, &mut fold)?;
+    }
+    drain(&mut pending, &mut next_seq, &mut fold)?;
+    if let Some((_, error)) = reader_failure.lock().ok().and_then(|mut slot| slot.take()) {
+        return Err(match error {
+            ReportError::Malformed { path, message, .. } => ReportError::Malformed {
+                path,
+                line: lines_before + 1,
+                message,
+            },
+            other => other,
+        });
+    }
+    Ok(fold.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ends_ignore_newlines_inside_quotes() {
+        let buf = b"a,\"x\ny\",b\nc,\"\"\"q\"\"\"\nd,\"open\n";
+        assert_eq!(first_record_end(buf), Some(10));
+        assert_eq!(last_record_end(buf), Some(20));
+        assert_eq!(last_record_end(b"no newline"), None);
+    }
+
+    #[test]
+    fn histogram_median_is_a_seen_value() {
+        let mut h = LogHistogram::default();
+        for v in [10.0, 10.0, 300.0, 20.0, 1000.0] {
+            h.add(v);
+        }
+        assert_eq!(h.median(), Some(20.0));
+        let mut other = LogHistogram::default();
+        other.add(5.0);
+        h.merge(&other);
+        assert_eq!(h.median(), Some(10.0));
+    }
+
+    #[test]
+    fn series_stay_bounded_and_cover_the_run() {
+        let mut series = BoundedSeries::default();
+        for t in 0..10_000 {
+            series.push(&RowPoint {
+                endpoint: 0,
+                t: 1_000 + t,
+                users: Some(5.0),
+                rps: 2.0,
+                failures_per_sec: 0.0,
+                p50: Some(1.0),
+                p95: Some(t as f64),
+                p99: None,
+            });
+        }
+        let points = series.points();
+        assert!(points.len() <= MAX_SERIES_POINTS, "{}", points.len());
+        assert_eq!(points[0].t_start_unix, 1_000);
+        let last = points.last().unwrap();
+        assert!(last.t_start_unix + last.width_secs > 10_999);
+        assert_eq!(points[0].rps, 2.0);
+        assert_eq!(points[0].p99_ms, None);
+    }
+}
