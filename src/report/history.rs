@@ -27,6 +27,8 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 6;
 /// Points per time series: a chart is never wider than a terminal.
 pub const MAX_SERIES_POINTS: usize = 240;
+/// Endpoints of a chunk found by a linear scan before falling back to a hash map.
+const LINEAR_LOOKUP_ENDPOINTS: usize = 32;
 /// Endpoints followed over time; rows of further endpoints are counted, not charted.
 pub const MAX_HISTORY_ENDPOINTS: usize = 2_000;
 
@@ -63,10 +65,14 @@ struct HistoryColumns {
     p99: Option<usize>,
     names: Vec<String>,
     raw_header: ByteRecord,
+    /// The header line as written, to skip repeated headers without splitting them.
+    header_line: Vec<u8>,
+    /// The highest column index read: unquoted lines are split only that far.
+    last_needed: usize,
 }
 
 impl HistoryColumns {
-    fn new(path: &Path, raw_header: ByteRecord) -> Result<Self, ReportError> {
+    fn new(path: &Path, raw_header: ByteRecord, header_line: &[u8]) -> Result<Self, ReportError> {
         let header = Header::from_record(&raw_header);
         let need = |aliases: &[&str]| {
             header.find(aliases).ok_or_else(|| {
@@ -83,7 +89,7 @@ impl HistoryColumns {
                 .iter()
                 .position(|n| percentile_of_header(n).is_some_and(|p| (p - wanted).abs() < 1e-9))
         };
-        Ok(Self {
+        let mut columns = Self {
             field_count: header.names.len(),
             timestamp: need(col::TIMESTAMP)?,
             users: header.find(col::USERS),
@@ -96,7 +102,26 @@ impl HistoryColumns {
             p99: percentile(99.0),
             names: header.names.clone(),
             raw_header,
-        })
+            header_line: header_line
+                .strip_suffix(b"\n")
+                .unwrap_or(header_line)
+                .strip_suffix(b"\r")
+                .unwrap_or(header_line.strip_suffix(b"\n").unwrap_or(header_line))
+                .to_vec(),
+            last_needed: 0,
+        };
+        columns.last_needed = [columns.timestamp, columns.name]
+            .into_iter()
+            .chain(columns.users)
+            .chain(columns.method)
+            .chain(columns.rps)
+            .chain(columns.failures_per_sec)
+            .chain(columns.p50)
+            .chain(columns.p95)
+            .chain(columns.p99)
+            .max()
+            .unwrap_or(0);
+        Ok(columns)
     }
 }
 
@@ -107,31 +132,39 @@ impl HistoryColumns {
 /// always a value that occurred, exact when values repeat (Locust rounds them).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LogHistogram {
-    buckets: BTreeMap<u64, (u64, f64)>,
+    /// (bucket key, count, smallest value), sorted by key: few buckets in practice, and a
+    /// binary search over a Vec is much cheaper per row than a tree.
+    buckets: Vec<(u64, u64, f64)>,
     count: u64,
 }
 
 impl LogHistogram {
     const KEPT_MANTISSA_BITS: u32 = 7;
 
+    fn add_counted(&mut self, key: u64, count: u64, value: f64) {
+        match self.buckets.binary_search_by_key(&key, |b| b.0) {
+            Ok(i) => {
+                let bucket = &mut self.buckets[i];
+                bucket.1 += count;
+                bucket.2 = bucket.2.min(value);
+            }
+            Err(i) => self.buckets.insert(i, (key, count, value)),
+        }
+        self.count += count;
+    }
+
     pub(crate) fn add(&mut self, value: f64) {
         if !(value.is_finite() && value >= 0.0) {
             return;
         }
         let key = value.to_bits() >> (52 - Self::KEPT_MANTISSA_BITS);
-        let entry = self.buckets.entry(key).or_insert((0, value));
-        entry.0 += 1;
-        entry.1 = entry.1.min(value);
-        self.count += 1;
+        self.add_counted(key, 1, value);
     }
 
     pub(crate) fn merge(&mut self, other: &Self) {
-        for (key, (count, min)) in &other.buckets {
-            let entry = self.buckets.entry(*key).or_insert((0, *min));
-            entry.0 += count;
-            entry.1 = entry.1.min(*min);
+        for &(key, count, min) in &other.buckets {
+            self.add_counted(key, count, min);
         }
-        self.count += other.count;
     }
 
     pub(crate) fn median(&self) -> Option<f64> {
@@ -140,10 +173,10 @@ impl LogHistogram {
         }
         let rank = self.count.div_ceil(2);
         let mut seen = 0;
-        for (count, min) in self.buckets.values() {
+        for &(_, count, min) in &self.buckets {
             seen += count;
             if seen >= rank {
-                return Some(*min);
+                return Some(min);
             }
         }
         None
@@ -221,67 +254,285 @@ struct ChunkError {
     message: String,
 }
 
+/// Splits records of a chunk: unquoted lines by `memchr` on commas (only as far as the
+/// last column read), quoted records through `csv_core` with reused buffers.
+struct RecordSplitter {
+    core: csv_core::Reader,
+    unescaped: Vec<u8>,
+    ends: Vec<usize>,
+    /// Field ranges of the current record, into the line or into `unescaped`.
+    ranges: Vec<(usize, usize)>,
+}
+
+/// Where the current record's fields are.
+enum RecordBytes<'a> {
+    Line(&'a [u8]),
+    Unescaped,
+}
+
+impl RecordSplitter {
+    fn new(field_count: usize) -> Self {
+        Self {
+            core: csv_core::Reader::new(),
+            unescaped: vec![0; 4096],
+            ends: vec![0; field_count + 1],
+            ranges: Vec::with_capacity(field_count + 1),
+        }
+    }
+
+    /// Splits the first `wanted` fields of the line at the start of `rest`, in a chunk
+    /// known to have no quote. Returns the line's length (without its newline) and, when
+    /// the line ended before `wanted` fields, its exact field count; longer lines are
+    /// validated for the whole chunk at once (see [`parse_chunk`]).
+    fn split_plain(&mut self, rest: &[u8], wanted: usize) -> (usize, Option<usize>) {
+        self.ranges.clear();
+        let mut start = 0;
+        // Fields are short (numbers, a method, a name): a plain byte loop beats a SIMD
+        // search restarted at every comma.
+        for (i, &byte) in rest.iter().enumerate() {
+            if byte == b',' {
+                self.ranges.push((start, i));
+                start = i + 1;
+                if self.ranges.len() == wanted {
+                    let tail = &rest[start..];
+                    return (
+                        start + memchr::memchr(b'\n', tail).unwrap_or(tail.len()),
+                        None,
+                    );
+                }
+            } else if byte == b'\n' {
+                let end = if i > start && rest[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
+                self.ranges.push((start, end));
+                return (i, Some(self.ranges.len()));
+            }
+        }
+        let end = if rest.len() > start && rest[rest.len() - 1] == b'\r' {
+            rest.len() - 1
+        } else {
+            rest.len()
+        };
+        self.ranges.push((start, end));
+        (rest.len(), Some(self.ranges.len()))
+    }
+
+    /// Splits the unquoted line at the start of `rest` in one pass, keeping the ranges of
+    /// the first `wanted` fields. Returns the line's length (without its newline) and its
+    /// field count, or None when the line has a quote (the caller then reads it as CSV).
+    fn split_unquoted(&mut self, rest: &[u8], wanted: usize) -> Option<(usize, usize)> {
+        self.ranges.clear();
+        let mut start = 0;
+        let mut count = 0;
+        let mut line_end = rest.len();
+        for i in memchr::memchr3_iter(b',', b'\n', b'"', rest) {
+            match rest[i] {
+                b',' => {
+                    self.ranges.push((start, i));
+                    count += 1;
+                    start = i + 1;
+                    if count == wanted {
+                        // The rest of the line is not read, only checked for quotes and
+                        // counted to validate the row's shape, with whole-line SIMD scans.
+                        let tail = &rest[start..];
+                        let tail_len = memchr::memchr(b'\n', tail).unwrap_or(tail.len());
+                        let tail_line = &tail[..tail_len];
+                        if memchr::memchr(b'"', tail_line).is_some() {
+                            return None;
+                        }
+                        let commas = memchr::memchr_iter(b',', tail_line).count();
+                        return Some((start + tail_len, wanted + commas + 1));
+                    }
+                }
+                b'\n' => {
+                    line_end = i;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        let mut last_end = line_end;
+        if last_end > start && rest[last_end - 1] == b'\r' {
+            last_end -= 1;
+        }
+        self.ranges.push((start, last_end));
+        Some((line_end, count + 1))
+    }
+
+    /// Reads one quoted record from `input`; returns the bytes consumed, or None at the end.
+    fn read_quoted(&mut self, input: &[u8]) -> Result<Option<usize>, String> {
+        use csv_core::ReadRecordResult as R;
+        self.core.reset();
+        let (mut consumed, mut written, mut ended) = (0, 0, 0);
+        loop {
+            let (result, nin, nout, nend) = self.core.read_record(
+                &input[consumed..],
+                &mut self.unescaped[written..],
+                &mut self.ends[ended..],
+            );
+            consumed += nin;
+            written += nout;
+            ended += nend;
+            match result {
+                R::InputEmpty => {
+                    if consumed >= input.len() {
+                        // End of chunk: an empty read tells csv_core the input is over.
+                        let (result, _, nout, nend) = self.core.read_record(
+                            &[],
+                            &mut self.unescaped[written..],
+                            &mut self.ends[ended..],
+                        );
+                        written += nout;
+                        ended += nend;
+                        if !matches!(result, R::Record) {
+                            return Ok(None);
+                        }
+                        break;
+                    }
+                }
+                R::OutputFull => {
+                    if self.unescaped.len() >= MAX_RECORD_BYTES {
+                        return Err("a record longer than 64 MiB".into());
+                    }
+                    let doubled = self.unescaped.len() * 2;
+                    self.unescaped.resize(doubled, 0);
+                }
+                R::OutputEndsFull => {
+                    let doubled = self.ends.len() * 2;
+                    self.ends.resize(doubled, 0);
+                }
+                R::Record => break,
+                R::End => return Ok(None),
+            }
+        }
+        let _ = written;
+        self.ranges.clear();
+        let mut start = 0;
+        for &end in &self.ends[..ended] {
+            self.ranges.push((start, end));
+            start = end;
+        }
+        Ok(Some(consumed))
+    }
+
+    fn field<'a>(&'a self, bytes: &RecordBytes<'a>, i: usize) -> &'a [u8] {
+        let (start, end) = self.ranges[i];
+        match bytes {
+            RecordBytes::Line(line) => &line[start..end],
+            RecordBytes::Unescaped => &self.unescaped[start..end],
+        }
+    }
+}
+
 /// Parses one chunk of whole records.
 fn parse_chunk(columns: &HistoryColumns, chunk: &[u8]) -> Result<ChunkOutput, ChunkError> {
-    let mut out = ChunkOutput {
-        lines: memchr::memchr_iter(b'\n', chunk).count() as u64,
-        ..ChunkOutput::default()
-    };
+    let mut out = ChunkOutput::default();
     let mut ids: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut recent: Vec<(Vec<u8>, u32)> = Vec::new();
+    let mut next_guess = 0_usize;
     let mut key = Vec::new();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(chunk);
-    let mut record = ByteRecord::new();
-    loop {
-        let more = reader
-            .read_byte_record(&mut record)
-            .map_err(|e| ChunkError {
-                relative_line: e.position().map_or(1, |p| p.line()),
-                message: format!("not valid CSV: {e}"),
-            })?;
-        if !more {
-            break;
-        }
-        let relative_line = record.position().map_or(1, |p| p.line());
+    let mut splitter = RecordSplitter::new(columns.field_count);
+    let mut pos = 0;
+    let mut line_no = 1_u64;
+    // Without quotes every comma separates fields, so the shape of all lines is checked at
+    // once: the chunk's commas must be what its rows' field counts add up to.
+    let quote_free = memchr::memchr(b'"', chunk).is_none();
+    let mut expected_commas = 0_usize;
+    while pos < chunk.len() {
+        let record_line = line_no;
         let at = |message: String| ChunkError {
-            relative_line,
+            relative_line: record_line,
             message,
         };
-        if record.len() == 1 && record[0].trim_ascii().is_empty() {
-            continue;
-        }
-        if record == columns.raw_header {
-            continue;
-        }
-        if record.len() != columns.field_count {
+        let rest = &chunk[pos..];
+        let (bytes, field_count) = if quote_free {
+            let (line_len, exact_count) = splitter.split_plain(rest, columns.last_needed + 1);
+            pos += (line_len + 1).min(rest.len());
+            line_no += 1;
+            let line = &rest[..line_len];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            if line == columns.header_line.as_slice() {
+                expected_commas += columns.field_count - 1;
+                continue;
+            }
+            let count = exact_count.unwrap_or(columns.field_count);
+            expected_commas += count.saturating_sub(1);
+            (RecordBytes::Line(line), count)
+        } else {
+            match splitter.split_unquoted(rest, columns.last_needed + 1) {
+                Some((line_len, count)) => {
+                    pos += (line_len + 1).min(rest.len());
+                    line_no += 1;
+                    let line = &rest[..line_len];
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if line.trim_ascii().is_empty() || line == columns.header_line.as_slice() {
+                        continue;
+                    }
+                    (RecordBytes::Line(line), count)
+                }
+                None => {
+                    let Some(consumed) = splitter.read_quoted(rest).map_err(at)? else {
+                        break;
+                    };
+                    pos += consumed.max(1);
+                    line_no += memchr::memchr_iter(b'\n', &rest[..consumed]).count() as u64;
+                    let count = splitter.ranges.len();
+                    let is_header = count == columns.raw_header.len()
+                        && (0..count).all(|i| {
+                            splitter.field(&RecordBytes::Unescaped, i) == &columns.raw_header[i]
+                        });
+                    if is_header {
+                        continue;
+                    }
+                    (RecordBytes::Unescaped, count)
+                }
+            }
+        };
+        if field_count != columns.field_count {
             return Err(at(format!(
-                "expected {} fields as in the header, found {}",
-                columns.field_count,
-                record.len()
+                "expected {} fields as in the header, found {field_count}",
+                columns.field_count
             )));
         }
         let names = &columns.names;
+        let field = |i: usize| splitter.field(&bytes, i);
         let num = |idx: Option<usize>| -> Result<Option<f64>, ChunkError> {
             match idx {
-                Some(i) => number_cell(&record[i], &names[i]).map_err(at),
+                Some(i) => number_cell(field(i), &names[i]).map_err(at),
                 None => Ok(None),
             }
         };
-        let t =
-            count_cell(&record[columns.timestamp], &names[columns.timestamp]).map_err(at)? as i64;
-        let method = columns.method.map_or(&b""[..], |i| &record[i]);
-        let name = &record[columns.name];
+        let t = count_cell(field(columns.timestamp), &names[columns.timestamp]).map_err(at)? as i64;
+        let method = columns.method.map_or(&b""[..], field);
+        let name = field(columns.name);
         key.clear();
         key.extend_from_slice(method);
         key.push(0);
         key.extend_from_slice(name);
-        let endpoint = match ids.get(key.as_slice()) {
-            Some(id) => *id,
+        // Locust writes the endpoints in the same order every second: the one after the
+        // previous row's is the likely match, then a linear scan (few endpoints), then a map.
+        let guess = recent
+            .get(next_guess)
+            .filter(|(k, _)| k.as_slice() == key.as_slice());
+        let found =
+            match guess.or_else(|| recent.iter().find(|(k, _)| k.as_slice() == key.as_slice())) {
+                Some((_, id)) => Some(*id),
+                None => ids.get(key.as_slice()).copied(),
+            };
+        let endpoint = match found {
+            Some(id) => id,
             None => {
                 let id = out.endpoints.len() as u32;
-                ids.insert(key.clone(), id);
+                if recent.len() < LINEAR_LOOKUP_ENDPOINTS {
+                    recent.push((key.clone(), id));
+                } else {
+                    ids.insert(key.clone(), id);
+                }
                 out.endpoints.push((
                     String::from_utf8_lossy(method).into_owned(),
                     String::from_utf8_lossy(name).into_owned(),
@@ -300,10 +551,43 @@ fn parse_chunk(columns: &HistoryColumns, chunk: &[u8]) -> Result<ChunkOutput, Ch
             p95: num(columns.p95)?,
             p99: num(columns.p99)?,
         };
+        next_guess = if endpoint as usize + 1 < recent.len() {
+            endpoint as usize + 1
+        } else {
+            0
+        };
         out.partials[endpoint as usize].add(&row);
         out.points.push(row);
     }
+    out.lines = line_no - 1;
+    if quote_free && memchr::memchr_iter(b',', chunk).count() != expected_commas {
+        return Err(first_misshapen_line(columns, chunk));
+    }
     Ok(out)
+}
+
+/// The first line of a quote-free chunk whose field count differs from the header's.
+fn first_misshapen_line(columns: &HistoryColumns, chunk: &[u8]) -> ChunkError {
+    for (i, line) in chunk.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.trim_ascii().is_empty() || line == columns.header_line.as_slice() {
+            continue;
+        }
+        let fields = memchr::memchr_iter(b',', line).count() + 1;
+        if fields != columns.field_count {
+            return ChunkError {
+                relative_line: i as u64 + 1,
+                message: format!(
+                    "expected {} fields as in the header, found {fields}",
+                    columns.field_count
+                ),
+            };
+        }
+    }
+    ChunkError {
+        relative_line: 1,
+        message: "the rows' field counts do not add up to the header's".into(),
+    }
 }
 
 /// Where the last complete record of `buf` ends (just after its newline), given that
@@ -340,24 +624,18 @@ fn first_record_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Reads into `buf` until it holds `want` bytes or the file ends; returns false at EOF.
+/// (`read_to_end` on a `take` fills spare capacity without zeroing it first.)
 fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize, path: &Path) -> Result<bool, ReportError> {
-    while buf.len() < want {
-        let start = buf.len();
-        buf.resize(want, 0);
-        match file.read(&mut buf[start..]) {
-            Ok(0) => {
-                buf.truncate(start);
-                return Ok(false);
-            }
-            Ok(n) => buf.truncate(start + n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(ReportError::io(path, e));
-            }
-        }
+    if buf.len() >= want {
+        return Ok(true);
     }
-    Ok(true)
+    let missing = want - buf.len();
+    buf.reserve_exact(missing);
+    let read = file
+        .take(missing as u64)
+        .read_to_end(buf)
+        .map_err(|e| ReportError::io(path, e))?;
+    Ok(read == missing)
 }
 
 enum ReaderMessage {
@@ -551,6 +829,7 @@ impl BoundedSeries {
 }
 
 struct EndpointAccumulator {
+    is_aggregate: bool,
     method: String,
     name: String,
     partial: EndpointPartial,
@@ -583,6 +862,7 @@ impl HistoryFold {
                         let id = self.endpoints.len();
                         self.ids.insert((method.clone(), name.clone()), id);
                         self.endpoints.push(EndpointAccumulator {
+                            is_aggregate: is_aggregate_row(&method, &name),
                             method,
                             name,
                             partial: EndpointPartial::default(),
@@ -609,7 +889,7 @@ impl HistoryFold {
             };
             let endpoint = &mut self.endpoints[id];
             endpoint.series.push(row);
-            if is_aggregate_row(&endpoint.method, &endpoint.name) {
+            if endpoint.is_aggregate {
                 self.timeline.push(row);
             }
         }
@@ -619,22 +899,23 @@ impl HistoryFold {
         let endpoints = self
             .endpoints
             .into_iter()
-            .map(|e| {
-                let aggregate = is_aggregate_row(&e.method, &e.name);
-                EndpointHistory {
-                    method: if aggregate { String::new() } else { e.method },
-                    name: e.name,
-                    rows: e.partial.rows,
-                    peak_p95_ms: e.partial.peak_p95.map(|p| p.0),
-                    peak_p95_at_unix: e.partial.peak_p95.map(|p| p.1),
-                    peak_p99_ms: e.partial.peak_p99.map(|p| p.0),
-                    peak_p99_at_unix: e.partial.peak_p99.map(|p| p.1),
-                    median_p95_ms: e.partial.p95.median(),
-                    median_p99_ms: e.partial.p99.median(),
-                    peak_rps: e.partial.peak_rps,
-                    series: e.series.points(),
-                    degradation: None,
-                }
+            .map(|e| EndpointHistory {
+                method: if e.is_aggregate {
+                    String::new()
+                } else {
+                    e.method
+                },
+                name: e.name,
+                rows: e.partial.rows,
+                peak_p95_ms: e.partial.peak_p95.map(|p| p.0),
+                peak_p95_at_unix: e.partial.peak_p95.map(|p| p.1),
+                peak_p99_ms: e.partial.peak_p99.map(|p| p.0),
+                peak_p99_at_unix: e.partial.peak_p99.map(|p| p.1),
+                median_p95_ms: e.partial.p95.median(),
+                median_p99_ms: e.partial.p99.median(),
+                peak_rps: e.partial.peak_rps,
+                series: e.series.points(),
+                degradation: None,
             })
             .collect();
         let notes = if self.skipped_rows > 0 {
@@ -702,7 +983,7 @@ pub fn read_history(
     header_reader
         .read_byte_record(&mut raw_header)
         .map_err(|e| ReportError::malformed(path, 1, format!("not valid CSV: {e}")))?;
-    let columns = HistoryColumns::new(path, raw_header)?;
+    let columns = HistoryColumns::new(path, raw_header, &head[..header_end])?;
     let header_lines = memchr::memchr_iter(b'\n', &head[..header_end]).count() as u64;
     let carry = head[header_end..].to_vec();
     drop(head);

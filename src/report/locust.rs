@@ -166,21 +166,71 @@ fn is_missing_number(text: &str) -> bool {
         || text.eq_ignore_ascii_case("nan")
 }
 
-/// Parses a numeric cell; `Ok(None)` for N/A and empty cells.
-pub(crate) fn number_cell(raw: &[u8], column: &str) -> Result<Option<f64>, String> {
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| format!("expected a number in column \"{column}\", found invalid UTF-8"))?
-        .trim();
+/// Powers of ten exactly representable as f64.
+const EXACT_POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// `123.4567` with at most 15 digits, as `mantissa / 10^decimals`: both exact in f64, so
+/// the one division is correctly rounded, the same value `str::parse` gives, far faster.
+#[inline]
+fn parse_short_decimal(text: &[u8]) -> Option<f64> {
+    let (negative, body) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0_usize;
+    let mut point = None;
+    for (i, &byte) in body.iter().enumerate() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit <= 9 {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+            digits += 1;
+        } else if byte == b'.' && point.is_none() {
+            point = Some(i);
+        } else {
+            return None;
+        }
+    }
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let decimals = point.map_or(0, |p| body.len() - p - 1);
+    let value = mantissa as f64 / EXACT_POWERS_OF_TEN[decimals];
+    Some(if negative { -value } else { value })
+}
+
+/// A numeric cell: `Ok(None)` for N/A and empty cells, `Err(())` when not a number.
+#[allow(clippy::result_unit_err)]
+#[inline]
+pub fn parse_number_bytes(raw: &[u8]) -> Result<Option<f64>, ()> {
+    if let Some(value) = parse_short_decimal(raw) {
+        return Ok(Some(value));
+    }
+    let text = raw.trim_ascii();
+    if let Some(value) = parse_short_decimal(text) {
+        return Ok(Some(value));
+    }
+    let text = std::str::from_utf8(text).map_err(|_| ())?;
     if is_missing_number(text) {
         return Ok(None);
     }
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(Some(v)),
-        _ => Err(format!(
-            "expected a number in column \"{column}\", found \"{}\"",
-            shorten(text)
-        )),
+        _ => Err(()),
     }
+}
+
+/// Parses a numeric cell; `Ok(None)` for N/A and empty cells.
+#[inline]
+pub(crate) fn number_cell(raw: &[u8], column: &str) -> Result<Option<f64>, String> {
+    parse_number_bytes(raw).map_err(|()| {
+        format!(
+            "expected a number in column \"{column}\", found \"{}\"",
+            shorten(&String::from_utf8_lossy(raw.trim_ascii()))
+        )
+    })
 }
 
 /// Parses a non-negative count; a missing cell is an error.
@@ -763,6 +813,31 @@ mod tests {
             "{error}"
         );
         assert!(count_cell(b"-3", "Request Count").is_err());
+    }
+
+    #[test]
+    fn short_decimals_parse_exactly_like_std() {
+        for text in [
+            "0",
+            "25.05069170166447",
+            "0.000000",
+            "12.5",
+            "-3.25",
+            "1100",
+            "99.999",
+            "1e3",
+            "7.",
+        ] {
+            let expected: f64 = text.parse().unwrap();
+            assert_eq!(
+                parse_number_bytes(text.as_bytes()),
+                Ok(Some(expected)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_number_bytes(b"."), Err(()));
+        assert_eq!(parse_number_bytes(b"1.2.3"), Err(()));
+        assert_eq!(parse_number_bytes(b"inf"), Err(()));
     }
 
     #[test]
