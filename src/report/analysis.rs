@@ -301,11 +301,21 @@ pub fn detect_degradation(
             .iter()
             .all(|p| p.1 >= limit)
     })?;
-    let degraded = median(points[start..].iter().map(|p| p.1).collect())?;
-    if degraded < limit {
-        // It rose but came back down: a spike, not a lasting degradation.
-        return None;
-    }
+    // The episode ends where the p95 stays back under the limit as long as it took to
+    // call it degraded.
+    let end = (start + DEGRADATION_SUSTAINED_POINTS
+        ..=points.len().saturating_sub(DEGRADATION_SUSTAINED_POINTS))
+        .find(|&i| {
+            points[i..i + DEGRADATION_SUSTAINED_POINTS]
+                .iter()
+                .all(|p| p.1 < limit)
+        });
+    let degraded = median(
+        points[start..end.unwrap_or(points.len())]
+            .iter()
+            .map(|p| p.1)
+            .collect(),
+    )?;
     let started_at = points[start].0;
     let first = endpoint
         .series
@@ -318,6 +328,7 @@ pub fn detect_degradation(
         .and_then(|p| p.users);
     Some(Degradation {
         started_at_unix: started_at,
+        recovered_at_unix: end.map(|i| points[i].0),
         offset_secs: started_at - first,
         baseline_p95_ms: baseline,
         degraded_p95_ms: degraded,
@@ -339,16 +350,24 @@ fn degradation_finding(endpoint: &EndpointHistory, d: &Degradation, t: &Threshol
         .users_at_start
         .map(|u| format!(" with {u:.0} users"))
         .unwrap_or_default();
+    // A lasting degradation is a warning; an episode that recovered is worth knowing.
+    let (severity, outcome) = match d.recovered_at_unix {
+        None => (Severity::Warning, "and stayed there".to_owned()),
+        Some(end) => (
+            Severity::Info,
+            format!("for {} s, then recovered", end - d.started_at_unix),
+        ),
+    };
     Finding {
         id: String::new(),
         endpoint: endpoint.label(),
         kind: FindingKind::Degradation,
-        severity: Severity::Warning,
+        severity,
         value: d.factor,
         threshold: t.degradation_factor,
         unit: "x".into(),
         reason: format!(
-            "p95 rose from {:.0} ms to {:.0} ms ({:.1}x) {}s into the run{users} and stayed there",
+            "p95 rose from {:.0} ms to {:.0} ms ({:.1}x) {}s into the run{users} {outcome}",
             d.baseline_p95_ms, d.degraded_p95_ms, d.factor, d.offset_secs
         ),
     }
@@ -548,6 +567,16 @@ fn recommend(run: &RunData, findings: &[Finding], has_targets: bool) -> Vec<Reco
                 ),
                 &[f],
             ),
+            (FindingKind::Degradation, Severity::Info) => rec(
+                Horizon::ShortTerm,
+                Some(ep),
+                format!(
+                    "Find what slowed {ep} for a while ({}): a periodic job, GC or compaction, \
+                     a noisy neighbour, lock contention",
+                    f.reason
+                ),
+                &[f],
+            ),
             (FindingKind::Degradation, _) => rec(
                 Horizon::ShortTerm,
                 Some(ep),
@@ -571,7 +600,7 @@ fn recommend(run: &RunData, findings: &[Finding], has_targets: bool) -> Vec<Reco
     }
     let degraded: Vec<&Finding> = findings
         .iter()
-        .filter(|f| f.kind == FindingKind::Degradation)
+        .filter(|f| f.kind == FindingKind::Degradation && f.severity >= Severity::Warning)
         .collect();
     if !degraded.is_empty() {
         rec(
@@ -797,11 +826,18 @@ mod tests {
         assert_eq!(d.started_at_unix, 110);
         assert_eq!(d.offset_secs, 10);
         assert_eq!(d.baseline_p95_ms, 100.0);
-        let mut spike = vec![100.0; 18];
-        spike[12] = 900.0;
-        spike[13] = 900.0;
-        spike[14] = 900.0;
-        assert_eq!(detect_degradation(&series(&spike), &[], &t), None);
+        assert_eq!(d.recovered_at_unix, None);
+        let mut episode = vec![100.0; 18];
+        episode[12] = 900.0;
+        episode[13] = 900.0;
+        episode[14] = 900.0;
+        let d = detect_degradation(&series(&episode), &[], &t).expect("an episode");
+        assert_eq!((d.started_at_unix, d.recovered_at_unix), (112, Some(115)));
+        assert_eq!(d.degraded_p95_ms, 900.0);
+        let mut blip = vec![100.0; 18];
+        blip[12] = 900.0;
+        blip[13] = 900.0;
+        assert_eq!(detect_degradation(&series(&blip), &[], &t), None);
         assert_eq!(detect_degradation(&series(&[100.0, 900.0]), &[], &t), None);
     }
 

@@ -295,7 +295,8 @@ impl CsvFile {
         })
     }
 
-    /// The next data row and its line; skips blank lines and repeated header rows
+    /// The next data row and its byte offset ([`line_of_byte`] turns it into a line for
+    /// an error message); skips blank lines and repeated header rows
     /// (Locust rewrites the header when a run restarts into the same file).
     fn next(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, ReportError> {
         loop {
@@ -306,7 +307,7 @@ impl CsvFile {
             {
                 return Ok(None);
             }
-            let line = record.position().map_or(0, |p| p.line());
+            let byte = record.position().map_or(0, |p| p.byte());
             if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue;
             }
@@ -316,7 +317,7 @@ impl CsvFile {
             if record.len() != self.header.names.len() {
                 return Err(ReportError::malformed(
                     &self.path,
-                    line,
+                    line_of_byte(&self.path, byte),
                     format!(
                         "expected {} fields as in the header, found {}",
                         self.header.names.len(),
@@ -324,7 +325,7 @@ impl CsvFile {
                     ),
                 ));
             }
-            return Ok(Some(line));
+            return Ok(Some(byte));
         }
     }
 
@@ -339,8 +340,28 @@ impl CsvFile {
     }
 }
 
+/// The 1-based line of a byte offset, counted from the file itself: the csv crate's own
+/// line numbers drift on the CRLF endings Python's csv module (and so Locust) writes.
+/// Counted lazily, per record, only for files that are small (stats, failures); the
+/// history file counts its lines as it goes.
+fn line_of_byte(path: &Path, offset: u64) -> u64 {
+    let Ok(file) = File::open(path) else { return 0 };
+    // On CRLF files the csv crate places a record's start at the `\n` ending the line
+    // before it, hence the byte at `offset` itself is counted too.
+    let mut reader = BufReader::new(file.take(offset + 1));
+    let mut newlines = 0_u64;
+    let mut buf = [0_u8; 64 * 1024];
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+    newlines + 1
+}
+
 fn csv_error(path: &Path, error: &csv::Error) -> ReportError {
-    let line = error.position().map_or(0, |p| p.line());
+    let line = error.position().map_or(0, |p| line_of_byte(path, p.byte()));
     match error.kind() {
         csv::ErrorKind::Io(e) => {
             ReportError::io(path, std::io::Error::new(e.kind(), e.to_string()))
@@ -384,9 +405,9 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
     let mut notes = Vec::new();
     let mut dropped = 0_u64;
     let mut record = ByteRecord::new();
-    while let Some(line) = file.next(&mut record)? {
+    while let Some(byte) = file.next(&mut record)? {
         let names = &file.header.names;
-        let at = |e: String| ReportError::malformed(path, line, e);
+        let at = |e: String| ReportError::malformed(path, line_of_byte(path, byte), e);
         let num = |idx: Option<usize>| -> Result<Option<f64>, ReportError> {
             match idx {
                 Some(i) => number_cell(&record[i], &names[i]).map_err(at),
@@ -479,13 +500,13 @@ pub fn read_distribution(
     }
     let mut rows = HashMap::new();
     let mut record = ByteRecord::new();
-    while let Some(line) = file.next(&mut record)? {
+    while let Some(byte) = file.next(&mut record)? {
         let mut percentiles = Vec::with_capacity(percentile_cols.len());
         for &(i, percent) in &percentile_cols {
             percentiles.push(PercentileValue {
                 percent,
                 millis: number_cell(&record[i], &file.header.names[i])
-                    .map_err(|e| ReportError::malformed(path, line, e))?,
+                    .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?,
             });
         }
         rows.insert(text_cell(&record[name_col]), percentiles);
@@ -535,12 +556,12 @@ pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), Repo
     let mut rows = Vec::new();
     let mut dropped = 0_u64;
     let mut record = ByteRecord::new();
-    while let Some(line) = file.next(&mut record)? {
+    while let Some(byte) = file.next(&mut record)? {
         let occurrences = count_cell(
             &record[occurrences_col],
             &file.header.names[occurrences_col],
         )
-        .map_err(|e| ReportError::malformed(path, line, e))?;
+        .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
         if rows.len() >= MAX_FAILURE_ROWS {
             dropped += 1;
             continue;
@@ -589,9 +610,9 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
     let mut dropped = 0_u64;
     let mut cut = 0_u64;
     let mut record = ByteRecord::new();
-    while let Some(line) = file.next(&mut record)? {
+    while let Some(byte) = file.next(&mut record)? {
         let count = count_cell(&record[count_col], &file.header.names[count_col])
-            .map_err(|e| ReportError::malformed(path, line, e))?;
+            .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
         if rows.len() >= MAX_FAILURE_ROWS {
             dropped += 1;
             continue;

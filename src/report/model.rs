@@ -101,10 +101,12 @@ pub struct HistoryPoint {
     pub p99_ms: Option<f64>,
 }
 
-/// When an endpoint's latency got worse during the run and stayed worse.
+/// When an endpoint's latency rose above its early-run baseline (first episode).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Degradation {
     pub started_at_unix: i64,
+    /// When it came back under the limit; `None` when it stayed degraded to the end.
+    pub recovered_at_unix: Option<i64>,
     /// Seconds between the first history row and the start of the degradation.
     pub offset_secs: i64,
     pub baseline_p95_ms: f64,
