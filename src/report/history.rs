@@ -248,6 +248,66 @@ struct ChunkOutput {
     points: Vec<RowPoint>,
 }
 
+/// Buffers handed back after use: fresh multi-MiB allocations per chunk cost page faults
+/// and kernel zeroing on every chunk, a large share of the run time.
+#[derive(Default)]
+struct BufferPools {
+    bytes: Mutex<Vec<Vec<u8>>>,
+    points: Mutex<Vec<Vec<RowPoint>>>,
+}
+
+impl BufferPools {
+    fn take_bytes(&self) -> Vec<u8> {
+        self.bytes
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default()
+    }
+
+    fn give_bytes(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        if let Ok(mut pool) = self.bytes.lock()
+            && pool.len() < MAX_CHUNKS_IN_FLIGHT
+        {
+            pool.push(buffer);
+        }
+    }
+
+    fn take_points(&self) -> Vec<RowPoint> {
+        self.points
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default()
+    }
+
+    fn give_points(&self, mut points: Vec<RowPoint>) {
+        points.clear();
+        if let Ok(mut pool) = self.points.lock()
+            && pool.len() < MAX_CHUNKS_IN_FLIGHT
+        {
+            pool.push(points);
+        }
+    }
+}
+
+/// Digits only, as Locust writes timestamps and user counts.
+fn parse_plain_u64(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 18 {
+        return None;
+    }
+    let mut value = 0_u64;
+    for &b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + u64::from(digit);
+    }
+    Some(value)
+}
+
 /// A parse error inside a chunk, with the line relative to the chunk's first line.
 struct ChunkError {
     relative_line: u64,
@@ -427,8 +487,17 @@ impl RecordSplitter {
 }
 
 /// Parses one chunk of whole records.
-fn parse_chunk(columns: &HistoryColumns, chunk: &[u8]) -> Result<ChunkOutput, ChunkError> {
-    let mut out = ChunkOutput::default();
+fn parse_chunk(
+    columns: &HistoryColumns,
+    chunk: &[u8],
+    points: Vec<RowPoint>,
+) -> Result<ChunkOutput, ChunkError> {
+    let mut out = ChunkOutput {
+        points,
+        ..ChunkOutput::default()
+    };
+    // Rows of one second share their timestamp: parse it once.
+    let mut last_timestamp: (Vec<u8>, i64) = (Vec::new(), 0);
     let mut ids: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut recent: Vec<(Vec<u8>, u32)> = Vec::new();
     let mut next_guess = 0_usize;
@@ -507,7 +576,19 @@ fn parse_chunk(columns: &HistoryColumns, chunk: &[u8]) -> Result<ChunkOutput, Ch
                 None => Ok(None),
             }
         };
-        let t = count_cell(field(columns.timestamp), &names[columns.timestamp]).map_err(at)? as i64;
+        let timestamp = field(columns.timestamp);
+        let t = if timestamp == last_timestamp.0.as_slice() {
+            last_timestamp.1
+        } else {
+            let t = match parse_plain_u64(timestamp) {
+                Some(t) => t as i64,
+                None => count_cell(timestamp, &names[columns.timestamp]).map_err(at)? as i64,
+            };
+            last_timestamp.0.clear();
+            last_timestamp.0.extend_from_slice(timestamp);
+            last_timestamp.1 = t;
+            t
+        };
         let method = columns.method.map_or(&b""[..], field);
         let name = field(columns.name);
         key.clear();
@@ -652,10 +733,13 @@ fn read_chunks(
     path: &Path,
     work: &SyncSender<ReaderMessage>,
     progress: Option<&ReadProgress>,
+    pools: &BufferPools,
 ) {
     let mut seq = 0_u64;
     loop {
-        let mut buf = std::mem::take(&mut carry);
+        let mut buf = pools.take_bytes();
+        buf.extend_from_slice(&carry);
+        carry.clear();
         buf.reserve(CHUNK_BYTES.saturating_sub(buf.len()));
         let mut want = CHUNK_BYTES.max(buf.len());
         let at_end = loop {
@@ -676,7 +760,7 @@ fn read_chunks(
             }
             match last_record_end(&buf) {
                 Some(end) => {
-                    carry = buf[end..].to_vec();
+                    carry.extend_from_slice(&buf[end..]);
                     buf.truncate(end);
                     break false;
                 }
@@ -850,7 +934,8 @@ struct HistoryFold {
 }
 
 impl HistoryFold {
-    fn fold(&mut self, chunk: ChunkOutput) {
+    /// Folds a chunk; gives back its row buffer for reuse.
+    fn fold(&mut self, chunk: ChunkOutput) -> Vec<RowPoint> {
         let global: Vec<Option<usize>> = chunk
             .endpoints
             .into_iter()
@@ -893,6 +978,7 @@ impl HistoryFold {
                 self.timeline.push(row);
             }
         }
+        chunk.points
     }
 
     fn finish(self) -> HistorySummary {
@@ -999,18 +1085,20 @@ pub fn read_history(
     let (done_tx, done_rx) = sync_channel::<(u64, Result<ChunkOutput, ChunkError>)>(2);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let reader_failure: Mutex<Option<(u64, ReportError)>> = Mutex::new(None);
+    let pools = BufferPools::default();
 
     std::thread::scope(|scope| {
-        scope.spawn(move || read_chunks(file, carry, path, &work_tx, progress));
+        let pools = &pools;
+        scope.spawn(move || read_chunks(file, carry, path, &work_tx, progress, pools));
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
             let columns = &columns;
             let reader_failure = &reader_failure;
-            scope.spawn(move || worker(columns, &work_rx, &done_tx, reader_failure));
+            scope.spawn(move || worker(columns, &work_rx, &done_tx, reader_failure, pools));
         }
         drop(done_tx);
-        let result = collect(path, header_lines, done_rx, &reader_failure);
+        let result = collect(path, header_lines, done_rx, &reader_failure, pools);
         // Dropping the receiver lets any thread still sending stop.
         drop(work_rx);
         result
@@ -1022,6 +1110,7 @@ fn worker(
     work: &Mutex<Receiver<ReaderMessage>>,
     done: &SyncSender<(u64, Result<ChunkOutput, ChunkError>)>,
     reader_failure: &Mutex<Option<(u64, ReportError)>>,
+    pools: &BufferPools,
 ) {
     loop {
         let message = {
@@ -1030,7 +1119,9 @@ fn worker(
         };
         match message {
             Ok(ReaderMessage::Chunk(seq, chunk)) => {
-                if done.send((seq, parse_chunk(columns, &chunk))).is_err() {
+                let parsed = parse_chunk(columns, &chunk, pools.take_points());
+                pools.give_bytes(chunk);
+                if done.send((seq, parsed)).is_err() {
                     return;
                 }
             }
@@ -1051,6 +1142,7 @@ fn collect(
     header_lines: u64,
     done: Receiver<(u64, Result<ChunkOutput, ChunkError>)>,
     reader_failure: &Mutex<Option<(u64, ReportError)>>,
+    pools: &BufferPools,
 ) -> Result<HistorySummary, ReportError> {
     let mut fold = HistoryFold::default();
     let mut pending: BTreeMap<u64, Result<ChunkOutput, ChunkError>> = BTreeMap::new();
@@ -1064,7 +1156,7 @@ fn collect(
             match result {
                 Ok(chunk) => {
                     lines_before += chunk.lines;
-                    fold.fold(chunk);
+                    pools.give_points(fold.fold(chunk));
                 }
                 Err(e) => {
                     return Err(ReportError::malformed(
