@@ -34,7 +34,9 @@ python3 benches/make_history.py "$SOURCE" "$BIG" "$TARGET_BYTES"
 SIZE=$(stat -c %s "$BIG")
 LINES=$(wc -l < "$BIG")
 echo "   $SIZE bytes, $LINES lines"
-# Warm the page cache so every contender reads from memory.
+# Write the file out first (background writeback would compete for the two cores while
+# measuring), then warm the page cache so every contender reads from memory.
+sync
 cat "$BIG" > /dev/null
 
 # measure NAME COMMAND...: prints "NAME seconds max_rss_kib" (best wall time of RUNS runs).
@@ -57,7 +59,7 @@ measure() {
 
 echo "== measuring"
 WC=$(measure "wc-l" 3 wc -l "$BIG")
-SNAP=$(measure "snaptop" 3 "$SNAPTOP" report "$BIG" --format json)
+SNAP=$(measure "snaptop" 5 "$SNAPTOP" report "$BIG" --format json)
 PANDAS=$(measure "pandas" 1 "$VENV/bin/python" benches/pandas_report.py "$BIG")
 
 echo

@@ -734,6 +734,7 @@ fn read_chunks(
     work: &SyncSender<ReaderMessage>,
     progress: Option<&ReadProgress>,
     pools: &BufferPools,
+    in_flight: &Receiver<()>,
 ) {
     let mut seq = 0_u64;
     loop {
@@ -779,7 +780,11 @@ fn read_chunks(
                 None => want = buf.len() * 2,
             }
         };
-        if !buf.is_empty() && work.send(ReaderMessage::Chunk(seq, buf)).is_err() {
+        // One token per chunk until it is folded: the reader can never run further ahead
+        // of the fold than MAX_CHUNKS_IN_FLIGHT chunks, however uneven the parsing.
+        if !buf.is_empty()
+            && (in_flight.recv().is_err() || work.send(ReaderMessage::Chunk(seq, buf)).is_err())
+        {
             return;
         }
         seq += 1;
@@ -1082,6 +1087,10 @@ pub fn read_history(
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     let (work_tx, work_rx) = sync_channel::<ReaderMessage>(2);
+    let (token_tx, token_rx) = sync_channel::<()>(MAX_CHUNKS_IN_FLIGHT);
+    for _ in 0..MAX_CHUNKS_IN_FLIGHT {
+        let _ = token_tx.try_send(());
+    }
     let (done_tx, done_rx) = sync_channel::<(u64, Result<ChunkOutput, ChunkError>)>(2);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let reader_failure: Mutex<Option<(u64, ReportError)>> = Mutex::new(None);
@@ -1089,7 +1098,7 @@ pub fn read_history(
 
     std::thread::scope(|scope| {
         let pools = &pools;
-        scope.spawn(move || read_chunks(file, carry, path, &work_tx, progress, pools));
+        scope.spawn(move || read_chunks(file, carry, path, &work_tx, progress, pools, &token_rx));
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
@@ -1098,7 +1107,14 @@ pub fn read_history(
             scope.spawn(move || worker(columns, &work_rx, &done_tx, reader_failure, pools));
         }
         drop(done_tx);
-        let result = collect(path, header_lines, done_rx, &reader_failure, pools);
+        let result = collect(
+            path,
+            header_lines,
+            done_rx,
+            &reader_failure,
+            pools,
+            token_tx,
+        );
         // Dropping the receiver lets any thread still sending stop.
         drop(work_rx);
         result
@@ -1143,6 +1159,7 @@ fn collect(
     done: Receiver<(u64, Result<ChunkOutput, ChunkError>)>,
     reader_failure: &Mutex<Option<(u64, ReportError)>>,
     pools: &BufferPools,
+    in_flight: SyncSender<()>,
 ) -> Result<HistorySummary, ReportError> {
     let mut fold = HistoryFold::default();
     let mut pending: BTreeMap<u64, Result<ChunkOutput, ChunkError>> = BTreeMap::new();
@@ -1157,6 +1174,7 @@ fn collect(
                 Ok(chunk) => {
                     lines_before += chunk.lines;
                     pools.give_points(fold.fold(chunk));
+                    let _ = in_flight.try_send(());
                 }
                 Err(e) => {
                     return Err(ReportError::malformed(
