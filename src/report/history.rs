@@ -24,7 +24,7 @@ pub const CHUNK_BYTES: usize = 2 * 1024 * 1024;
 /// A single CSV record longer than this is refused (it is an unbalanced quote in practice).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 /// Chunks read but not yet folded; bounds memory to about this many × (chunk + its rows).
-pub const MAX_CHUNKS_IN_FLIGHT: usize = 6;
+pub const MAX_CHUNKS_IN_FLIGHT: usize = 8;
 /// Points per time series: a chart is never wider than a terminal.
 pub const MAX_SERIES_POINTS: usize = 240;
 /// Endpoints of a chunk found by a linear scan before falling back to a hash map.
@@ -203,16 +203,16 @@ fn keep_peak(peak: &mut Option<(f64, i64)>, candidate: Option<(f64, i64)>) {
 }
 
 impl EndpointPartial {
-    fn add(&mut self, row: &RowPoint) {
+    fn add(&mut self, t: i64, rps: f64, p95: Option<f64>, p99: Option<f64>) {
         self.rows += 1;
-        self.peak_rps = self.peak_rps.max(row.rps);
-        if let Some(p95) = row.p95.filter(|v| *v > 0.0) {
+        self.peak_rps = self.peak_rps.max(rps);
+        if let Some(p95) = p95.filter(|v| *v > 0.0) {
             self.p95.add(p95);
-            keep_peak(&mut self.peak_p95, Some((p95, row.t)));
+            keep_peak(&mut self.peak_p95, Some((p95, t)));
         }
-        if let Some(p99) = row.p99.filter(|v| *v > 0.0) {
+        if let Some(p99) = p99.filter(|v| *v > 0.0) {
             self.p99.add(p99);
-            keep_peak(&mut self.peak_p99, Some((p99, row.t)));
+            keep_peak(&mut self.peak_p99, Some((p99, t)));
         }
     }
 
@@ -229,14 +229,50 @@ impl EndpointPartial {
 /// One history row, reduced to what the series need.
 #[derive(Debug, Clone, Copy)]
 struct RowPoint {
-    endpoint: u32,
     t: i64,
-    users: Option<f64>,
-    rps: f64,
-    failures_per_sec: f64,
-    p50: Option<f64>,
-    p95: Option<f64>,
-    p99: Option<f64>,
+    endpoint: u32,
+    // f32 with NaN for "no value": 40 bytes a row instead of 96, and millions of rows
+    // cross from the parser threads to the fold. Peaks and medians are taken from the
+    // full-precision values before the narrowing; only chart means use these.
+    users: f32,
+    rps: f32,
+    failures_per_sec: f32,
+    p50: f32,
+    p95: f32,
+    p99: f32,
+}
+
+fn narrow(value: Option<f64>) -> f32 {
+    value.map_or(f32::NAN, |v| v as f32)
+}
+
+fn widen(value: f32) -> Option<f64> {
+    (!value.is_nan()).then_some(f64::from(value))
+}
+
+impl RowPoint {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        endpoint: u32,
+        t: i64,
+        users: Option<f64>,
+        rps: f64,
+        failures_per_sec: f64,
+        p50: Option<f64>,
+        p95: Option<f64>,
+        p99: Option<f64>,
+    ) -> Self {
+        Self {
+            t,
+            endpoint,
+            users: narrow(users),
+            rps: rps as f32,
+            failures_per_sec: failures_per_sec as f32,
+            p50: narrow(p50),
+            p95: narrow(p95),
+            p99: narrow(p99),
+        }
+    }
 }
 
 /// A parsed chunk. Endpoint ids are local to the chunk (`endpoints[id]`).
@@ -622,22 +658,25 @@ fn parse_chunk(
                 id
             }
         };
-        let row = RowPoint {
+        let rps = num(columns.rps)?.unwrap_or(0.0);
+        let p95 = num(columns.p95)?;
+        let p99 = num(columns.p99)?;
+        out.partials[endpoint as usize].add(t, rps, p95, p99);
+        let row = RowPoint::new(
             endpoint,
             t,
-            users: num(columns.users)?,
-            rps: num(columns.rps)?.unwrap_or(0.0),
-            failures_per_sec: num(columns.failures_per_sec)?.unwrap_or(0.0),
-            p50: num(columns.p50)?,
-            p95: num(columns.p95)?,
-            p99: num(columns.p99)?,
-        };
+            num(columns.users)?,
+            rps,
+            num(columns.failures_per_sec)?.unwrap_or(0.0),
+            num(columns.p50)?,
+            p95,
+            p99,
+        );
         next_guess = if endpoint as usize + 1 < recent.len() {
             endpoint as usize + 1
         } else {
             0
         };
-        out.partials[endpoint as usize].add(&row);
         out.points.push(row);
     }
     out.lines = line_no - 1;
@@ -875,12 +914,12 @@ impl BoundedSeries {
         }
         // Rows out of time order land in the latest bucket rather than reordering.
         let bucket = self.buckets.last_mut().expect("a bucket was just ensured");
-        bucket.users.add(row.users);
-        bucket.rps.add(Some(row.rps));
-        bucket.failures_per_sec.add(Some(row.failures_per_sec));
-        bucket.p50.add(latency(row.p50));
-        bucket.p95.add(latency(row.p95));
-        bucket.p99.add(latency(row.p99));
+        bucket.users.add(widen(row.users));
+        bucket.rps.add(widen(row.rps));
+        bucket.failures_per_sec.add(widen(row.failures_per_sec));
+        bucket.p50.add(latency(widen(row.p50)));
+        bucket.p95.add(latency(widen(row.p95)));
+        bucket.p99.add(latency(widen(row.p99)));
         if self.buckets.len() > MAX_SERIES_POINTS {
             self.halve();
         }
@@ -900,18 +939,22 @@ impl BoundedSeries {
     }
 
     pub(crate) fn points(&self) -> Vec<HistoryPoint> {
+        // Rows travel as f32: four decimals is what they carry meaningfully, and it keeps
+        // 76.19999694824219 out of the JSON.
+        let round = |v: f64| (v * 1e4).round() / 1e4;
+        let mean = |m: Mean| m.get().map(round);
         let origin = self.origin.unwrap_or(0);
         self.buckets
             .iter()
             .map(|b| HistoryPoint {
                 t_start_unix: origin + b.index * self.width_secs,
                 width_secs: self.width_secs,
-                users: b.users.get(),
-                rps: b.rps.get().unwrap_or(0.0),
-                failures_per_sec: b.failures_per_sec.get().unwrap_or(0.0),
-                p50_ms: b.p50.get(),
-                p95_ms: b.p95.get(),
-                p99_ms: b.p99.get(),
+                users: mean(b.users),
+                rps: mean(b.rps).unwrap_or(0.0),
+                failures_per_sec: mean(b.failures_per_sec).unwrap_or(0.0),
+                p50_ms: mean(b.p50),
+                p95_ms: mean(b.p95),
+                p99_ms: mean(b.p99),
             })
             .collect()
     }
@@ -970,7 +1013,7 @@ impl HistoryFold {
             self.rows += 1;
             self.first = Some(self.first.map_or(row.t, |f| f.min(row.t)));
             self.last = Some(self.last.map_or(row.t, |l| l.max(row.t)));
-            if let Some(users) = row.users {
+            if let Some(users) = widen(row.users) {
                 self.peak_users = Some(self.peak_users.map_or(users, |p| p.max(users)));
             }
             let Some(id) = global[row.endpoint as usize] else {
@@ -1235,16 +1278,16 @@ mod tests {
     fn series_stay_bounded_and_cover_the_run() {
         let mut series = BoundedSeries::default();
         for t in 0..10_000 {
-            series.push(&RowPoint {
-                endpoint: 0,
-                t: 1_000 + t,
-                users: Some(5.0),
-                rps: 2.0,
-                failures_per_sec: 0.0,
-                p50: Some(1.0),
-                p95: Some(t as f64),
-                p99: None,
-            });
+            series.push(&RowPoint::new(
+                0,
+                1_000 + t,
+                Some(5.0),
+                2.0,
+                0.0,
+                Some(1.0),
+                Some(t as f64),
+                None,
+            ));
         }
         let points = series.points();
         assert!(points.len() <= MAX_SERIES_POINTS, "{}", points.len());
