@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex};
 use csv::ByteRecord;
 
 use super::error::ReportError;
-use super::locust::{Header, col, count_cell, is_aggregate_row, number_cell, percentile_of_header};
+use super::locust::{
+    Header, col, count_cell, is_aggregate_row, number_cell, parse_number_bytes,
+    percentile_of_header,
+};
 use super::model::{EndpointHistory, HistoryPoint, HistorySummary};
 
 /// Bytes handed to a parser thread at a time.
@@ -136,13 +139,20 @@ pub(crate) struct LogHistogram {
     /// binary search over a Vec is much cheaper per row than a tree.
     buckets: Vec<(u64, u64, f64)>,
     count: u64,
+    /// The bucket hit last: an endpoint's latency often repeats from one second to the next.
+    last_hit: usize,
 }
 
 impl LogHistogram {
     const KEPT_MANTISSA_BITS: u32 = 7;
 
     fn add_counted(&mut self, key: u64, count: u64, value: f64) {
-        match self.buckets.binary_search_by_key(&key, |b| b.0) {
+        let found = match self.buckets.get(self.last_hit) {
+            Some(bucket) if bucket.0 == key => Ok(self.last_hit),
+            _ => self.buckets.binary_search_by_key(&key, |b| b.0),
+        };
+        self.last_hit = *found.as_ref().unwrap_or_else(|i| i);
+        match found {
             Ok(i) => {
                 let bucket = &mut self.buckets[i];
                 bucket.1 += count;
@@ -608,7 +618,9 @@ fn parse_chunk(
         let field = |i: usize| splitter.field(&bytes, i);
         let num = |idx: Option<usize>| -> Result<Option<f64>, ChunkError> {
             match idx {
-                Some(i) => number_cell(field(i), &names[i]).map_err(at),
+                // The message is only built on the (cold) error path.
+                Some(i) => parse_number_bytes(field(i))
+                    .or_else(|()| number_cell(field(i), &names[i]).map_err(at)),
                 None => Ok(None),
             }
         };
