@@ -562,3 +562,27 @@ fn cli_exit_codes_pass_fail_and_bad_input() {
     let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(value["verdict"]["passed"], false);
 }
+
+/// What the Reports tab does: build on the blocking pool, poll progress, get an owned Report.
+#[tokio::test]
+async fn async_build_reports_progress_of_the_history_read() {
+    let progress = snaptop::report::ReadProgress::default();
+    let request = ReportRequest {
+        inputs: vec![fixture("2.47/api")],
+        ..ReportRequest::default()
+    };
+    let report = snaptop::report::build_report_async(request, Some(progress.clone()))
+        .await
+        .unwrap();
+    assert_eq!(report.run.endpoints.len(), 6);
+    let total = progress
+        .bytes_total
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        total,
+        fs::metadata(fixture("2.47/api_stats_history.csv"))
+            .unwrap()
+            .len()
+    );
+    assert!((progress.fraction() - 1.0).abs() < 1e-9);
+}

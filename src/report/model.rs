@@ -386,3 +386,147 @@ pub struct Report {
     pub comparison: Option<Comparison>,
     pub verdict: Verdict,
 }
+
+/// A column of the endpoint table, for sorting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointColumn {
+    Endpoint,
+    Requests,
+    Failures,
+    ErrorPct,
+    P50,
+    P95,
+    P99,
+    Max,
+    Rps,
+}
+
+impl EndpointColumn {
+    pub const ALL: [Self; 9] = [
+        Self::Endpoint,
+        Self::Requests,
+        Self::Failures,
+        Self::ErrorPct,
+        Self::P50,
+        Self::P95,
+        Self::P99,
+        Self::Max,
+        Self::Rps,
+    ];
+
+    fn number(self, e: &EndpointStats) -> Option<f64> {
+        match self {
+            Self::Endpoint => None,
+            Self::Requests => Some(e.requests as f64),
+            Self::Failures => Some(e.failures as f64),
+            Self::ErrorPct => Some(e.error_pct),
+            Self::P50 => e.p50_ms.or(e.median_ms),
+            Self::P95 => e.p95_ms,
+            Self::P99 => e.p99_ms,
+            Self::Max => e.max_ms,
+            Self::Rps => Some(e.rps),
+        }
+    }
+}
+
+/// Sorts an endpoint table by a column; missing values (`N/A`) always sort last.
+pub fn sort_endpoints(endpoints: &mut [EndpointStats], by: EndpointColumn, descending: bool) {
+    endpoints.sort_by(|a, b| {
+        let order = match by {
+            EndpointColumn::Endpoint => a.label().cmp(&b.label()),
+            _ => match (by.number(a), by.number(b)) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => return std::cmp::Ordering::Less,
+                (None, Some(_)) => return std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            },
+        };
+        let order = if descending { order.reverse() } else { order };
+        order.then_with(|| a.label().cmp(&b.label()))
+    });
+}
+
+/// Size and modification time of each file of a run: poll it and rebuild the report when
+/// it changes (Locust rewrites its CSVs every few seconds while a test runs).
+pub type FilesFingerprint = Vec<(PathBuf, Option<(u64, std::time::SystemTime)>)>;
+
+impl RunFiles {
+    pub fn paths(&self) -> Vec<&PathBuf> {
+        [
+            &self.stats,
+            &self.distribution,
+            &self.history,
+            &self.failures,
+            &self.exceptions,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    pub fn fingerprint(&self) -> FilesFingerprint {
+        self.paths()
+            .into_iter()
+            .map(|path| {
+                let stamp = std::fs::metadata(path)
+                    .ok()
+                    .and_then(|m| Some((m.len(), m.modified().ok()?)));
+                (path.clone(), stamp)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(name: &str, p99: Option<f64>) -> EndpointStats {
+        EndpointStats {
+            method: "GET".into(),
+            name: name.into(),
+            requests: 1,
+            failures: 0,
+            error_pct: 0.0,
+            median_ms: None,
+            average_ms: None,
+            min_ms: None,
+            max_ms: None,
+            p50_ms: None,
+            p95_ms: None,
+            p99_ms: p99,
+            rps: 0.0,
+            failures_per_sec: None,
+            percentiles: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn sorting_keeps_missing_values_last() {
+        let mut rows = vec![
+            endpoint("/a", None),
+            endpoint("/b", Some(5.0)),
+            endpoint("/c", Some(9.0)),
+        ];
+        sort_endpoints(&mut rows, EndpointColumn::P99, true);
+        let names: Vec<&str> = rows.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["/c", "/b", "/a"]);
+        sort_endpoints(&mut rows, EndpointColumn::P99, false);
+        let names: Vec<&str> = rows.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["/b", "/c", "/a"]);
+    }
+
+    #[test]
+    fn fingerprint_changes_when_a_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = dir.path().join("run_stats.csv");
+        std::fs::write(&stats, "a").unwrap();
+        let files = RunFiles {
+            stats: Some(stats.clone()),
+            ..RunFiles::default()
+        };
+        let before = files.fingerprint();
+        std::fs::write(&stats, "ab").unwrap();
+        assert_ne!(before, files.fingerprint());
+    }
+}
