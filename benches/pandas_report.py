@@ -2,6 +2,10 @@
 
 Per endpoint: rows, peak and median p95/p99 (N/A and 0 = no data), peak RPS; over time:
 users and RPS of the aggregate row in at most 240 buckets; peak users.
+
+usage: pandas_report.py HISTORY_CSV [--all-columns]
+By default only the needed columns are parsed (`usecols`, a tuned script);
+--all-columns reads the whole file as the usual `pd.read_csv(path)` script does.
 """
 import sys
 
@@ -11,7 +15,10 @@ import pandas as pd
 def main() -> None:
     path = sys.argv[1]
     columns = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "95%", "99%"]
-    df = pd.read_csv(path, usecols=columns, na_values=["N/A"], keep_default_na=False)
+    if "--all-columns" in sys.argv[2:]:
+        df = pd.read_csv(path, na_values=["N/A"], keep_default_na=False)
+    else:
+        df = pd.read_csv(path, usecols=columns, na_values=["N/A"], keep_default_na=False)
     for col in ("95%", "99%"):
         df.loc[df[col] <= 0, col] = float("nan")
     per_endpoint = df.groupby(["Type", "Name"], dropna=False).agg(
