@@ -13,7 +13,7 @@ use snaptop::report::{ReportRequest, build_report};
 
 const SEED: u64 = 0x5EED_2026;
 const RANDOM_CASES: usize = 150;
-const MUTATION_CASES: usize = 250;
+const MUTATION_CASES: usize = 600;
 
 fn fixture_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/locust");
