@@ -1,0 +1,65 @@
+//! Errors of the report engine; every one names the file (and line) it is about.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: cannot read: {source}", path = path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file whose content is not what its header (or Locust) promises.
+    #[error("{path}:{line}: {message}", path = path.display())]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error(
+        "{path}: no Locust CSV found (expected files such as PREFIX_stats.csv, \
+         PREFIX_stats_history.csv, PREFIX_failures.csv or, before 0.13.3, \
+         PREFIX_requests.csv + PREFIX_distribution.csv)",
+        path = path.display()
+    )]
+    NoInput { path: PathBuf },
+    #[error("{path}: {message}", path = path.display())]
+    Ambiguous { path: PathBuf, message: String },
+    #[error(
+        "{path}: the run is empty: no request was recorded (did the load test reach the host?)",
+        path = path.display()
+    )]
+    EmptyRun { path: PathBuf },
+    /// A targets or thresholds file that is not valid.
+    #[error("{path}:{line}: {message}", path = path.display())]
+    Config {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    /// The analysis task died (only from the async entry point).
+    #[error("the report task failed: {0}")]
+    Task(String),
+}
+
+impl ReportError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn malformed(
+        path: impl Into<PathBuf>,
+        line: u64,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Malformed {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}

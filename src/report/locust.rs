@@ -1,0 +1,870 @@
+//! Locust CSV files of every generation, read by column name and streamed.
+//!
+//! Which file is which, and which Locust wrote it, is decided from the header row only:
+//! file names are used to find a prefix's files, never to judge their content.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use csv::ByteRecord;
+
+use super::error::ReportError;
+use super::history;
+use super::model::{
+    EndpointStats, ExceptionRow, FailureRow, LocustGeneration, PercentileValue, RunData, RunFiles,
+};
+
+pub use super::history::{MAX_SERIES_POINTS, ReadProgress};
+
+/// Rows of the failures and exceptions files kept; the rest is counted in a note.
+pub const MAX_FAILURE_ROWS: usize = 10_000;
+/// Longest traceback kept per exception row; the rest is cut (a note says so).
+pub const MAX_TRACEBACK_BYTES: usize = 64 * 1024;
+/// Endpoint rows of a stats file kept; Locust runs with unnamed URLs can have many.
+pub const MAX_STATS_ENDPOINTS: usize = 100_000;
+
+/// Suffixes Locust gives its CSV files after the prefix: used only to *find* a prefix's
+/// files; what each one holds is read from its header.
+const LOCUST_SUFFIXES: &[&str] = &[
+    "_stats.csv",
+    "_stats_history.csv",
+    "_failures.csv",
+    "_exceptions.csv",
+    "_requests.csv",
+    "_distribution.csv",
+];
+
+/// What a CSV file holds, judged from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    Stats,
+    Distribution,
+    History,
+    Failures,
+    Exceptions,
+}
+
+/// A header row, lower-cased and trimmed, so lookups are by name.
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
+    pub(crate) names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Header {
+    pub(crate) fn from_record(record: &ByteRecord) -> Self {
+        let names: Vec<String> = record
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let text = String::from_utf8_lossy(raw);
+                // A UTF-8 byte-order mark can precede the first header (Excel round trips).
+                let text = if i == 0 {
+                    text.trim_start_matches('\u{feff}')
+                } else {
+                    &text
+                };
+                text.trim().trim_matches('"').trim().to_ascii_lowercase()
+            })
+            .collect();
+        let mut index = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            index.entry(name.clone()).or_insert(i);
+        }
+        Self { names, index }
+    }
+
+    /// The first column named by any of `aliases` (already lower-case).
+    pub(crate) fn find(&self, aliases: &[&str]) -> Option<usize> {
+        aliases.iter().find_map(|a| self.index.get(*a).copied())
+    }
+
+    /// Columns whose name is a percentile (`50%`, `99.9%`, `99.999`), with the percent.
+    pub(crate) fn percentiles(&self) -> Vec<(usize, f64)> {
+        self.names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| percentile_of_header(name).map(|p| (i, p)))
+            .collect()
+    }
+
+    pub(crate) fn role(&self) -> Option<FileRole> {
+        let has = |aliases: &[&str]| self.find(aliases).is_some();
+        if has(col::TIMESTAMP) && has(col::NAME) {
+            Some(FileRole::History)
+        } else if has(col::TRACEBACK) && has(col::MESSAGE) {
+            Some(FileRole::Exceptions)
+        } else if has(col::ERROR) && has(col::OCCURRENCES) {
+            Some(FileRole::Failures)
+        } else if has(col::NAME) && has(col::REQUESTS) && has(col::FAILURES) {
+            Some(FileRole::Stats)
+        } else if has(col::NAME) && has(col::REQUESTS) && !self.percentiles().is_empty() {
+            Some(FileRole::Distribution)
+        } else {
+            None
+        }
+    }
+
+    /// Which Locust generation wrote a stats file with this header.
+    pub(crate) fn stats_generation(&self) -> LocustGeneration {
+        let old_count_name = self.find(&["# requests"]).is_some();
+        match (old_count_name, self.percentiles().is_empty()) {
+            (true, true) => LocustGeneration::Legacy,
+            (true, false) => LocustGeneration::Transitional,
+            (false, _) => LocustGeneration::Modern,
+        }
+    }
+}
+
+/// Column names across generations (lower-case), newest spelling first.
+pub(crate) mod col {
+    pub const METHOD: &[&str] = &["type", "method"];
+    pub const NAME: &[&str] = &["name"];
+    pub const REQUESTS: &[&str] = &["request count", "# requests"];
+    pub const FAILURES: &[&str] = &["failure count", "# failures"];
+    pub const MEDIAN: &[&str] = &["median response time"];
+    pub const AVERAGE: &[&str] = &["average response time"];
+    pub const MIN: &[&str] = &["min response time"];
+    pub const MAX: &[&str] = &["max response time"];
+    pub const RPS: &[&str] = &["requests/s"];
+    pub const FAILURES_PER_SEC: &[&str] = &["failures/s", "requests failed/s"];
+    pub const TIMESTAMP: &[&str] = &["timestamp"];
+    pub const USERS: &[&str] = &["user count"];
+    pub const ERROR: &[&str] = &["error"];
+    /// Locust before 1.0 spelled it "Occurences".
+    pub const OCCURRENCES: &[&str] = &["occurrences", "occurences"];
+    pub const FIRST_SEEN: &[&str] = &["first seen"];
+    pub const LAST_SEEN: &[&str] = &["last seen"];
+    pub const COUNT: &[&str] = &["count"];
+    pub const MESSAGE: &[&str] = &["message"];
+    pub const TRACEBACK: &[&str] = &["traceback"];
+    pub const NODES: &[&str] = &["nodes"];
+}
+
+/// `50%` → 50, `99.999` → 99.999 (0.13.3–0.14 wrote it without `%`), anything else → None.
+pub(crate) fn percentile_of_header(name: &str) -> Option<f64> {
+    let digits = name.strip_suffix('%').unwrap_or(name);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let percent: f64 = digits.parse().ok()?;
+    (percent > 0.0 && percent <= 100.0).then_some(percent)
+}
+
+/// True for Locust's total row: "Aggregated" (or "Total" before 1.0) with no real method.
+pub fn is_aggregate_row(method: &str, name: &str) -> bool {
+    (method.is_empty() || method == "None") && (name == "Aggregated" || name == "Total")
+}
+
+/// A cell that is no number yet: Locust writes `N/A` (and older versions `None`).
+fn is_missing_number(text: &str) -> bool {
+    text.is_empty()
+        || text.eq_ignore_ascii_case("n/a")
+        || text == "None"
+        || text.eq_ignore_ascii_case("nan")
+}
+
+/// Powers of ten exactly representable as f64.
+const EXACT_POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// `123.4567` with at most 15 digits, as `mantissa / 10^decimals`: both exact in f64, so
+/// the one division is correctly rounded, the same value `str::parse` gives, far faster.
+#[inline]
+fn parse_short_decimal(text: &[u8]) -> Option<f64> {
+    let (negative, body) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0_usize;
+    let mut point = None;
+    for (i, &byte) in body.iter().enumerate() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit <= 9 {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+            digits += 1;
+        } else if byte == b'.' && point.is_none() {
+            point = Some(i);
+        } else {
+            return None;
+        }
+    }
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let decimals = point.map_or(0, |p| body.len() - p - 1);
+    let value = mantissa as f64 / EXACT_POWERS_OF_TEN[decimals];
+    Some(if negative { -value } else { value })
+}
+
+/// A numeric cell: `Ok(None)` for N/A and empty cells, `Err(())` when not a number.
+#[allow(clippy::result_unit_err)]
+#[inline]
+pub fn parse_number_bytes(raw: &[u8]) -> Result<Option<f64>, ()> {
+    if let Some(value) = parse_short_decimal(raw) {
+        return Ok(Some(value));
+    }
+    let text = raw.trim_ascii();
+    if let Some(value) = parse_short_decimal(text) {
+        return Ok(Some(value));
+    }
+    let text = std::str::from_utf8(text).map_err(|_| ())?;
+    if is_missing_number(text) {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => Err(()),
+    }
+}
+
+/// Parses a numeric cell; `Ok(None)` for N/A and empty cells.
+#[inline]
+pub(crate) fn number_cell(raw: &[u8], column: &str) -> Result<Option<f64>, String> {
+    parse_number_bytes(raw).map_err(|()| {
+        format!(
+            "expected a number in column \"{column}\", found \"{}\"",
+            shorten(&String::from_utf8_lossy(raw.trim_ascii()))
+        )
+    })
+}
+
+/// Parses a non-negative count; a missing cell is an error.
+pub(crate) fn count_cell(raw: &[u8], column: &str) -> Result<u64, String> {
+    match number_cell(raw, column)? {
+        Some(v) if v >= 0.0 => Ok(v.round() as u64),
+        Some(v) => Err(format!(
+            "expected a count (0 or more) in column \"{column}\", found {v}"
+        )),
+        None => Err(format!(
+            "expected a count in column \"{column}\", found nothing"
+        )),
+    }
+}
+
+pub(crate) fn text_cell(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+/// Keeps error messages readable when a cell is huge or binary.
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX_SHOWN_CHARS: usize = 40;
+    if text.chars().count() <= MAX_SHOWN_CHARS {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(MAX_SHOWN_CHARS).collect();
+        format!("{head}…")
+    }
+}
+
+/// A streaming CSV reader of one file, with errors that name `file:line`.
+struct CsvFile {
+    path: PathBuf,
+    reader: csv::Reader<BufReader<File>>,
+    header: Header,
+    raw_header: ByteRecord,
+}
+
+impl CsvFile {
+    fn open(path: &Path) -> Result<Self, ReportError> {
+        let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(BufReader::with_capacity(256 * 1024, file));
+        let mut raw_header = ByteRecord::new();
+        let has_header = reader
+            .read_byte_record(&mut raw_header)
+            .map_err(|e| csv_error(path, &e))?;
+        if !has_header {
+            return Err(ReportError::malformed(
+                path,
+                1,
+                "empty file: expected a header row such as \"Type,Name,Request Count,...\"",
+            ));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            header: Header::from_record(&raw_header),
+            reader,
+            raw_header,
+        })
+    }
+
+    /// The next data row and its byte offset ([`line_of_byte`] turns it into a line for
+    /// an error message); skips blank lines and repeated header rows
+    /// (Locust rewrites the header when a run restarts into the same file).
+    fn next(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, ReportError> {
+        loop {
+            if !self
+                .reader
+                .read_byte_record(record)
+                .map_err(|e| csv_error(&self.path, &e))?
+            {
+                return Ok(None);
+            }
+            let byte = record.position().map_or(0, |p| p.byte());
+            if record.len() == 1 && record[0].trim_ascii().is_empty() {
+                continue;
+            }
+            if *record == self.raw_header {
+                continue;
+            }
+            if record.len() != self.header.names.len() {
+                return Err(ReportError::malformed(
+                    &self.path,
+                    line_of_byte(&self.path, byte),
+                    format!(
+                        "expected {} fields as in the header, found {}",
+                        self.header.names.len(),
+                        record.len()
+                    ),
+                ));
+            }
+            return Ok(Some(byte));
+        }
+    }
+
+    fn required(&self, aliases: &[&str], what: &str) -> Result<usize, ReportError> {
+        self.header.find(aliases).ok_or_else(|| {
+            ReportError::malformed(
+                &self.path,
+                1,
+                format!("expected a \"{}\" column in the {what} header", aliases[0]),
+            )
+        })
+    }
+}
+
+/// The 1-based line of a byte offset, counted from the file itself: the csv crate's own
+/// line numbers drift on the CRLF endings Python's csv module (and so Locust) writes.
+/// Counted lazily, per record, only for files that are small (stats, failures); the
+/// history file counts its lines as it goes.
+fn line_of_byte(path: &Path, offset: u64) -> u64 {
+    let Ok(file) = File::open(path) else { return 0 };
+    // On CRLF files the csv crate places a record's start at the `\n` ending the line
+    // before it, hence the byte at `offset` itself is counted too.
+    let mut reader = BufReader::new(file.take(offset + 1));
+    let mut newlines = 0_u64;
+    let mut buf = [0_u8; 64 * 1024];
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+    newlines + 1
+}
+
+fn csv_error(path: &Path, error: &csv::Error) -> ReportError {
+    let line = error.position().map_or(0, |p| line_of_byte(path, p.byte()));
+    match error.kind() {
+        csv::ErrorKind::Io(e) => {
+            ReportError::io(path, std::io::Error::new(e.kind(), e.to_string()))
+        }
+        _ => ReportError::malformed(path, line, format!("not valid CSV: {error}")),
+    }
+}
+
+/// Reads the header row of a file only.
+pub fn read_header_role(path: &Path) -> Result<Option<FileRole>, ReportError> {
+    Ok(CsvFile::open(path)?.header.role())
+}
+
+/// The final per-endpoint table of a stats (or 0.13-and-older requests) file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsTable {
+    pub generation: LocustGeneration,
+    pub endpoints: Vec<EndpointStats>,
+    pub aggregate: Option<EndpointStats>,
+    pub notes: Vec<String>,
+}
+
+/// Reads a stats file of any generation.
+pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
+    let mut file = CsvFile::open(path)?;
+    let generation = file.header.stats_generation();
+    let method_col = file.header.find(col::METHOD);
+    let name_col = file.required(col::NAME, "stats")?;
+    let requests_col = file.required(col::REQUESTS, "stats")?;
+    let failures_col = file.required(col::FAILURES, "stats")?;
+    let median_col = file.header.find(col::MEDIAN);
+    let average_col = file.header.find(col::AVERAGE);
+    let min_col = file.header.find(col::MIN);
+    let max_col = file.header.find(col::MAX);
+    let rps_col = file.header.find(col::RPS);
+    let fps_col = file.header.find(col::FAILURES_PER_SEC);
+    let percentile_cols = file.header.percentiles();
+
+    let mut endpoints = Vec::new();
+    let mut aggregate = None;
+    let mut notes = Vec::new();
+    let mut dropped = 0_u64;
+    let mut record = ByteRecord::new();
+    while let Some(byte) = file.next(&mut record)? {
+        let names = &file.header.names;
+        let at = |e: String| ReportError::malformed(path, line_of_byte(path, byte), e);
+        let num = |idx: Option<usize>| -> Result<Option<f64>, ReportError> {
+            match idx {
+                Some(i) => number_cell(&record[i], &names[i]).map_err(at),
+                None => Ok(None),
+            }
+        };
+        let method = method_col
+            .map(|i| text_cell(&record[i]))
+            .unwrap_or_default();
+        let name = text_cell(&record[name_col]);
+        let requests = count_cell(&record[requests_col], &names[requests_col]).map_err(at)?;
+        let failures = count_cell(&record[failures_col], &names[failures_col]).map_err(at)?;
+        let mut percentiles = Vec::with_capacity(percentile_cols.len());
+        for &(i, percent) in &percentile_cols {
+            percentiles.push(PercentileValue {
+                percent,
+                millis: number_cell(&record[i], &names[i]).map_err(at)?,
+            });
+        }
+        let is_aggregate = is_aggregate_row(&method, &name);
+        let stats = EndpointStats {
+            method: if is_aggregate { String::new() } else { method },
+            name,
+            requests,
+            failures,
+            error_pct: error_pct(requests, failures),
+            median_ms: num(median_col)?,
+            average_ms: num(average_col)?,
+            min_ms: num(min_col)?,
+            max_ms: num(max_col)?,
+            p50_ms: percentile_at(&percentiles, 50.0),
+            p95_ms: percentile_at(&percentiles, 95.0),
+            p99_ms: percentile_at(&percentiles, 99.0),
+            rps: num(rps_col)?.unwrap_or(0.0),
+            failures_per_sec: num(fps_col)?,
+            percentiles,
+        };
+        if is_aggregate {
+            aggregate = Some(stats);
+        } else if endpoints.len() < MAX_STATS_ENDPOINTS {
+            endpoints.push(stats);
+        } else {
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        notes.push(format!(
+            "{}: {dropped} endpoint rows beyond the first {MAX_STATS_ENDPOINTS} were ignored",
+            path.display()
+        ));
+    }
+    Ok(StatsTable {
+        generation,
+        endpoints,
+        aggregate,
+        notes,
+    })
+}
+
+/// Failures per hundred requests (0 when there was no request).
+pub fn error_pct(requests: u64, failures: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        failures as f64 * 100.0 / requests as f64
+    }
+}
+
+pub(crate) fn percentile_at(percentiles: &[PercentileValue], percent: f64) -> Option<f64> {
+    percentiles
+        .iter()
+        .find(|p| (p.percent - percent).abs() < 1e-9)
+        .and_then(|p| p.millis)
+}
+
+/// Percentiles of each row of a 0.13-and-older `_distribution.csv`, by its Name cell
+/// (`"GET /path"`, or `"Total"`).
+pub fn read_distribution(
+    path: &Path,
+) -> Result<HashMap<String, Vec<PercentileValue>>, ReportError> {
+    let mut file = CsvFile::open(path)?;
+    let name_col = file.required(col::NAME, "distribution")?;
+    let percentile_cols = file.header.percentiles();
+    if percentile_cols.is_empty() {
+        return Err(ReportError::malformed(
+            path,
+            1,
+            "expected percentile columns such as \"50%\" in the distribution header",
+        ));
+    }
+    let mut rows = HashMap::new();
+    let mut record = ByteRecord::new();
+    while let Some(byte) = file.next(&mut record)? {
+        let mut percentiles = Vec::with_capacity(percentile_cols.len());
+        for &(i, percent) in &percentile_cols {
+            percentiles.push(PercentileValue {
+                percent,
+                millis: number_cell(&record[i], &file.header.names[i])
+                    .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?,
+            });
+        }
+        rows.insert(text_cell(&record[name_col]), percentiles);
+        if rows.len() > MAX_STATS_ENDPOINTS {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+/// Gives the endpoints of a 0.13-and-older requests file their percentiles.
+fn join_distribution(table: &mut StatsTable, distribution: &HashMap<String, Vec<PercentileValue>>) {
+    let fill = |stats: &mut EndpointStats, percentiles: &Vec<PercentileValue>| {
+        stats.p50_ms = percentile_at(percentiles, 50.0);
+        stats.p95_ms = percentile_at(percentiles, 95.0);
+        stats.p99_ms = percentile_at(percentiles, 99.0);
+        stats.percentiles = percentiles.clone();
+    };
+    for stats in &mut table.endpoints {
+        let joined = format!("{} {}", stats.method, stats.name);
+        if let Some(p) = distribution
+            .get(&joined)
+            .or_else(|| distribution.get(&stats.name))
+        {
+            fill(stats, p);
+        }
+    }
+    if let Some(total) = &mut table.aggregate
+        && let Some(p) = distribution
+            .get("Total")
+            .or_else(|| distribution.get("None Total"))
+            .or_else(|| distribution.get("Aggregated"))
+    {
+        fill(total, p);
+    }
+}
+
+/// Reads a failures file (with or without `First Seen,Last Seen`).
+pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), ReportError> {
+    let mut file = CsvFile::open(path)?;
+    let method_col = file.header.find(col::METHOD);
+    let name_col = file.required(col::NAME, "failures")?;
+    let error_col = file.required(col::ERROR, "failures")?;
+    let occurrences_col = file.required(col::OCCURRENCES, "failures")?;
+    let first_col = file.header.find(col::FIRST_SEEN);
+    let last_col = file.header.find(col::LAST_SEEN);
+    let mut rows = Vec::new();
+    let mut dropped = 0_u64;
+    let mut record = ByteRecord::new();
+    while let Some(byte) = file.next(&mut record)? {
+        let occurrences = count_cell(
+            &record[occurrences_col],
+            &file.header.names[occurrences_col],
+        )
+        .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
+        if rows.len() >= MAX_FAILURE_ROWS {
+            dropped += 1;
+            continue;
+        }
+        let optional = |i: Option<usize>| {
+            i.map(|i| text_cell(&record[i]))
+                .filter(|text| !text.is_empty())
+        };
+        let method = method_col
+            .map(|i| text_cell(&record[i]))
+            .unwrap_or_default();
+        rows.push(FailureRow {
+            method: if method == "None" {
+                String::new()
+            } else {
+                method
+            },
+            name: text_cell(&record[name_col]),
+            error: text_cell(&record[error_col]),
+            occurrences,
+            first_seen: optional(first_col),
+            last_seen: optional(last_col),
+        });
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.occurrences));
+    let notes = if dropped > 0 {
+        vec![format!(
+            "{}: {dropped} failure rows beyond the first {MAX_FAILURE_ROWS} were ignored",
+            path.display()
+        )]
+    } else {
+        Vec::new()
+    };
+    Ok((rows, notes))
+}
+
+/// Reads an exceptions file; tracebacks span several lines inside quotes.
+pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), ReportError> {
+    let mut file = CsvFile::open(path)?;
+    let count_col = file.required(col::COUNT, "exceptions")?;
+    let message_col = file.required(col::MESSAGE, "exceptions")?;
+    let traceback_col = file.required(col::TRACEBACK, "exceptions")?;
+    let nodes_col = file.header.find(col::NODES);
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let mut dropped = 0_u64;
+    let mut cut = 0_u64;
+    let mut record = ByteRecord::new();
+    while let Some(byte) = file.next(&mut record)? {
+        let count = count_cell(&record[count_col], &file.header.names[count_col])
+            .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
+        if rows.len() >= MAX_FAILURE_ROWS {
+            dropped += 1;
+            continue;
+        }
+        let raw_traceback = &record[traceback_col];
+        let traceback = if raw_traceback.len() > MAX_TRACEBACK_BYTES {
+            cut += 1;
+            let mut text =
+                String::from_utf8_lossy(&raw_traceback[..MAX_TRACEBACK_BYTES]).into_owned();
+            text.push_str("\n[…cut]");
+            text
+        } else {
+            text_cell(raw_traceback)
+        };
+        rows.push(ExceptionRow {
+            count,
+            message: text_cell(&record[message_col]),
+            traceback,
+            nodes: nodes_col.map(|i| text_cell(&record[i])).unwrap_or_default(),
+        });
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.count));
+    if dropped > 0 {
+        notes.push(format!(
+            "{}: {dropped} exception rows beyond the first {MAX_FAILURE_ROWS} were ignored",
+            path.display()
+        ));
+    }
+    if cut > 0 {
+        notes.push(format!(
+            "{}: {cut} tracebacks longer than {MAX_TRACEBACK_BYTES} bytes were cut",
+            path.display()
+        ));
+    }
+    Ok((rows, notes))
+}
+
+/// Finds the Locust files of one run from what the user typed: one or more paths, each a
+/// file, a directory or a prefix (`results/api` for `results/api_stats.csv`, ...).
+pub fn locate_run(inputs: &[PathBuf]) -> Result<RunFiles, ReportError> {
+    let shown = inputs.first().cloned().unwrap_or_default();
+    let mut found: Vec<(FileRole, PathBuf)> = Vec::new();
+    for input in inputs {
+        if input.is_file() {
+            match read_header_role(input)? {
+                Some(role) => found.push((role, input.clone())),
+                None => {
+                    return Err(ReportError::malformed(
+                        input,
+                        1,
+                        "header not recognised as a Locust CSV: expected the columns of a \
+                         stats, stats_history, failures, exceptions, requests or distribution file",
+                    ));
+                }
+            }
+        } else if input.is_dir() {
+            let mut candidates = Vec::new();
+            let entries = std::fs::read_dir(input).map_err(|e| ReportError::io(input, e))?;
+            for entry in entries {
+                let path = entry.map_err(|e| ReportError::io(input, e))?.path();
+                if path.is_file()
+                    && path
+                        .extension()
+                        .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+                {
+                    candidates.push(path);
+                }
+            }
+            candidates.sort();
+            for path in candidates {
+                if let Some(role) = read_header_role(&path)? {
+                    found.push((role, path));
+                }
+            }
+        } else {
+            let prefix = input.to_string_lossy();
+            let mut any = false;
+            for suffix in LOCUST_SUFFIXES {
+                let path = PathBuf::from(format!("{prefix}{suffix}"));
+                if path.is_file() {
+                    any = true;
+                    if let Some(role) = read_header_role(&path)? {
+                        found.push((role, path));
+                    }
+                }
+            }
+            if !any {
+                return Err(ReportError::NoInput {
+                    path: input.clone(),
+                });
+            }
+        }
+    }
+    let mut files = RunFiles::default();
+    for (role, path) in found {
+        let slot = match role {
+            FileRole::Stats => &mut files.stats,
+            FileRole::Distribution => &mut files.distribution,
+            FileRole::History => &mut files.history,
+            FileRole::Failures => &mut files.failures,
+            FileRole::Exceptions => &mut files.exceptions,
+        };
+        if let Some(previous) = slot {
+            return Err(ReportError::Ambiguous {
+                path: shown,
+                message: format!(
+                    "two files of the same kind ({} and {}): several runs in one place; \
+                     pass the prefix of one run",
+                    previous.display(),
+                    path.display()
+                ),
+            });
+        }
+        *slot = Some(path);
+    }
+    if files.stats.is_none() && files.history.is_none() {
+        return Err(ReportError::NoInput { path: shown });
+    }
+    Ok(files)
+}
+
+/// Reads every file of a run. `progress` (if given) counts bytes of the history file,
+/// the only one that can be huge.
+pub fn read_run(
+    inputs: &[PathBuf],
+    progress: Option<&ReadProgress>,
+) -> Result<RunData, ReportError> {
+    let files = locate_run(inputs)?;
+    let mut notes = Vec::new();
+    let mut generation = None;
+    let mut endpoints = Vec::new();
+    let mut aggregate = None;
+    if let Some(path) = &files.stats {
+        let mut table = read_stats(path)?;
+        if table.generation == LocustGeneration::Legacy {
+            match &files.distribution {
+                Some(dist) => join_distribution(&mut table, &read_distribution(dist)?),
+                None => notes.push(format!(
+                    "{}: no _distribution.csv beside this Locust 0.13-or-older file: \
+                     percentiles are unknown",
+                    path.display()
+                )),
+            }
+        }
+        generation = Some(table.generation);
+        notes.append(&mut table.notes);
+        endpoints = table.endpoints;
+        aggregate = table.aggregate;
+        let total_requests = aggregate
+            .as_ref()
+            .map(|a| a.requests)
+            .unwrap_or_else(|| endpoints.iter().map(|e| e.requests).sum());
+        if total_requests == 0 {
+            return Err(ReportError::EmptyRun { path: path.clone() });
+        }
+    } else {
+        notes.push(
+            "no stats file: the endpoint table, findings and targets need PREFIX_stats.csv".into(),
+        );
+    }
+    let history = match &files.history {
+        Some(path) => Some(history::read_history(path, progress)?),
+        None => None,
+    };
+    let (failures, mut failure_notes) = match &files.failures {
+        Some(path) => read_failures(path)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    notes.append(&mut failure_notes);
+    let (exceptions, mut exception_notes) = match &files.exceptions {
+        Some(path) => read_exceptions(path)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    notes.append(&mut exception_notes);
+    Ok(RunData {
+        files,
+        generation,
+        endpoints,
+        aggregate,
+        history,
+        failures,
+        exceptions,
+        notes,
+    })
+}
+
+/// Reads all of `reader` into a string, for small config files.
+pub(crate) fn read_small_file(path: &Path) -> Result<String, ReportError> {
+    const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+    let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| ReportError::io(path, e))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_headers_of_every_generation() {
+        assert_eq!(percentile_of_header("50%"), Some(50.0));
+        assert_eq!(percentile_of_header("99.999"), Some(99.999));
+        assert_eq!(percentile_of_header("100%"), Some(100.0));
+        assert_eq!(percentile_of_header("requests/s"), None);
+        assert_eq!(percentile_of_header("%"), None);
+        assert_eq!(percentile_of_header("0%"), None);
+    }
+
+    #[test]
+    fn numbers_accept_na_and_reject_text_with_the_column_name() {
+        assert_eq!(number_cell(b"N/A", "50%"), Ok(None));
+        assert_eq!(number_cell(b" 12.5 ", "50%"), Ok(Some(12.5)));
+        let error = number_cell(b"fast", "95%").unwrap_err();
+        assert!(
+            error.contains("\"95%\"") && error.contains("fast"),
+            "{error}"
+        );
+        assert!(count_cell(b"-3", "Request Count").is_err());
+    }
+
+    #[test]
+    fn short_decimals_parse_exactly_like_std() {
+        for text in [
+            "0",
+            "25.05069170166447",
+            "0.000000",
+            "12.5",
+            "-3.25",
+            "1100",
+            "99.999",
+            "1e3",
+            "7.",
+        ] {
+            let expected: f64 = text.parse().unwrap();
+            assert_eq!(
+                parse_number_bytes(text.as_bytes()),
+                Ok(Some(expected)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_number_bytes(b"."), Err(()));
+        assert_eq!(parse_number_bytes(b"1.2.3"), Err(()));
+        assert_eq!(parse_number_bytes(b"inf"), Err(()));
+    }
+
+    #[test]
+    fn aggregate_rows_of_each_generation() {
+        assert!(is_aggregate_row("", "Aggregated"));
+        assert!(is_aggregate_row("None", "Total"));
+        assert!(!is_aggregate_row("GET", "Total"));
+    }
+}

@@ -1,0 +1,589 @@
+//! The report engine on real (and hand-written) Locust CSVs of every generation.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use snaptop::report::locust::read_run;
+use snaptop::report::model::{Change, FindingKind, LocustGeneration, RunData, Severity};
+use snaptop::report::{ReportError, ReportRequest, build_report, render};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/locust")
+        .join(rel)
+}
+
+fn read(rel: &str) -> RunData {
+    read_run(&[fixture(rel)], None).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn endpoint<'a>(run: &'a RunData, label: &str) -> &'a snaptop::report::model::EndpointStats {
+    run.endpoints
+        .iter()
+        .find(|e| e.label() == label)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {label} in {:?}",
+                run.endpoints.iter().map(|e| e.label()).collect::<Vec<_>>()
+            )
+        })
+}
+
+#[test]
+fn locust_0_13_requests_and_distribution_are_joined() {
+    let run = read("0.13/run");
+    assert_eq!(run.generation, Some(LocustGeneration::Legacy));
+    assert_eq!(run.endpoints.len(), 3);
+    let login = endpoint(&run, "POST /login, \"admin\"");
+    assert_eq!((login.requests, login.failures), (400, 12));
+    assert_eq!((login.p95_ms, login.p99_ms), (Some(260.0), Some(700.0)));
+    let total = run.aggregate.as_ref().expect("the \"None\",\"Total\" row");
+    assert_eq!(total.requests, 1690);
+    assert_eq!(total.p99_ms, Some(1100.0));
+    // "Occurences" (sic) as Locust spelled it before 1.0
+    assert_eq!(run.failures[0].occurrences, 12);
+    assert!(run.history.is_none());
+}
+
+#[test]
+fn locust_0_14_percentile_without_percent_sign_and_history() {
+    let run = read("0.14/run");
+    assert_eq!(run.generation, Some(LocustGeneration::Transitional));
+    let search = endpoint(&run, "GET /search?q=\"a,b\"");
+    assert_eq!(search.failures_per_sec, Some(1.0));
+    let p99_999 = search
+        .percentiles
+        .iter()
+        .find(|p| (p.percent - 99.999).abs() < 1e-9);
+    assert_eq!(p99_999.and_then(|p| p.millis), Some(2400.0));
+    let history = run.history.as_ref().unwrap();
+    assert_eq!(history.rows, 120);
+    assert_eq!(history.peak_users, Some(100));
+}
+
+#[test]
+fn locust_1_x_and_2_x_real_runs() {
+    for rel in ["1.6/run", "2.8/run"] {
+        let run = read(rel);
+        assert_eq!(run.generation, Some(LocustGeneration::Modern), "{rel}");
+        assert_eq!(run.endpoints.len(), 3, "{rel}");
+        let search = endpoint(&run, "GET /search?q=\"a,b\"");
+        assert!(search.requests > 0 && search.p99_ms.is_some(), "{rel}");
+        assert_eq!(run.aggregate.as_ref().unwrap().name, "Aggregated");
+        let missing = endpoint(&run, "GET /missing");
+        assert_eq!(missing.failures, missing.requests, "{rel}");
+        // the traceback spans lines inside quotes, the message has a comma and a newline
+        let exception = &run.exceptions[0];
+        assert!(
+            exception
+                .message
+                .contains("synthetic failure,\nwith a second line"),
+            "{rel}"
+        );
+        assert!(exception.traceback.lines().count() > 3, "{rel}");
+        let history = run.history.as_ref().unwrap();
+        assert!(
+            history
+                .endpoints
+                .iter()
+                .any(|e| e.name == "/search?q=\"a,b\"")
+        );
+        assert!(
+            history
+                .endpoints
+                .iter()
+                .all(|e| e.series.len() <= snaptop::report::locust::MAX_SERIES_POINTS)
+        );
+    }
+}
+
+#[test]
+fn locust_2_x_custom_percentiles() {
+    let run = read("2.8-custom-percentiles/run");
+    let index = endpoint(&run, "GET /index");
+    let listed: Vec<f64> = index.percentiles.iter().map(|p| p.percent).collect();
+    assert_eq!(
+        listed,
+        vec![50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 99.0, 100.0]
+    );
+    assert_eq!(index.p95_ms, Some(5.0));
+    let history = run.history.as_ref().unwrap();
+    assert!(history.endpoints.iter().any(|e| e.peak_p95_ms.is_some()));
+}
+
+#[test]
+fn locust_2_47_failures_with_first_and_last_seen() {
+    let run = read("2.47/api");
+    assert_eq!(run.endpoints.len(), 6);
+    let failure = &run.failures[0];
+    assert_eq!(failure.occurrences, 27);
+    assert_eq!(failure.first_seen.as_deref(), Some("2026-11-22T11:22:35Z"));
+    assert!(run.exceptions.is_empty());
+    let history = run.history.as_ref().unwrap();
+    assert_eq!(history.rows, 309);
+    let dashboard = history
+        .endpoints
+        .iter()
+        .find(|e| e.name == "dashboard_overview")
+        .unwrap();
+    assert!(dashboard.peak_p95_ms >= dashboard.median_p95_ms);
+}
+
+#[test]
+fn inputs_as_prefix_directory_or_files() {
+    let by_prefix = read("2.8/run");
+    let by_dir = read_run(&[fixture("2.8")], None).unwrap();
+    assert_eq!(by_prefix.endpoints, by_dir.endpoints);
+    let stats_only = read_run(&[fixture("2.8/run_stats.csv")], None).unwrap();
+    assert_eq!(stats_only.endpoints, by_prefix.endpoints);
+    assert!(stats_only.history.is_none());
+    let two = read_run(
+        &[
+            fixture("2.8/run_stats.csv"),
+            fixture("2.8/run_stats_history.csv"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert!(two.history.is_some());
+    // the generation comes from the header, whatever the file is called
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("whatever.csv");
+    fs::copy(fixture("0.14/run_stats.csv"), &renamed).unwrap();
+    assert_eq!(
+        read_run(&[renamed], None).unwrap().generation,
+        Some(LocustGeneration::Transitional)
+    );
+}
+
+#[test]
+fn two_runs_in_one_directory_are_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(fixture("2.8/run_stats.csv"), dir.path().join("a_stats.csv")).unwrap();
+    fs::copy(fixture("1.6/run_stats.csv"), dir.path().join("b_stats.csv")).unwrap();
+    let error = read_run(&[dir.path().to_owned()], None).unwrap_err();
+    assert!(matches!(error, ReportError::Ambiguous { .. }), "{error}");
+    assert!(error.to_string().contains("prefix"), "{error}");
+    let one = read_run(&[dir.path().join("a")], None).unwrap();
+    assert_eq!(one.endpoints.len(), 3);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn malformed_files_name_file_line_and_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = fs::read_to_string(fixture("2.47/api_stats.csv")).unwrap();
+    let mut lines: Vec<&str> = header.lines().collect();
+    lines[3] = "GET,health_check,364,0,2";
+    let path = write(dir.path(), "short_stats.csv", &(lines.join("\n") + "\n"));
+    let error = read_run(&[path], None).unwrap_err().to_string();
+    assert!(
+        error.contains("short_stats.csv:4:") && error.contains("expected 22 fields"),
+        "{error}"
+    );
+
+    let text = header.replacen("GET,health_check,364,", "GET,health_check,lots,", 1);
+    let path = write(dir.path(), "word_stats.csv", &text);
+    let error = read_run(&[path], None).unwrap_err().to_string();
+    assert!(
+        error.contains("word_stats.csv:4:")
+            && error.contains("\"request count\"")
+            && error.contains("lots"),
+        "{error}"
+    );
+
+    let path = write(dir.path(), "nothing_stats.csv", "");
+    let error = read_run(&[path], None).unwrap_err().to_string();
+    assert!(
+        error.contains("nothing_stats.csv:1:") && error.contains("empty file"),
+        "{error}"
+    );
+
+    let path = write(dir.path(), "other.csv", "a,b,c\n1,2,3\n");
+    let error = read_run(&[path], None).unwrap_err().to_string();
+    assert!(
+        error.contains("other.csv:1:") && error.contains("not recognised"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_empty_run_is_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = fs::read_to_string(fixture("2.47/api_stats.csv")).unwrap();
+    let first = header.lines().next().unwrap();
+    let path = write(
+        dir.path(),
+        "run_stats.csv",
+        &format!(
+            "{first}\n,Aggregated,0,0,0,0,0,0,0,0,0,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A\n"
+        ),
+    );
+    let error = read_run(&[path], None).unwrap_err();
+    assert!(matches!(error, ReportError::EmptyRun { .. }));
+    assert!(
+        error.to_string().contains("no request was recorded"),
+        "{error}"
+    );
+}
+
+/// A history file of several chunks, with quoted names, built from a real one.
+fn big_history(dir: &Path, copies: usize, bad_line_at: Option<usize>) -> (PathBuf, usize) {
+    let text = fs::read_to_string(fixture("2.8/run_stats_history.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    // Keep one header: a real file repeats it when a run restarts, tested elsewhere.
+    let rows: Vec<&str> = lines.filter(|l| *l != header).collect();
+    let mut out = String::with_capacity(text.len() * copies);
+    out.push_str(header);
+    out.push('\n');
+    let mut line = 1;
+    let mut data_rows = 0;
+    for copy in 0..copies {
+        for row in &rows {
+            line += 1;
+            let (t, rest) = row.split_once(',').unwrap();
+            let t: i64 = t.parse().unwrap();
+            if Some(line) == bad_line_at {
+                out.push_str("1,2,3\n");
+            } else {
+                out.push_str(&format!("{},{rest}\n", t + copy as i64 * 100));
+                data_rows += 1;
+            }
+        }
+    }
+    let path = dir.join("big_stats_history.csv");
+    fs::write(&path, out).unwrap();
+    (path, data_rows)
+}
+
+#[test]
+fn history_across_many_chunks_counts_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, rows) = big_history(dir.path(), 2500, None);
+    assert!(fs::metadata(&path).unwrap().len() > 3 * snaptop::report::history::CHUNK_BYTES as u64);
+    let history = snaptop::report::history::read_history(&path, None).unwrap();
+    assert_eq!(history.rows as usize, rows);
+    let per_endpoint: u64 = history.endpoints.iter().map(|e| e.rows).sum();
+    assert_eq!(per_endpoint as usize, rows);
+    for e in &history.endpoints {
+        assert_eq!(e.rows % 2500, 0, "{}: {} rows", e.name, e.rows);
+        assert!(e.series.len() <= snaptop::report::history::MAX_SERIES_POINTS);
+    }
+}
+
+#[test]
+fn a_bad_history_line_deep_in_the_file_is_named_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [3, 40_007, 61_234] {
+        let (path, _) = big_history(dir.path(), 2500, Some(bad));
+        let error = snaptop::report::history::read_history(&path, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("big_stats_history.csv:{bad}:"))
+                && error.contains("expected 24 fields"),
+            "line {bad}: {error}"
+        );
+    }
+}
+
+#[test]
+fn repeated_headers_and_crlf_are_tolerated() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs::read_to_string(fixture("2.47/api_stats_history.csv"))
+        .unwrap()
+        .replace("\r\n", "\n");
+    let header = text.lines().next().unwrap();
+    let doubled = format!(
+        "{text}{header}\n{}",
+        text.lines().skip(1).collect::<Vec<_>>().join("\n")
+    );
+    let crlf = doubled.replace('\n', "\r\n");
+    let path = write(dir.path(), "x_stats_history.csv", &crlf);
+    let history = snaptop::report::history::read_history(&path, None).unwrap();
+    assert_eq!(history.rows, 2 * 309);
+}
+
+#[test]
+fn report_findings_targets_and_gate_on_the_real_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = write(
+        dir.path(),
+        "sla.toml",
+        "[targets]\n\"GET webhooks_list\" = [\"p95 < 150\", \"rps > 100\"]\n\"health_check\" = [\"p99 < 50\"]\n\"GET no_such_endpoint\" = [\"p95 < 10\"]\n",
+    );
+    let request = ReportRequest {
+        inputs: vec![fixture("2.47/api")],
+        targets: Some(targets),
+        ..ReportRequest::default()
+    };
+    let report = build_report(&request, None).unwrap();
+    let has = |endpoint: &str, kind: FindingKind, severity: Severity| {
+        report
+            .findings
+            .iter()
+            .any(|f| f.endpoint == endpoint && f.kind == kind && f.severity == severity)
+    };
+    assert!(has(
+        "GET dashboard_overview",
+        FindingKind::Latency,
+        Severity::Critical
+    ));
+    assert!(has(
+        "GET alerts_list",
+        FindingKind::ErrorRate,
+        Severity::Critical
+    ));
+    assert!(has(
+        "POST merge_branches",
+        FindingKind::Variance,
+        Severity::Warning
+    ));
+    let targets = report.targets.as_ref().unwrap();
+    let outcome = |rule: &str| {
+        targets
+            .outcomes
+            .iter()
+            .find(|o| o.rule == rule)
+            .unwrap()
+            .passed
+    };
+    assert!(outcome("p95 < 150"));
+    assert!(!outcome("rps > 100"));
+    assert!(outcome("p99 < 50"));
+    assert_eq!(targets.warnings.len(), 1);
+    assert!(targets.warnings[0].contains("no_such_endpoint"));
+    assert!(!report.verdict.passed);
+    // every recommendation that names findings names existing ones
+    let ids: Vec<&str> = report.findings.iter().map(|f| f.id.as_str()).collect();
+    for r in &report.recommendations {
+        for id in &r.because_of {
+            assert!(ids.contains(&id.as_str()), "{id}");
+        }
+    }
+    let merge = report
+        .cache_ttls
+        .iter()
+        .find(|t| t.endpoint == "POST merge_branches")
+        .unwrap();
+    assert_eq!(merge.ttl_secs, None);
+    let dashboard = report
+        .cache_ttls
+        .iter()
+        .find(|t| t.endpoint == "GET dashboard_overview")
+        .unwrap();
+    assert_eq!(dashboard.ttl_secs, Some(300));
+}
+
+#[test]
+fn degradation_is_found_in_history() {
+    let report = build_report(
+        &ReportRequest {
+            inputs: vec![fixture("0.14/run")],
+            ..ReportRequest::default()
+        },
+        None,
+    )
+    .unwrap();
+    let degraded = report
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Degradation)
+        .expect("a degradation finding");
+    assert_eq!(degraded.endpoint, "GET /search?q=\"a,b\"");
+    let history = report.run.history.as_ref().unwrap();
+    let search = history
+        .endpoints
+        .iter()
+        .find(|e| e.name.starts_with("/search"))
+        .unwrap();
+    let d = search.degradation.as_ref().unwrap();
+    assert_eq!(d.offset_secs, 15);
+    assert_eq!(d.users_at_start, Some(100.0));
+}
+
+#[test]
+fn comparing_two_runs() {
+    let report = build_report(
+        &ReportRequest {
+            inputs: vec![fixture("2.8/run")],
+            compare_base: Some(vec![fixture("1.6/run")]),
+            fail_on_regression: true,
+            ..ReportRequest::default()
+        },
+        None,
+    )
+    .unwrap();
+    let comparison = report.comparison.as_ref().unwrap();
+    assert_eq!(comparison.endpoints.len(), 4);
+    assert!(comparison.added.is_empty() && comparison.removed.is_empty());
+    let index = comparison
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "GET /index")
+        .unwrap();
+    let p99 = index.deltas.iter().find(|d| d.metric == "p99").unwrap();
+    // 7 ms → 20 ms: +13 ms, +186%
+    assert_eq!(p99.change, Change::Regression);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Regression)
+    );
+    assert!(
+        report
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("regression"))
+    );
+}
+
+/// The JSON report of the real Locust 2.47 run, compared with the committed golden file.
+/// Set SNAPTOP_UPDATE_GOLDEN=1 to rewrite it after an intended change.
+#[test]
+fn golden_json_of_the_locust_2_47_run() {
+    // `cargo test` runs integration tests from the package root, so this relative path
+    // (which appears in the JSON) is the same on every machine.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let request = ReportRequest {
+        inputs: vec![PathBuf::from("tests/fixtures/locust/2.47/api")],
+        ..ReportRequest::default()
+    };
+    let json = render::render_json(&build_report(&request, None).unwrap());
+    let golden_path = manifest.join("tests/golden/locust-2.47.json");
+    if std::env::var_os("SNAPTOP_UPDATE_GOLDEN").is_some() {
+        fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
+        fs::write(&golden_path, &json).unwrap();
+    }
+    let golden = fs::read_to_string(&golden_path)
+        .expect("tests/golden/locust-2.47.json (SNAPTOP_UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(
+        json, golden,
+        "the JSON report changed; review and rerun with SNAPTOP_UPDATE_GOLDEN=1"
+    );
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for finding in value["findings"].as_array().unwrap() {
+        for key in ["endpoint", "kind", "severity", "value", "threshold"] {
+            assert!(
+                finding.get(key).is_some(),
+                "finding without {key}: {finding}"
+            );
+        }
+    }
+}
+
+fn snaptop(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_snaptop"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_exit_codes_pass_fail_and_bad_input() {
+    let (code, stdout, _) = snaptop(&["report", "tests/fixtures/locust/2.47/api"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.starts_with("snaptop report: FAIL"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let relaxed = write(
+        dir.path(),
+        "thresholds.toml",
+        "p99_critical_ms = 5000\np99_warning_ms = 1000\nerror_rate_critical_pct = 5\nerror_rate_warning_pct = 3\n",
+    );
+    let (code, stdout, _) = snaptop(&[
+        "report",
+        "tests/fixtures/locust/2.47/api",
+        "--thresholds",
+        relaxed.to_str().unwrap(),
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.starts_with("# Load test report: ✅ PASS"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = snaptop(&["report", "tests/fixtures/locust/nope/run"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no Locust CSV found"), "{stderr}");
+
+    let sla = write(
+        dir.path(),
+        "sla.toml",
+        "[targets]\n\"GET ghost\" = [\"p95 < 1\"]\n",
+    );
+    let (code, _, stderr) = snaptop(&[
+        "report",
+        "tests/fixtures/locust/2.47/api",
+        "--thresholds",
+        relaxed.to_str().unwrap(),
+        "--targets",
+        sla.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        stderr.contains("warning") && stderr.contains("ghost"),
+        "{stderr}"
+    );
+    let (code, _, _) = snaptop(&[
+        "report",
+        "tests/fixtures/locust/2.47/api",
+        "--thresholds",
+        relaxed.to_str().unwrap(),
+        "--targets",
+        sla.to_str().unwrap(),
+        "--strict-targets",
+    ]);
+    assert_eq!(code, 1);
+
+    let (code, stdout, _) = snaptop(&[
+        "report",
+        "tests/fixtures/locust/2.47/api",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(value["verdict"]["passed"], false);
+}
+
+/// What the Reports tab does: build on the blocking pool, poll progress, get an owned Report.
+#[tokio::test]
+async fn async_build_reports_progress_of_the_history_read() {
+    let progress = snaptop::report::ReadProgress::default();
+    let request = ReportRequest {
+        inputs: vec![fixture("2.47/api")],
+        ..ReportRequest::default()
+    };
+    let report = snaptop::report::build_report_async(request, Some(progress.clone()))
+        .await
+        .unwrap();
+    assert_eq!(report.run.endpoints.len(), 6);
+    let total = progress
+        .bytes_total
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        total,
+        fs::metadata(fixture("2.47/api_stats_history.csv"))
+            .unwrap()
+            .len()
+    );
+    assert!((progress.fraction() - 1.0).abs() < 1e-9);
+}
