@@ -524,11 +524,14 @@ fn per_page(q: &std::collections::HashMap<String, String>) -> (usize, usize) {
 }
 
 /// Serves one page of `items` with GitHub's `Link` header (URLs under `/repositories/ID`).
-fn paginate(
+/// Only the page's items are rendered to JSON.
+#[allow(clippy::too_many_arguments)]
+fn paginate<T>(
     state: &Shared,
     repo: &Repo,
     what: &str,
-    items: Vec<Value>,
+    items: Vec<T>,
+    render: impl Fn(T) -> Value,
     q: &std::collections::HashMap<String, String>,
     uri: &Uri,
     headers: &HeaderMap,
@@ -536,7 +539,12 @@ fn paginate(
     let (per_page, page) = per_page(q);
     let last = items.len().div_ceil(per_page).max(1);
     let start = (page - 1) * per_page;
-    let body: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
+    let body: Vec<Value> = items
+        .into_iter()
+        .skip(start)
+        .take(per_page)
+        .map(render)
+        .collect();
     let link_to = |p: usize| {
         let mut pairs: Vec<(String, String)> = uri
             .query()
@@ -621,24 +629,39 @@ fn list_commits(
         }
         (s, u) => (s.and_then(|(_, t)| t), u.and_then(|(_, t)| t)),
     };
-    let touched: Option<HashSet<usize>> = q.get("path").map(|p| match repo {
-        Repo::Gitops(g) => g
+    let candidates: Vec<usize> = match (q.get("path"), repo) {
+        // The gitops history is linear: a file's commits up to `from`, newest first.
+        (Some(p), Repo::Gitops(g)) => g
             .file_by_path
             .get(p.trim_start_matches('/'))
-            .map(|&f| g.commits_by_file[f].iter().copied().collect())
+            .map(|&f| {
+                g.commits_by_file[f]
+                    .iter()
+                    .rev()
+                    .copied()
+                    .filter(|&c| c <= from)
+                    .collect()
+            })
             .unwrap_or_default(),
-        Repo::Source(_) => HashSet::new(),
-    });
+        (Some(_), Repo::Source(_)) => vec![],
+        (None, _) => repo.history(from),
+    };
     let api = api_root(headers);
-    let items: Vec<Value> = repo
-        .history(from)
+    let items: Vec<usize> = candidates
         .into_iter()
-        .filter(|c| touched.as_ref().is_none_or(|t| t.contains(c)))
         .filter(|&c| since.is_none_or(|s| repo.date(c) >= s))
         .filter(|&c| until.is_none_or(|u| repo.date(c) <= u))
-        .map(|c| repo.commit_json(c, &api))
         .collect();
-    paginate(state, repo, "commits", items, q, uri, headers)
+    paginate(
+        state,
+        repo,
+        "commits",
+        items,
+        |c| repo.commit_json(c, &api),
+        q,
+        uri,
+        headers,
+    )
 }
 
 fn list_pulls(
@@ -649,7 +672,16 @@ fn list_pulls(
     headers: &HeaderMap,
 ) -> Response {
     let Repo::Source(src) = repo else {
-        return paginate(state, repo, "pulls", vec![], q, uri, headers);
+        return paginate(
+            state,
+            repo,
+            "pulls",
+            Vec::<Value>::new(),
+            |v| v,
+            q,
+            uri,
+            headers,
+        );
     };
     let state_filter = q.get("state").map(String::as_str).unwrap_or("open");
     let sort = q.get("sort").map(String::as_str).unwrap_or("created");
@@ -716,7 +748,7 @@ fn list_pulls(
             })
         })
         .collect();
-    paginate(state, repo, "pulls", items, q, uri, headers)
+    paginate(state, repo, "pulls", items, |v| v, q, uri, headers)
 }
 
 fn list_tags(
@@ -745,7 +777,7 @@ fn list_tags(
             .collect(),
         Repo::Gitops(_) => vec![],
     };
-    paginate(state, repo, "tags", items, q, uri, headers)
+    paginate(state, repo, "tags", items, |v| v, q, uri, headers)
 }
 
 fn contents(
