@@ -488,10 +488,29 @@ impl Run {
             }
             new = gh.commits_page(repo, &q, 1).await.map_err(|e| vec![e])?;
         }
-        let mut added = self.read_versions(repo, &path, &comp.image, &new).await?;
+        // The version before the window is the file at the oldest commit's parent: read it
+        // in the same request as the rest instead of one more round trip afterwards.
+        let base_parent = if state.base.is_none() {
+            let oldest_known = state.commits.last().map(|c| c.date);
+            new.iter()
+                .filter_map(|c| Some((c.date()?.unix_timestamp(), c)))
+                .min_by_key(|(d, _)| *d)
+                .filter(|(d, _)| oldest_known.is_none_or(|k| *d < k))
+                .and_then(|(_, c)| c.parents.first().map(|p| p.sha.clone()))
+        } else {
+            None
+        };
+        let (mut added, base) = self
+            .read_versions(repo, &path, &comp.image, &new, base_parent.as_deref())
+            .await?;
         added.extend(std::mem::take(&mut state.commits));
         added.sort_by_key(|c| std::cmp::Reverse(c.date));
         state.commits = added;
+        if let (Some(parent), Some(base)) = (&base_parent, base)
+            && state.commits.last().and_then(|c| c.parent.as_ref()) == Some(parent)
+        {
+            state.base = Some(base);
+        }
         self.fill_base(repo, &path, &comp.image, &mut state).await?;
         self.walk_back(repo, &path, &comp.image, &mut state).await?;
         if let Err(e) = self.env.store.put_state(&key, &state) {
@@ -509,25 +528,31 @@ impl Run {
         a <= self.window_start && a >= self.window_start - time::Duration::days(days)
     }
 
+    /// The version at each of `commits`, and at `extra` (a parent) when given.
     async fn read_versions(
         &self,
         repo: &str,
         path: &str,
         image: &str,
         commits: &[CommitItem],
-    ) -> Result<Vec<FileCommit>, Vec<FetchError>> {
-        let wanted: Vec<FileAt> = commits
-            .iter()
-            .map(|c| FileAt {
-                sha: c.sha.clone(),
-                path: path.to_string(),
-            })
-            .collect();
+        extra: Option<&str>,
+    ) -> Result<(Vec<FileCommit>, Option<Option<VersionRef>>), Vec<FetchError>> {
+        let file_at = |sha: &str| FileAt {
+            sha: sha.to_string(),
+            path: path.to_string(),
+        };
+        let mut wanted: Vec<FileAt> = commits.iter().map(|c| file_at(&c.sha)).collect();
+        wanted.extend(extra.map(file_at));
         let (texts, errors) = self.clients.github.files(repo, &wanted).await;
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(commits
+        let extra = extra.map(|sha| {
+            texts
+                .get(&file_at(sha))
+                .and_then(|t| self.version_in(t.as_deref(), image, repo, sha, path))
+        });
+        let versions = commits
             .iter()
             .zip(&wanted)
             .map(|(c, f)| FileCommit {
@@ -538,7 +563,8 @@ impl Run {
                     .get(f)
                     .and_then(|t| self.version_in(t.as_deref(), image, repo, &c.sha, path)),
             })
-            .collect())
+            .collect();
+        Ok((versions, extra))
     }
 
     fn version_in(
@@ -645,7 +671,7 @@ impl Run {
                 state.base = Some(None);
                 return Ok(());
             }
-            let older = self.read_versions(repo, path, image, &older).await?;
+            let (older, _) = self.read_versions(repo, path, image, &older, None).await?;
             state.commits.extend(older);
             state.commits.sort_by_key(|c| std::cmp::Reverse(c.date));
             state.base = None;

@@ -385,15 +385,19 @@ impl GitHub {
             }
         }
         self.rest.count_cache_hit(out.len() as u64);
+        let from_store: HashSet<FileAt> = out.keys().cloned().collect();
         let mut errors = Vec::new();
         if missing.is_empty() {
             return (out, errors);
         }
         let mut rest_fallback = Vec::new();
         if self.use_graphql {
+            // Even batches: 101 files are two requests of 51, not one of 100 and one of 1.
+            let requests = missing.len().div_ceil(GRAPHQL_ALIASES_PER_REQUEST);
+            let per_request = missing.len().div_ceil(requests);
             let batches = join_all(
                 missing
-                    .chunks(GRAPHQL_ALIASES_PER_REQUEST)
+                    .chunks(per_request)
                     .map(|chunk| async move { (chunk, self.graphql_files(repo, chunk).await) }),
             )
             .await;
@@ -431,12 +435,12 @@ impl GitHub {
                 Err(e) => errors.push(e),
             }
         }
-        for (f, text) in &out {
-            if let Some(text) = text
-                && let Err(e) = self.store.put_blob(repo, &f.sha, &f.path, text)
-            {
-                tracing::warn!("cannot store blob: {e}");
-            }
+        let texts = out
+            .iter()
+            .filter(|(f, _)| !from_store.contains(*f))
+            .filter_map(|(f, t)| Some((f.sha.as_str(), f.path.as_str(), t.as_deref()?)));
+        if let Err(e) = self.store.put_blobs(repo, texts) {
+            tracing::warn!("cannot store file texts of {repo}: {e}");
         }
         (out, errors)
     }

@@ -361,6 +361,24 @@ impl Limiter {
 
 type SharedFetch = Shared<BoxFuture<'static, Result<Arc<HttpResponse>, FetchError>>>;
 
+/// One HTTP client for the whole process: building one loads the TLS roots (10–20 ms),
+/// and sharing it keeps connections alive from one snapshot to the next.
+fn shared_http_client() -> Result<reqwest::Client, String> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c.clone());
+    }
+    let built = reqwest::Client::builder()
+        .user_agent(concat!("snaptop/", env!("CARGO_PKG_VERSION")))
+        .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
+        .connect_timeout(Duration::from_secs(10))
+        // Per host; GitHub's documented concurrency is the largest any source gets.
+        .pool_max_idle_per_host(100)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(CLIENT.get_or_init(|| built).clone())
+}
+
 /// A client for one source (GitHub, TeamCity, Datadog, Jira).
 #[derive(Clone)]
 pub struct SourceClient {
@@ -417,12 +435,7 @@ impl SourceClient {
                 HeaderValue::from_str(v).map_err(|_| format!("{}: bad header {k}", opts.name))?;
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("snaptop/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(opts.max_concurrency.max(1))
-            .build()
+        let http = shared_http_client()
             .map_err(|e| format!("{}: cannot build HTTP client: {e}", opts.name))?;
         let limiter = Limiter::default();
         for (resource, label, pace) in &opts.budgets {
