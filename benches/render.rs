@@ -20,6 +20,7 @@ fn idle() -> App {
             snapshot: Some(sample::snapshot()),
             history: sample::history(),
             demo: true,
+            ..Startup::default()
         },
         KeyMap::defaults(),
         Theme::default_theme(),

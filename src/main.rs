@@ -14,6 +14,16 @@ struct Cli {
     /// or a path to a theme file (overrides `[ui] theme`).
     #[arg(long)]
     theme: Option<String>,
+    /// Open this Locust run in the Reports tab at start (a prefix such as results/api,
+    /// a directory, or a *_stats.csv).
+    #[arg(long, value_name = "PREFIX")]
+    report: Option<PathBuf>,
+    /// Targets (SLA) TOML file checked against every report the Reports tab opens.
+    #[arg(long, value_name = "FILE")]
+    targets: Option<PathBuf>,
+    /// Compare the --report run with this earlier run (a prefix, directory or file).
+    #[arg(long, value_name = "BASE_PREFIX", requires = "report")]
+    compare: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,6 +54,9 @@ fn main() -> ExitCode {
         None => match snaptop::app::run::main(snaptop::app::run::TuiOptions {
             config: cli.config,
             theme: cli.theme,
+            report: cli.report,
+            targets: cli.targets,
+            compare: cli.compare,
         }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

@@ -4,14 +4,16 @@
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::{Color, Modifier};
 use snaptop::app::action::Action;
 use snaptop::app::keymap::KeyMap;
 use snaptop::app::{App, Startup};
 use snaptop::engine::events::EngineEvent;
+use snaptop::report::{ReportRequest, build_report};
 use snaptop::store::NamespaceSize;
 use snaptop::ui::theme::Theme;
-use snaptop::ui::{self, AppEvent, sample};
+use snaptop::ui::{self, AppEvent, ReportLoad, sample};
 use time::UtcOffset;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
@@ -28,6 +30,7 @@ fn idle() -> App {
             snapshot: Some(sample::snapshot()),
             history: sample::history(),
             demo: true,
+            ..Startup::default()
         },
         Theme::default_theme(),
     );
@@ -163,6 +166,167 @@ fn reports_tab() {
     check("reports", &app);
 }
 
+/// A fixture run by its path relative to the package root (cargo's working directory
+/// for tests), so the path drawn in the status line is the same on every machine.
+fn locust(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new("tests/fixtures/locust").join(rel)
+}
+
+/// The app on the Reports tab with the report of `request` loaded at [`sample::NOW`].
+fn with_report(request: ReportRequest) -> App {
+    let mut app = idle();
+    app.on_action(Action::TabReports);
+    let result = build_report(&request, None).map_err(|e| e.to_string());
+    app.on_event(AppEvent::ReportLoading {
+        seq: 1,
+        request: request.clone(),
+        reload: false,
+    });
+    app.on_event(AppEvent::ReportLoaded(Box::new(ReportLoad {
+        seq: 1,
+        request,
+        reload: false,
+        at: sample::NOW,
+        result,
+    })));
+    app
+}
+
+/// The run bundled for demo mode (a real Locust 2.47 run) with the demo's targets.
+fn demo_report() -> App {
+    with_report(ReportRequest {
+        inputs: vec![locust("2.47/api")],
+        targets: Some("tests/fixtures/targets/demo.toml".into()),
+        ..ReportRequest::default()
+    })
+}
+
+/// Locust 2.8 (exceptions with multi-line tracebacks) compared with the same
+/// locustfile under Locust 1.6.
+fn compared_report() -> App {
+    with_report(ReportRequest {
+        inputs: vec![locust("2.8/run")],
+        compare_base: Some(vec![locust("1.6/run")]),
+        ..ReportRequest::default()
+    })
+}
+
+fn view(mut app: App, steps: usize) -> App {
+    for _ in 0..steps {
+        app.on_action(Action::NextView);
+    }
+    app
+}
+
+#[test]
+fn reports_endpoints() {
+    check("reports_endpoints", &demo_report());
+}
+
+#[test]
+fn reports_endpoints_sorted_by_name_ascending_with_a_row_selected() {
+    let mut app = demo_report();
+    // p99 → max → rps → endpoint (A→Z).
+    for _ in 0..3 {
+        app.on_action(Action::SortColumn);
+    }
+    app.on_action(Action::Down);
+    app.on_action(Action::Down);
+    check("reports_endpoints_by_name", &app);
+}
+
+#[test]
+fn reports_findings() {
+    check("reports_findings", &view(demo_report(), 1));
+}
+
+#[test]
+fn reports_advice() {
+    check("reports_advice", &view(demo_report(), 2));
+}
+
+#[test]
+fn reports_targets() {
+    check("reports_targets", &view(demo_report(), 3));
+}
+
+#[test]
+fn reports_over_time() {
+    let mut app = view(demo_report(), 4);
+    // GET alerts_list: the endpoint that slowed down for a while.
+    app.on_action(Action::Down);
+    check("reports_over_time", &app);
+}
+
+#[test]
+fn reports_over_time_without_history() {
+    // Locust 0.13 wrote no history file.
+    let app = with_report(ReportRequest {
+        inputs: vec![locust("0.13/run")],
+        ..ReportRequest::default()
+    });
+    check("reports_over_time_no_history", &view(app, 4));
+}
+
+#[test]
+fn reports_failures() {
+    check("reports_failures", &view(demo_report(), 5));
+}
+
+#[test]
+fn reports_exceptions() {
+    check("reports_exceptions", &view(compared_report(), 6));
+}
+
+#[test]
+fn reports_compare() {
+    check("reports_compare", &view(compared_report(), 7));
+}
+
+#[test]
+fn reports_compare_without_a_base() {
+    check("reports_compare_none", &view(demo_report(), 7));
+}
+
+#[test]
+fn reports_load_error_keeps_the_last_report() {
+    let mut app = demo_report();
+    let request = ReportRequest {
+        inputs: vec![locust("nope/run")],
+        ..ReportRequest::default()
+    };
+    app.on_event(AppEvent::ReportLoading {
+        seq: 2,
+        request: request.clone(),
+        reload: false,
+    });
+    let result = build_report(&request, None).map_err(|e| e.to_string());
+    assert!(result.is_err());
+    app.on_event(AppEvent::ReportLoaded(Box::new(ReportLoad {
+        seq: 2,
+        request,
+        reload: false,
+        at: sample::NOW,
+        result,
+    })));
+    check("reports_error", &app);
+}
+
+#[test]
+fn reports_open_prompt_with_completions() {
+    let mut app = demo_report();
+    app.on_action(Action::OpenReport);
+    for _ in 0.."api".len() {
+        app.on_key(&KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+    }
+    let input = "tests/fixtures/locust/2.47/".to_string();
+    app.on_event(AppEvent::Completions {
+        input: input.clone(),
+        candidates: vec![format!("{input}api"), format!("{input}api_old")],
+    });
+    check("reports_prompt", &app);
+}
+
 #[test]
 fn cache_tab() {
     let mut app = idle();
@@ -211,6 +375,7 @@ fn selected_cell_is_marked_without_colour() {
             snapshot: Some(sample::snapshot()),
             history: sample::history(),
             demo: true,
+            ..Startup::default()
         },
         KeyMap::defaults(),
         Theme::default_theme().without_color(),
@@ -263,4 +428,58 @@ fn footer_and_help_follow_the_key_map() {
         t.backend().to_string().contains("F5"),
         "help lists the overridden key"
     );
+}
+
+#[test]
+fn reports_views_carry_meaning_without_colour_and_survive_tiny_panes() {
+    let mut app = demo_report();
+    let mut mono = App::new(
+        Startup {
+            demo: true,
+            ..Startup::default()
+        },
+        KeyMap::defaults(),
+        Theme::default_theme().without_color(),
+        UtcOffset::UTC,
+    );
+    mono.on_action(Action::TabReports);
+    let request = ReportRequest {
+        inputs: vec![locust("2.47/api")],
+        targets: Some("tests/fixtures/targets/demo.toml".into()),
+        ..ReportRequest::default()
+    };
+    mono.on_event(AppEvent::ReportLoading {
+        seq: 1,
+        request: request.clone(),
+        reload: false,
+    });
+    mono.on_event(AppEvent::ReportLoaded(Box::new(ReportLoad {
+        seq: 1,
+        result: build_report(&request, None).map_err(|e| e.to_string()),
+        request,
+        reload: false,
+        at: sample::NOW,
+    })));
+    for _ in 0..8 {
+        let t = render(&mono, 80, 24);
+        let buf = t.backend().buffer();
+        for c in buf.content() {
+            assert!(matches!(c.fg, Color::Reset) && matches!(c.bg, Color::Reset));
+        }
+        // The selected row or the active view stays visible.
+        assert!(
+            buf.content()
+                .iter()
+                .any(|c| c.modifier.contains(Modifier::REVERSED))
+        );
+        for (w, h) in [(1, 1), (20, 5), (79, 23), (80, 24), (81, 25), (200, 60)] {
+            render(&app, w, h);
+        }
+        mono.on_action(Action::NextView);
+        app.on_action(Action::NextView);
+    }
+    app.on_action(Action::OpenReport);
+    for (w, h) in [(1, 1), (20, 5), (80, 24)] {
+        render(&app, w, h);
+    }
 }

@@ -26,6 +26,7 @@ fn idle_app() -> App {
         snapshot: Some(sample::snapshot()),
         history: sample::history(),
         demo: false,
+        ..Startup::default()
     })
 }
 
@@ -382,4 +383,45 @@ fn last_run_log_can_replace_the_history_and_scroll_back() {
         Outcome::Ignored,
         "already at the end"
     );
+}
+
+#[test]
+fn an_open_prompt_takes_the_keys_that_are_global_elsewhere() {
+    let mut app = idle_app();
+    app.on_terminal(&key('3'));
+    assert!(!app.active_tab().takes_text());
+    assert!(app.on_terminal(&key('o')));
+    assert!(app.active_tab().takes_text());
+    // Quit, tab numbers, help and Tab-as-next-tab all stay in the prompt.
+    for c in ['q', '1', '?'] {
+        assert!(app.on_terminal(&key(c)));
+    }
+    app.on_terminal(&Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)));
+    assert!(!app.should_quit());
+    assert_eq!(app.active_tab().title(), "Reports");
+    assert_eq!(app.overlay, Overlay::None);
+    // Tab asked for completions of what was typed.
+    assert_eq!(app.take_effects(), [Effect::CompletePath("q1?".into())]);
+    // Enter hands the typed path to the loop; the global keys work again.
+    app.on_terminal(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let effects = app.take_effects();
+    assert!(
+        matches!(&effects[..], [Effect::LoadReport(r)] if r.inputs == [std::path::PathBuf::from("q1?")]),
+        "{effects:?}"
+    );
+    assert!(!app.active_tab().takes_text());
+    app.on_terminal(&key('1'));
+    assert_eq!(app.active_index(), 0);
+    // Ctrl-C in a prompt leaves the prompt, not the program.
+    app.on_terminal(&key('3'));
+    app.on_terminal(&key('o'));
+    app.on_terminal(&Event::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(!app.should_quit());
+    assert!(!app.active_tab().takes_text());
 }

@@ -142,8 +142,11 @@ fn demo_session_start_tabs_snapshot_quit() {
 
     pane.keys(&["2"]);
     pane.wait_for(&["manual only", "policy this tab will edit"]);
+    // The demo's bundled Locust run, loaded off the render path at start.
     pane.keys(&["3"]);
-    pane.wait_for(&["snaptop report PATH"]);
+    pane.wait_for(&["Endpoints (6)", "GET alerts_list", "loaded "]);
+    pane.keys(&["]"]);
+    pane.wait_for(&["Findings (7)", "CRITICAL"]);
     pane.keys(&["4"]);
     pane.wait_for(&["namespace", "snapshots"]);
     pane.keys(&["BTab", "BTab", "BTab"]);
@@ -209,6 +212,56 @@ fn demo_session_start_tabs_snapshot_quit() {
         !log_files(pane.path()).is_empty(),
         "a log file under XDG_STATE_HOME/snaptop"
     );
+}
+
+/// Copies the real Locust 2.47 run under `dir` as `NAME_*.csv`.
+fn copy_run(dir: &Path, name: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/locust/2.47");
+    for kind in ["stats", "stats_history", "failures", "exceptions"] {
+        std::fs::copy(
+            src.join(format!("api_{kind}.csv")),
+            dir.join(format!("{name}_{kind}.csv")),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn reports_open_complete_compare_and_reload_on_change() {
+    if !have_tmux() {
+        return;
+    }
+    let runs = tempfile::tempdir().unwrap();
+    copy_run(runs.path(), "api");
+    copy_run(runs.path(), "base");
+    let api = runs.path().join("api");
+    let pane = Pane::start("reports", 100, 30, &format!("--report {}", api.display()));
+    pane.keys(&["3"]);
+    pane.wait_for(&["Endpoints (6)", "/api · 5,758 requests", "loaded "]);
+
+    // Open the other run: edit the prefilled path, complete it with Tab.
+    pane.keys(&["o", "BSpace", "BSpace", "BSpace", "b", "a", "Tab"]);
+    pane.wait_for(&["Open a Locust run", "/base"]);
+    pane.keys(&["Enter"]);
+    pane.wait_for(&["/base · 5,758 requests"]);
+
+    // Compare it with the first one; the prompt starts in the same directory.
+    pane.keys(&["b", "a", "p", "i", "Enter", "["]);
+    pane.wait_for(&["Compare · 0 regressions · 0 improvements", "base: "]);
+
+    // Locust rewrites a file of the run on screen: the report reloads by itself.
+    let stats = runs.path().join("base_stats.csv");
+    let text = std::fs::read_to_string(&stats).unwrap();
+    std::fs::write(&stats, text).unwrap();
+    pane.wait_for(&["reloaded "]);
+
+    // A bad path is one line naming it; the report stays.
+    pane.keys(&["o", "Home", "C-k"]);
+    pane.keys(&["/", "n", "o", "p", "e", "Enter"]);
+    pane.wait_for(&["✗ /nope", "Compare · 0 regressions"]);
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=0", "TTY="]);
+    assert!(s.contains("TTY=icanon echo"), "terminal not restored:\n{s}");
 }
 
 #[test]

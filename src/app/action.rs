@@ -7,6 +7,7 @@ pub enum Group {
     Global,
     Navigation,
     Snapshot,
+    Reports,
     Cache,
 }
 
@@ -16,6 +17,7 @@ impl Group {
             Group::Global => "Everywhere",
             Group::Navigation => "Moving around",
             Group::Snapshot => "Snapshot tab",
+            Group::Reports => "Reports tab",
             Group::Cache => "Cache tab",
         }
     }
@@ -44,11 +46,17 @@ pub enum Action {
     PageUp,
     PageDown,
     Log,
+    OpenReport,
+    OpenCompare,
+    NextView,
+    PrevView,
+    SortColumn,
+    SortReverse,
 }
 
 impl Action {
     /// Every action, in help-overlay order.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 27] = [
         Action::Quit,
         Action::Help,
         Action::NextTab,
@@ -69,6 +77,12 @@ impl Action {
         Action::Trigger,
         Action::Cancel,
         Action::Log,
+        Action::OpenReport,
+        Action::OpenCompare,
+        Action::NextView,
+        Action::PrevView,
+        Action::SortColumn,
+        Action::SortReverse,
         Action::Refresh,
     ];
 
@@ -96,6 +110,12 @@ impl Action {
             Action::PageUp => "page_up",
             Action::PageDown => "page_down",
             Action::Log => "log",
+            Action::OpenReport => "open_report",
+            Action::OpenCompare => "open_compare",
+            Action::NextView => "next_view",
+            Action::PrevView => "prev_view",
+            Action::SortColumn => "sort_column",
+            Action::SortReverse => "sort_reverse",
         }
     }
 
@@ -123,10 +143,16 @@ impl Action {
             Action::Confirm => "answer yes to a prompt",
             Action::Trigger => "run a snapshot now",
             Action::Cancel => "cancel the running snapshot (keeps the partial result)",
-            Action::Refresh => "reload the store figures",
+            Action::Refresh => "reload: store figures (Cache tab), report files (Reports tab)",
             Action::PageUp => "scroll the log back",
             Action::PageDown => "scroll the log forward (to the end: follow it)",
             Action::Log => "show the last run's log in place of the run history",
+            Action::OpenReport => "open Locust CSVs (a prefix, a directory or a *_stats.csv)",
+            Action::OpenCompare => "open an earlier run to compare with (the base)",
+            Action::NextView => "next view (endpoints, findings, advice, targets...)",
+            Action::PrevView => "previous view",
+            Action::SortColumn => "sort the endpoint table by the next column",
+            Action::SortReverse => "reverse the sort order",
         }
     }
 
@@ -154,6 +180,12 @@ impl Action {
             Action::PageUp => "log back",
             Action::PageDown => "log fwd",
             Action::Log => "log",
+            Action::OpenReport => "open",
+            Action::OpenCompare => "compare",
+            Action::NextView => "next view",
+            Action::PrevView => "prev view",
+            Action::SortColumn => "sort",
+            Action::SortReverse => "reverse",
         }
     }
 
@@ -177,6 +209,12 @@ impl Action {
             | Action::Back
             | Action::Confirm => Group::Navigation,
             Action::Trigger | Action::Cancel | Action::Log => Group::Snapshot,
+            Action::OpenReport
+            | Action::OpenCompare
+            | Action::NextView
+            | Action::PrevView
+            | Action::SortColumn
+            | Action::SortReverse => Group::Reports,
             Action::Refresh => Group::Cache,
         }
     }

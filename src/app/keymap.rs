@@ -212,6 +212,13 @@ impl KeyMap {
             (Action::PageUp, vec![p(PageUp)]),
             (Action::PageDown, vec![p(PageDown)]),
             (Action::Log, vec![c('L')]),
+            (Action::OpenReport, vec![c('o')]),
+            (Action::OpenCompare, vec![c('b')]),
+            (Action::NextView, vec![c(']')]),
+            (Action::PrevView, vec![c('[')]),
+            // As in htop: `>` picks the sort column, `I` inverts the order.
+            (Action::SortColumn, vec![c('>')]),
+            (Action::SortReverse, vec![c('I')]),
         ]);
         KeyMap { by_action }
     }

@@ -9,12 +9,15 @@
 pub mod action;
 pub mod keymap;
 pub mod pacer;
+pub mod report_jobs;
 pub mod run;
 pub mod terminal;
 
 use std::time::Duration;
 
-use ratatui::crossterm::event::{Event, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::crossterm::event::{
+    Event, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
+};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::engine::events::{EngineEvent, Level};
@@ -50,6 +53,8 @@ pub struct Startup {
     pub history: Vec<RunSummary>,
     /// Demo mode: the built-in simulator and a throw-away store.
     pub demo: bool,
+    /// `--targets FILE`: checked against every report opened in the Reports tab.
+    pub report_targets: Option<std::path::PathBuf>,
 }
 
 pub struct App {
@@ -83,7 +88,7 @@ impl App {
         let tabs: Vec<Box<dyn Tab>> = vec![
             Box::new(SnapshotTab::new(startup.snapshot, startup.history)),
             Box::new(ScheduleTab::default()),
-            Box::new(ReportsTab::new()),
+            Box::new(ReportsTab::new(startup.report_targets)),
             Box::new(CacheTab::new(last_stats)),
         ];
         App {
@@ -161,6 +166,14 @@ impl App {
 
     pub fn on_key(&mut self, key: &KeyEvent) -> bool {
         let had_message = self.message.take().is_some();
+        if self.overlay == Overlay::None && self.tabs[self.active].takes_text() {
+            if key.kind == KeyEventKind::Release {
+                return had_message;
+            }
+            let action = self.keys.action_for(key);
+            let outcome = self.tabs[self.active].handle_text(key, action);
+            return self.apply(outcome) || had_message;
+        }
         let Some(action) = self.keys.action_for(key) else {
             if self.overlay == Overlay::ConfirmQuit {
                 self.overlay = Overlay::None;
@@ -174,6 +187,9 @@ impl App {
     /// Mouse input (only with `[ui] mouse = true`): the wheel moves like the arrow
     /// keys, a click on the tab bar switches tabs.
     fn on_mouse(&mut self, m: &MouseEvent) -> bool {
+        if self.tabs[self.active].takes_text() {
+            return false;
+        }
         match m.kind {
             MouseEventKind::ScrollUp => self.on_action(Action::Up),
             MouseEventKind::ScrollDown => self.on_action(Action::Down),
@@ -252,7 +268,13 @@ impl App {
             self.active = i;
             return changed;
         }
-        match self.tabs[self.active].handle_key(action) {
+        let outcome = self.tabs[self.active].handle_key(action);
+        self.apply(outcome)
+    }
+
+    /// Carries out what a tab said a key did; returns whether to redraw.
+    fn apply(&mut self, outcome: Outcome) -> bool {
+        match outcome {
             Outcome::Ignored => false,
             Outcome::Redraw => true,
             Outcome::Do(effect) => {
@@ -269,9 +291,22 @@ impl App {
     /// An event from the engine or from work the loop did; returns whether to redraw.
     pub fn on_event(&mut self, mut event: AppEvent) -> bool {
         let mut changed = false;
-        if let AppEvent::Engine(ev) = &mut event {
-            text::sanitize_event(ev);
-            changed |= self.note_engine_event(ev);
+        match &mut event {
+            AppEvent::Engine(ev) => {
+                text::sanitize_event(ev);
+                changed |= self.note_engine_event(ev);
+            }
+            // CSV text (endpoint names, errors, tracebacks) is outside text too.
+            AppEvent::ReportLoaded(load) => match &mut load.result {
+                Ok(report) => text::sanitize_report(report),
+                Err(e) => *e = text::sanitize(e).into_owned(),
+            },
+            AppEvent::Completions { candidates, .. } => {
+                for c in candidates.iter_mut() {
+                    *c = text::sanitize(c).into_owned();
+                }
+            }
+            AppEvent::StoreSizes(_) | AppEvent::ReportLoading { .. } => {}
         }
         for (i, tab) in self.tabs.iter_mut().enumerate() {
             // Every tab keeps its state current; only the visible one costs a frame.

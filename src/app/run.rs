@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::keymap::KeyMap;
 use super::pacer::FramePacer;
+use super::report_jobs::ReportJobs;
 use super::terminal::TerminalGuard;
 use super::{App, Startup};
 use crate::config::{self, Config, Secrets};
@@ -26,6 +27,7 @@ use crate::engine::events::{EngineEvent, Level};
 use crate::engine::model::Trigger;
 use crate::engine::{self, EngineHandle};
 use crate::headless;
+use crate::report::ReportRequest;
 use crate::store::Store;
 use crate::ui::snapshot::HISTORY_ROWS;
 use crate::ui::theme::Theme;
@@ -45,6 +47,12 @@ pub struct TuiOptions {
     pub config: Option<PathBuf>,
     /// `--theme NAME|FILE`; overrides `[ui] theme`.
     pub theme: Option<String>,
+    /// `--report PREFIX`: the Locust run the Reports tab opens at start.
+    pub report: Option<PathBuf>,
+    /// `--targets FILE`: targets checked against every report the tab opens.
+    pub targets: Option<PathBuf>,
+    /// `--compare BASE_PREFIX`: the earlier run the `--report` run is compared with.
+    pub compare: Option<PathBuf>,
 }
 
 /// Where the data comes from.
@@ -100,6 +108,31 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    // Demo mode shows a bundled run unless one was asked for; its files live as long
+    // as the program.
+    let mut demo_dir = None;
+    let report = match opts.report {
+        Some(path) => Some(ReportRequest {
+            inputs: vec![path],
+            targets: opts.targets.clone(),
+            compare_base: opts.compare.map(|p| vec![p]),
+            ..ReportRequest::default()
+        }),
+        None if matches!(source, Source::Demo) => {
+            let dir = tempfile::Builder::new()
+                .prefix("snaptop-demo-report-")
+                .tempdir()
+                .context("demo report directory")?;
+            let mut request = crate::report::demo::write_demo_run(dir.path())
+                .context("writing the demo report")?;
+            if opts.targets.is_some() {
+                request.targets = opts.targets.clone();
+            }
+            demo_dir = Some(dir);
+            Some(request)
+        }
+        None => None,
+    };
     let setup = Setup {
         started,
         offset,
@@ -108,10 +141,13 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<()> {
         mouse,
         source,
         store,
+        report,
+        report_targets: opts.targets,
     };
     let result = runtime.block_on(run(setup));
     // Background tasks (a cancelled run, the simulator) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
+    drop(demo_dir);
     result
 }
 
@@ -133,6 +169,9 @@ struct Setup {
     mouse: bool,
     source: Source,
     store: Store,
+    /// The report to open at start.
+    report: Option<ReportRequest>,
+    report_targets: Option<PathBuf>,
 }
 
 /// The running engine and what keeps it alive.
@@ -152,6 +191,8 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
         mouse,
         source,
         store,
+        report,
+        report_targets,
     } = setup;
     let demo = matches!(source, Source::Demo);
     // The last snapshot and the history come from the store before any network call.
@@ -159,9 +200,14 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
         snapshot: store.latest_snapshot()?,
         history: store.run_history(HISTORY_ROWS)?,
         demo,
+        report_targets,
     };
     let mut app = App::new(startup, keys, theme, offset);
     let (app_tx, mut app_rx) = mpsc::unbounded_channel::<AppEvent>();
+    let mut reports = ReportJobs::new(app_tx.clone());
+    if let Some(request) = report {
+        app.on_event(reports.load(request, false));
+    }
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
@@ -189,6 +235,7 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
 
     loop {
         let wake = pacer.wake_at();
+        let reload_at = reports.reload_at();
         let mut dirty = false;
         tokio::select! {
             ev = input.next() => match ev {
@@ -214,7 +261,16 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
                     engine = None;
                 }
             },
-            Some(ev) = app_rx.recv() => dirty |= app.on_event(ev),
+            Some(ev) = app_rx.recv() => {
+                reports.observe(&ev);
+                dirty |= app.on_event(ev);
+            }
+            () = reports.changed() => {}
+            _ = sleep_until_tokio(reload_at) => {
+                if let Some(ev) = reports.reload() {
+                    dirty |= app.on_event(ev);
+                }
+            }
             _ = sigterm.recv() => {
                 tracing::info!("SIGTERM: quitting");
                 break;
@@ -226,7 +282,14 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
             _ = sleep_until(wake) => {}
         }
         for effect in app.take_effects() {
-            run_effect(effect, &mut app, engine.as_ref(), &store, &app_tx);
+            dirty |= run_effect(
+                effect,
+                &mut app,
+                engine.as_ref(),
+                &store,
+                &app_tx,
+                &mut reports,
+            );
         }
         if app.should_quit() {
             break;
@@ -280,6 +343,13 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+async fn sleep_until_tokio(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_engine_event(engine: &mut Option<Engine>) -> Option<EngineEvent> {
     match engine {
         Some(e) => e.events.recv().await,
@@ -313,13 +383,15 @@ async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
     }
 }
 
+/// Carries out a tab's request; returns whether the screen changed.
 fn run_effect(
     effect: Effect,
     app: &mut App,
     engine: Option<&Engine>,
     store: &Store,
     tx: &mpsc::UnboundedSender<AppEvent>,
-) {
+    reports: &mut ReportJobs,
+) -> bool {
     match (effect, engine) {
         (Effect::Trigger, Some(e)) => {
             e.handle.trigger(Trigger::Manual);
@@ -336,7 +408,14 @@ fn run_effect(
             app.say(Level::Error, "the engine is not running (see the log)");
         }
         (Effect::RefreshStore, _) => load_store_sizes(store, tx),
+        (Effect::LoadReport(request), _) => return app.on_event(reports.load(request, false)),
+        (Effect::ReloadReport, _) => match reports.reload() {
+            Some(ev) => return app.on_event(ev),
+            None => app.say(Level::Info, "no report has loaded yet: nothing to reload"),
+        },
+        (Effect::CompletePath(input), _) => reports.complete(input),
     }
+    false
 }
 
 /// Reads the store's namespace sizes on the blocking pool; the Cache tab gets them as

@@ -8,10 +8,12 @@
 pub mod analysis;
 pub mod cli;
 pub mod compare;
+pub mod demo;
 pub mod error;
 pub mod history;
 pub mod locust;
 pub mod model;
+pub mod paths;
 pub mod render;
 pub mod targets;
 
@@ -24,7 +26,7 @@ pub use model::Report;
 pub use render::Format;
 
 /// What to report on, as a user would say it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportRequest {
     /// Prefixes, directories or single CSV files of one run.
     pub inputs: Vec<PathBuf>,

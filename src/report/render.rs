@@ -41,7 +41,8 @@ pub fn render_json(report: &Report) -> String {
     text
 }
 
-pub(crate) fn ms(value: Option<f64>) -> String {
+/// A latency for a table cell: `-` when missing, whole milliseconds from 100 up.
+pub fn ms(value: Option<f64>) -> String {
     match value {
         None => "-".into(),
         Some(v) if v >= 100.0 => format!("{v:.0}"),

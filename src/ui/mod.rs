@@ -13,6 +13,7 @@ pub mod widgets;
 use std::time::Duration;
 
 use ratatui::Frame;
+use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
@@ -22,6 +23,7 @@ use crate::app::action::{Action, Group};
 use crate::app::keymap::KeyMap;
 use crate::app::{App, Overlay};
 use crate::engine::events::EngineEvent;
+use crate::report::{Report, ReportRequest};
 use crate::store::NamespaceSize;
 use theme::{Role, Theme};
 
@@ -45,14 +47,47 @@ pub struct View<'a> {
 pub enum AppEvent {
     Engine(EngineEvent),
     StoreSizes(Vec<NamespaceSize>),
+    /// A report started loading: asked for by a tab, at start, or after its files changed.
+    ReportLoading {
+        seq: u64,
+        request: ReportRequest,
+        reload: bool,
+    },
+    /// A report load finished (only the latest `seq` counts: an older one was overtaken).
+    ReportLoaded(Box<ReportLoad>),
+    /// Completions of a path typed in a prompt.
+    Completions {
+        input: String,
+        candidates: Vec<String>,
+    },
 }
 
-/// Work a tab asks the app to do (the app owns the engine handle and the store).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The outcome of loading a report, built on the blocking pool.
+#[derive(Debug, Clone)]
+pub struct ReportLoad {
+    pub seq: u64,
+    pub request: ReportRequest,
+    /// Loaded again because its files changed.
+    pub reload: bool,
+    /// When the load finished.
+    pub at: OffsetDateTime,
+    /// The error is one line naming the file (and line) it is about.
+    pub result: Result<Report, String>,
+}
+
+/// Work a tab asks the app to do (the app owns the engine handle and the store, and
+/// does all I/O off the render path).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Trigger,
     Cancel,
     RefreshStore,
+    /// Build a report from these files (replaces the watched report once loaded).
+    LoadReport(ReportRequest),
+    /// Reload the current report from its files.
+    ReloadReport,
+    /// List what could complete this typed path.
+    CompletePath(String),
 }
 
 /// What handling a key did.
@@ -75,6 +110,16 @@ pub trait Tab {
     fn title(&self) -> &'static str;
     /// A key the global map did not take (tab switching, help and quit never reach here).
     fn handle_key(&mut self, action: Action) -> Outcome;
+    /// Whether a text input of this tab is open: then every key goes to
+    /// [`Tab::handle_text`] and global keys (quit, tab switching, help) do not fire.
+    fn takes_text(&self) -> bool {
+        false
+    }
+    /// A key while [`Tab::takes_text`]: the raw key, and the action the key map binds it
+    /// to (for Enter/Esc-like keys; a printable character is text whatever it is bound to).
+    fn handle_text(&mut self, _key: &KeyEvent, _action: Option<Action>) -> Outcome {
+        Outcome::Ignored
+    }
     /// An event reached the app; return whether anything this tab draws changed.
     fn on_event(&mut self, event: &AppEvent) -> bool;
     fn render(&self, frame: &mut Frame, area: Rect, view: &View);
@@ -241,11 +286,13 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, view: &View) {
         Overlay::Help { .. } => vec![Action::Up, Action::Down, Action::Back],
         Overlay::None => app.active_tab().hints(),
     };
-    if app.overlay == Overlay::None {
+    // While a prompt takes the keys, the global ones do nothing: do not offer them.
+    if app.overlay == Overlay::None && !app.active_tab().takes_text() {
         actions.extend([Action::NextTab, Action::Help, Action::Quit]);
     }
     // The four directions read better as one hint: "↑↓←→ move".
     const DIRECTIONS: [Action; 4] = [Action::Up, Action::Down, Action::Left, Action::Right];
+    const PAIRS: [([Action; 2], &str); 1] = [([Action::PrevView, Action::NextView], "view")];
     let mut i = 0;
     while i < actions.len() {
         if actions[i..].starts_with(&DIRECTIONS) {
@@ -253,6 +300,14 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, view: &View) {
             spans.push(Span::styled(keys, t.style(Role::Key)));
             spans.push(Span::styled(" move  ", t.style(Role::Muted)));
             i += DIRECTIONS.len();
+            continue;
+        }
+        // A pair that goes both ways reads as one hint too: "[] view".
+        if let Some((pair, word)) = PAIRS.iter().find(|(p, _)| actions[i..].starts_with(p)) {
+            let keys: String = pair.iter().map(|a| view.keys.first(*a)).collect();
+            spans.push(Span::styled(keys, t.style(Role::Key)));
+            spans.push(Span::styled(format!(" {word}  "), t.style(Role::Muted)));
+            i += pair.len();
             continue;
         }
         let a = actions[i];

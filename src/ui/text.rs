@@ -8,6 +8,7 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::engine::events::{EngineEvent, LogLine};
 use crate::engine::model::{Cell, RunSummary, Snapshot};
+use crate::report::Report;
 
 /// Makes text from the outside world (PR titles, Jira summaries, error bodies, tags)
 /// safe to draw: escape sequences (CSI, OSC, DCS... with their parameters) are removed,
@@ -145,6 +146,79 @@ pub fn sanitize_snapshot(s: &mut Snapshot) {
         .into_iter()
         .map(|(k, v)| (sanitize(&k).into_owned(), v))
         .collect();
+}
+
+/// Like [`clean`], keeping the line breaks of multi-line text (tracebacks): each line
+/// is sanitised on its own.
+fn clean_lines(s: &mut String) {
+    if !s.chars().any(needs_cleaning) {
+        return;
+    }
+    *s = s
+        .split('\n')
+        .map(|line| sanitize(line.trim_end_matches('\r')).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+}
+
+/// Sanitises every string of a report that came from its CSV or TOML files, once, as
+/// it enters the UI. Tracebacks and multi-line messages keep their lines.
+pub fn sanitize_report(r: &mut Report) {
+    let run = &mut r.run;
+    for e in run.endpoints.iter_mut().chain(run.aggregate.iter_mut()) {
+        clean(&mut e.method);
+        clean(&mut e.name);
+    }
+    if let Some(h) = &mut run.history {
+        for e in &mut h.endpoints {
+            clean(&mut e.method);
+            clean(&mut e.name);
+        }
+        h.notes.iter_mut().for_each(clean);
+    }
+    for f in &mut run.failures {
+        clean(&mut f.method);
+        clean(&mut f.name);
+        clean_lines(&mut f.error);
+        clean_opt(&mut f.first_seen);
+        clean_opt(&mut f.last_seen);
+    }
+    for x in &mut run.exceptions {
+        clean_lines(&mut x.message);
+        clean_lines(&mut x.traceback);
+        clean(&mut x.nodes);
+    }
+    run.notes.iter_mut().for_each(clean);
+    for f in &mut r.findings {
+        clean(&mut f.endpoint);
+        clean(&mut f.reason);
+        clean(&mut f.unit);
+    }
+    for rec in &mut r.recommendations {
+        clean_opt(&mut rec.endpoint);
+        clean(&mut rec.action);
+    }
+    for t in &mut r.cache_ttls {
+        clean(&mut t.endpoint);
+        clean(&mut t.reason);
+    }
+    if let Some(t) = &mut r.targets {
+        for o in &mut t.outcomes {
+            clean(&mut o.endpoint);
+            clean(&mut o.rule);
+            clean(&mut o.detail);
+        }
+        t.warnings.iter_mut().for_each(clean);
+    }
+    if let Some(c) = &mut r.comparison {
+        clean(&mut c.base_label);
+        for e in &mut c.endpoints {
+            clean(&mut e.endpoint);
+        }
+        c.added.iter_mut().for_each(clean);
+        c.removed.iter_mut().for_each(clean);
+    }
+    r.verdict.reasons.iter_mut().for_each(clean);
 }
 
 fn sanitize_cell(cell: &mut Cell) {

@@ -57,6 +57,11 @@ roles! {
     BuildSuccess => "build.success",
     BuildFailure => "build.failure",
     BuildUnknown => "build.unknown",
+    ChartP50 => "chart.p50",
+    ChartP95 => "chart.p95",
+    ChartP99 => "chart.p99",
+    ChangeWorse => "change.worse",
+    ChangeBetter => "change.better",
 }
 
 /// Built-in theme files, embedded so the binary works anywhere.
@@ -221,6 +226,7 @@ impl Theme {
                     | Role::SeverityError
                     | Role::GaugeFailed
                     | Role::BuildFailure
+                    | Role::ChangeWorse
                     | Role::Title
                     | Role::Key
                     | Role::Header => Modifier::BOLD,
