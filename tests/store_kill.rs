@@ -9,9 +9,10 @@ use std::time::Duration;
 use snaptop::sim::SimOptions;
 use snaptop::store::Store;
 
-/// Kill points spread over a whole run (a run here takes a few hundred milliseconds).
-const KILL_AFTER_MS: [u64; 14] = [
-    5, 40, 90, 130, 170, 210, 250, 290, 330, 380, 430, 500, 600, 750,
+/// Kill points spread over a whole run, as fractions of a measured run's duration (start-up
+/// included), so the test keeps landing mid-run however fast the machine or the code is.
+const KILL_AT: [f64; 14] = [
+    0.02, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.1,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,9 +45,20 @@ async fn sigkill_at_any_moment_keeps_the_last_committed_snapshot() {
             .expect("a committed snapshot")
     };
 
+    // A warm run, as every killed one will be, timed from spawn to exit.
+    let started = std::time::Instant::now();
+    let warm = common::snaptop(&sim, dir.path())
+        .args(["snapshot", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(warm.status.code(), Some(0));
+    let run_ms = started.elapsed().as_millis() as f64;
+
     let mut killed_mid_run = 0;
     let mut last_run_id = committed.run_id;
-    for delay in KILL_AFTER_MS {
+    for fraction in KILL_AT {
+        let delay = (run_ms * fraction) as u64;
         let mut child = common::snaptop(&sim, dir.path())
             .args(["snapshot", "--config"])
             .arg(&config)
