@@ -3,7 +3,8 @@
 //! per-call latency, in one run.
 //!
 //! `cargo bench --bench snapshot` (env: `SNAPTOP_BENCH_LATENCY_MS`, default 25;
-//! `SNAPTOP_BENCH_SKIP_BASELINE=1` to measure snaptop alone).
+//! `SNAPTOP_BENCH_SKIP_BASELINE=1` to measure snaptop alone; `SNAPTOP_BENCH_ROUNDS`, default
+//! 3: cold + warm pairs on fresh stores, medians reported).
 //!
 //! snaptop runs against the documented GitHub limits (5,000/h budgets, 100 concurrent,
 //! 900 REST points/min per endpoint, 2,000 GraphQL points/min). The baseline gets its own
@@ -30,11 +31,21 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(25);
     let skip_baseline = std::env::var_os("SNAPTOP_BENCH_SKIP_BASELINE").is_some();
+    let rounds: usize = std::env::var("SNAPTOP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(bench(latency_ms, skip_baseline));
+    rt.block_on(bench(latency_ms, skip_baseline, rounds));
+}
+
+fn median(mut walls: Vec<Duration>) -> Duration {
+    walls.sort();
+    walls[walls.len() / 2]
 }
 
 struct Row {
@@ -47,7 +58,7 @@ fn counts(sim: &RunningSim) -> BTreeMap<Source, snaptop::sim::SourceCounts> {
     Source::ALL.iter().map(|s| (*s, sim.counts(*s))).collect()
 }
 
-async fn bench(latency_ms: u64, skip_baseline: bool) {
+async fn bench(latency_ms: u64, skip_baseline: bool, rounds: usize) {
     let latency = Duration::from_millis(latency_ms);
     let opts = SimOptions {
         profile: Profile::Seed,
@@ -55,34 +66,54 @@ async fn bench(latency_ms: u64, skip_baseline: bool) {
         ..SimOptions::default()
     };
     let sim = snaptop::sim::start(opts.clone()).await.expect("simulator");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("store"), 32).expect("store");
     println!(
-        "snapshot benchmark: seed profile ({} components × {} environments, {} days, {} kustomization commits), {latency_ms} ms per call",
+        "snapshot benchmark: seed profile ({} components × {} environments, {} days, {} kustomization commits), {latency_ms} ms per call, {rounds} rounds",
         sim.org().components.len(),
         sim.org().environments.len(),
         sim.org().window_days,
         sim.org().gitops.commits.len()
     );
 
-    let mut rows = Vec::new();
-    let (wall, cold) = snaptop_run(&sim, &store).await;
-    let cold_counts = counts(&sim);
-    let cold_calls = sim.github_endpoint_counts();
-    rows.push(Row {
-        name: "snaptop cold",
-        wall,
-        counts: cold_counts.clone(),
-    });
-    sim.reset_counts();
-    let (wall, warm) = snaptop_run(&sim, &store).await;
+    // Each round: a fresh store, a cold run, then a warm one. Walls are the median of the
+    // rounds (the machine is shared); counts are the same every round.
+    let mut cold_walls = Vec::new();
+    let mut warm_walls = Vec::new();
+    let mut last = None;
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("store"), 32).expect("store");
+        sim.reset_counts();
+        let (wall, cold) = snaptop_run(&sim, &store).await;
+        cold_walls.push(wall);
+        let cold_counts = counts(&sim);
+        let cold_calls = sim.github_endpoint_counts();
+        sim.reset_counts();
+        let (wall, warm) = snaptop_run(&sim, &store).await;
+        warm_walls.push(wall);
+        last = Some((cold, cold_counts, cold_calls, warm));
+    }
+    let (cold, cold_counts, cold_calls, warm) = last.expect("at least one round");
     let warm_counts = counts(&sim);
     let warm_calls = sim.github_endpoint_counts();
-    rows.push(Row {
-        name: "snaptop warm",
-        wall,
-        counts: warm_counts.clone(),
-    });
+    let spread = |w: &[Duration]| {
+        let mut ms: Vec<f64> = w.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        ms
+    };
+    println!("cold walls (ms): {:.0?}", spread(&cold_walls));
+    println!("warm walls (ms): {:.0?}", spread(&warm_walls));
+    let mut rows = vec![
+        Row {
+            name: "snaptop cold (median)",
+            wall: median(cold_walls),
+            counts: cold_counts.clone(),
+        },
+        Row {
+            name: "snaptop warm (median)",
+            wall: median(warm_walls),
+            counts: warm_counts.clone(),
+        },
+    ];
     assert!(!cold.partial && !warm.partial, "{:?}", cold.failures);
     assert_eq!(cold.cells, warm.cells, "warm run changed the result");
 

@@ -140,6 +140,61 @@ async fn warm_run_is_answered_by_304s_and_changes_nothing() {
     );
     assert_eq!(calls.get("graphql"), None, "file contents are immutable");
     assert!(warm.stats.not_modified > 0);
+    // The gitops branch did not move: one request for its head, none per file.
+    let repos = sim.org().repos.len() as u64;
+    assert_eq!(calls.get("commits").copied(), Some(repos + 1), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_moved_gitops_head_lists_every_file_again() {
+    let sim = common::sim(SimOptions::default()).await;
+    let store = Store::temporary().unwrap();
+    let cold = common::snapshot(&sim, &store).await;
+    // As if a commit had landed on the gitops branch since (the key is the runner's).
+    store
+        .put_state("gitops-head\0acme/deploy\0HEAD", &"0".repeat(40))
+        .unwrap();
+    sim.reset_counts();
+    let warm = common::snapshot(&sim, &store).await;
+    assert_eq!(warm.cells, cold.cells);
+    let org = sim.org();
+    let files = (org.environments.len() * org.components.len()) as u64;
+    let calls = sim.github_endpoint_counts();
+    assert!(
+        calls.get("commits").copied().unwrap_or(0) >= files,
+        "every file's history is asked for again: {calls:?}"
+    );
+    assert_eq!(calls.get("graphql"), None, "file contents are immutable");
+    assert_matches_ground_truth(&org, &warm);
+}
+
+#[tokio::test]
+async fn tickets_remembered_from_an_earlier_run_are_joined_with_new_ones() {
+    let sim = common::sim(SimOptions::default()).await;
+    let store = Store::temporary().unwrap();
+    // The last run asked for some keys that still matter, one no pull request names any
+    // more, and one Jira never knew: only the tickets of this window may come out.
+    let org = sim.org();
+    let first_env = &org.environments[0];
+    let window_start =
+        (time::OffsetDateTime::now_utc() - time::Duration::days(org.window_days)).unix_timestamp();
+    let some: Vec<String> = org
+        .components
+        .iter()
+        .flat_map(|c| {
+            org.expected(first_env, &c.name, window_start)
+                .expect("a cell")
+                .tickets
+        })
+        .take(3)
+        .collect();
+    assert!(!some.is_empty(), "the org ships tickets");
+    let mut remembered = some.clone();
+    remembered.extend(["PAY-999999".to_string(), "ZZZ-1".to_string()]);
+    store.put_state("jira-keys", &remembered).unwrap();
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(!snap.partial, "{:?}", snap.failures);
+    assert_matches_ground_truth(&org, &snap);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

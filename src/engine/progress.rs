@@ -93,6 +93,14 @@ impl Tracker {
         });
     }
 
+    /// Starts `stage` if it is not running yet, with `more` steps added to what it has.
+    pub fn extend(&self, stage: Stage, more: u32) {
+        self.with(stage, |p, _, _| {
+            p.state = StageState::Running;
+            p.total += more;
+        });
+    }
+
     pub fn add_total(&self, stage: Stage, more: u32) {
         self.with(stage, |p, _, _| p.total += more);
     }

@@ -9,7 +9,7 @@
 //!  health (Datadog) ──────────────────────────────────────────────────────────┘
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,6 +88,23 @@ struct FileState {
     /// None = not known yet.
     base: Option<Option<VersionRef>>,
 }
+
+/// The gitops branch's newest commit before any file was listed.
+struct GitopsHead {
+    sha: String,
+    /// Every file was synced at this same commit by an earlier run.
+    unchanged: bool,
+}
+
+/// Tickets looked up before the pull requests were known.
+#[derive(Default)]
+struct Prefetched {
+    asked: BTreeSet<String>,
+    found: BTreeMap<String, Ticket>,
+}
+
+/// The ticket keys the last complete run looked up.
+const TICKET_KEYS_STATE: &str = "jira-keys";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RepoState {
@@ -391,19 +408,25 @@ impl Run {
             .start(Stage::Repos, self.unique_repos().len() as u32);
         let builds = self.clone().builds_stage();
         let health = self.clone().health_stage();
+        // Tickets the last run looked up are asked for again while GitHub is listed; only
+        // keys new since then wait for the pull requests.
+        let prefetch = self.clone().prefetch_tickets();
         let github = async {
-            // Learn the budget before fanning out; the call itself costs none.
-            if let Err(e) = self.clients.github.learn_budgets().await {
+            // Learn the budget before fanning out (the call itself costs none), and with it
+            // the gitops branch's head: one request, whose headers teach a budget too.
+            let (learned, head) =
+                tokio::join!(self.clients.github.learn_budgets(), self.gitops_head());
+            if let Err(e) = learned {
                 self.clients
                     .github
                     .rest
                     .log()
                     .warn("github", format!("cannot read the rate limit: {e}"));
             }
-            let deployments = self.clone().deployments_stage();
+            let deployments = self.clone().deployments_stage(head);
             let repos_then_tickets = async {
-                self.clone().repos_stage().await;
-                self.clone().tickets_stage().await;
+                let ((), prefetched) = tokio::join!(self.clone().repos_stage(), prefetch);
+                self.clone().tickets_stage(prefetched).await;
             };
             tokio::join!(deployments, repos_then_tickets);
         };
@@ -422,14 +445,43 @@ impl Run {
 
     // --- deployments --------------------------------------------------------------------
 
-    async fn deployments_stage(self: Arc<Self>) {
+    /// The gitops branch's newest commit, and whether every file was synced at it before.
+    async fn gitops_head(&self) -> Option<GitopsHead> {
+        let gitops = &self.env.config.gitops;
+        let mut q = vec![];
+        if let Some(b) = &gitops.branch {
+            q.push(("sha", b.clone()));
+        }
+        let sha = match self.clients.github.commits_page(&gitops.repo, &q, 1).await {
+            Ok(items) => items.into_iter().next()?.sha,
+            Err(e) => {
+                // Not fatal: every file is listed instead.
+                tracing::info!("gitops head unknown ({e}); listing every file");
+                return None;
+            }
+        };
+        let stored: Option<String> = self.env.store.state(&self.gitops_head_key()).ok().flatten();
+        Some(GitopsHead {
+            unchanged: stored.as_deref() == Some(sha.as_str()),
+            sha,
+        })
+    }
+
+    fn gitops_head_key(&self) -> String {
+        let gitops = &self.env.config.gitops;
+        let branch = gitops.branch.as_deref().unwrap_or("HEAD");
+        format!("gitops-head\0{}\0{branch}", gitops.repo)
+    }
+
+    async fn deployments_stage(self: Arc<Self>, head: Option<GitopsHead>) {
         let config = self.env.config.clone();
+        let unchanged = head.as_ref().is_some_and(|h| h.unchanged);
         let mut jobs = Vec::new();
         for env in &config.environments {
             for comp in &config.components {
                 let this = self.clone();
                 jobs.push(async move {
-                    let result = this.sync_file(env, comp).await;
+                    let result = this.sync_file(env, comp, unchanged).await;
                     match result {
                         Ok(state) => this
                             .collect(|c| c.files.insert((env.clone(), comp.name.clone()), state))
@@ -447,11 +499,24 @@ impl Run {
                 .iter()
                 .any(|f| f.source == "github" && f.endpoint.contains("/commits?path="))
         });
+        // Every file is now synced at least up to the head seen before listing them.
+        if let Some(head) = head.filter(|h| !failed && !h.unchanged)
+            && let Err(e) = self.env.store.put_state(&self.gitops_head_key(), &head.sha)
+        {
+            tracing::warn!("cannot store the gitops head: {e}");
+        }
         self.tracker.finish(Stage::Deployments, failed);
     }
 
     /// Brings one kustomization file's history up to date and returns it.
-    async fn sync_file(&self, env: &str, comp: &Component) -> Result<FileState, Vec<FetchError>> {
+    /// With `unchanged` (the gitops branch has not moved since every file was synced), a
+    /// usable stored history is returned as it is, without a request.
+    async fn sync_file(
+        &self,
+        env: &str,
+        comp: &Component,
+        unchanged: bool,
+    ) -> Result<FileState, Vec<FetchError>> {
         let config = &self.env.config;
         let gh = &self.clients.github;
         let repo = &config.gitops.repo;
@@ -464,7 +529,12 @@ impl Run {
             base: None,
         };
         let mut state: FileState = match self.env.store.state::<FileState>(&key) {
-            Ok(Some(s)) if s.image == comp.image && self.anchor_usable(&s.anchor) => s,
+            Ok(Some(s)) if s.image == comp.image && self.anchor_usable(&s.anchor) => {
+                if unchanged && s.base.is_some() {
+                    return Ok(s);
+                }
+                s
+            }
             _ => fresh(),
         };
         let known: HashSet<String> = state.commits.iter().map(|c| c.sha.clone()).collect();
@@ -799,21 +869,58 @@ impl Run {
         out
     }
 
-    async fn tickets_stage(self: Arc<Self>) {
+    /// Looks up the keys the last run looked up (stored), while GitHub is being listed.
+    /// Returns the keys asked for and the tickets found; keys of failed batches are left
+    /// out so that the tickets stage asks for them again.
+    async fn prefetch_tickets(self: Arc<Self>) -> Prefetched {
+        let Some(jira) = &self.clients.jira else {
+            return Prefetched::default();
+        };
+        let keys: Vec<String> = self
+            .env
+            .store
+            .state(TICKET_KEYS_STATE)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if keys.is_empty() {
+            return Prefetched::default();
+        }
+        let batches: Vec<&[String]> = keys.chunks(KEYS_PER_QUERY).collect();
+        self.tracker.start(Stage::Tickets, batches.len() as u32);
+        let tracker = &self.tracker;
+        let results = join_all(batches.iter().map(|b| async move {
+            let r = jira.tickets(b).await;
+            tracker.advance(Stage::Tickets);
+            (*b, r)
+        }))
+        .await;
+        let mut out = Prefetched::default();
+        for (batch, r) in results {
+            if let Ok(found) = r {
+                out.asked.extend(batch.iter().cloned());
+                out.found.extend(found);
+            }
+        }
+        out
+    }
+
+    async fn tickets_stage(self: Arc<Self>, prefetched: Prefetched) {
         let Some(jira) = &self.clients.jira else {
             self.tracker.skip(Stage::Tickets);
             return;
         };
-        let keys: Vec<String> = {
-            let set: std::collections::BTreeSet<String> = self
-                .collect(|c| self.merged_pulls(c))
-                .into_iter()
-                .flat_map(|(_, _, k)| k)
-                .collect();
-            set.into_iter().collect()
-        };
-        let batches: Vec<Vec<String>> = keys.chunks(KEYS_PER_QUERY).map(|c| c.to_vec()).collect();
-        self.tracker.start(Stage::Tickets, batches.len() as u32);
+        let keys: BTreeSet<String> = self
+            .collect(|c| self.merged_pulls(c))
+            .into_iter()
+            .flat_map(|(_, _, k)| k)
+            .collect();
+        let Prefetched { asked, mut found } = prefetched;
+        // Tickets no pull request of this window names any more are not shown.
+        found.retain(|k, _| keys.contains(k));
+        let new: Vec<String> = keys.difference(&asked).cloned().collect();
+        let batches: Vec<Vec<String>> = new.chunks(KEYS_PER_QUERY).map(|c| c.to_vec()).collect();
+        self.tracker.extend(Stage::Tickets, batches.len() as u32);
         let results = join_all(batches.iter().map(|b| async {
             let r = jira.tickets(b).await;
             self.tracker.advance(Stage::Tickets);
@@ -823,14 +930,23 @@ impl Run {
         let mut failed = false;
         for r in results {
             match r {
-                Ok(found) => self.collect(|c| c.tickets.extend(found)),
+                Ok(more) => found.extend(more),
                 Err(e) => {
                     failed = true;
                     self.fail(&e);
                 }
             }
         }
-        self.collect(|c| c.jira_complete = !failed);
+        self.collect(|c| {
+            c.tickets.extend(found);
+            c.jira_complete = !failed;
+        });
+        if !failed {
+            let keys: Vec<&String> = keys.iter().collect();
+            if let Err(e) = self.env.store.put_state(TICKET_KEYS_STATE, &keys) {
+                tracing::warn!("cannot store the ticket keys: {e}");
+            }
+        }
         self.tracker.finish(Stage::Tickets, failed);
     }
 
