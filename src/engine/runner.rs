@@ -237,6 +237,7 @@ pub async fn run_snapshot(
     emitter_stop.cancel();
     let _ = emitter.await;
 
+    run.clients.github.settle().await;
     let snapshot = run.assemble(run_id, started_at, cancelled);
     let summary = RunSummary {
         id: run_id,
@@ -428,7 +429,9 @@ impl Run {
                 let ((), prefetched) = tokio::join!(self.clone().repos_stage(), prefetch);
                 self.clone().tickets_stage(prefetched).await;
             };
-            tokio::join!(deployments, repos_then_tickets);
+            // Repositories first: their chain is longer (listing, then Jira), and the
+            // semaphore serves requests in the order they ask.
+            tokio::join!(repos_then_tickets, deployments);
         };
         tokio::join!(github, builds, health);
         self.correlation_stage().await;
