@@ -457,3 +457,23 @@ async fn unknown_ticket_keys_are_dropped_not_fatal() {
     );
     assert_matches_ground_truth(&org, &snap);
 }
+
+#[tokio::test]
+async fn graphql_timeouts_halve_the_batch_instead_of_falling_back_to_rest() {
+    let sim = common::sim(SimOptions {
+        github_graphql_max_objects: 5,
+        ..SimOptions::default()
+    })
+    .await;
+    let store = Store::temporary().unwrap();
+    let snap = common::snapshot(&sim, &store).await;
+    assert!(!snap.partial, "{:?}", snap.failures);
+    assert_matches_ground_truth(&sim.org(), &snap);
+    let calls = sim.github_endpoint_counts();
+    assert_eq!(
+        calls.get("contents"),
+        None,
+        "smaller GraphQL batches, not REST: {calls:?}"
+    );
+    assert!(snap.stats.retries > 0, "the 502s were retried first");
+}

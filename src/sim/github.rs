@@ -978,6 +978,12 @@ async fn graphql(State(state): State<AppState>, body: String) -> Response {
             }),
         );
     };
+    if OBJECT.captures_iter(query).count() > state.opts.github_graphql_max_objects {
+        return json_status(
+            StatusCode::BAD_GATEWAY,
+            json!({"data": null, "errors": [gql_error("Something went wrong while executing your query. This may be the result of a timeout, or it could be a GitHub bug. Please include `0000:1111:2222` when reporting this issue.", None, None)]}),
+        );
+    }
     let want_text = query.contains("text");
     let want_binary = query.contains("isBinary");
     let want_size = query.contains("byteSize");

@@ -143,6 +143,9 @@ pub struct SimOptions {
     /// Datadog query budget per period (`X-RateLimit-*`).
     pub datadog_budget: u64,
     pub datadog_period: Duration,
+    /// GraphQL queries reading more file objects than this time out with a 502, as
+    /// GitHub's do when a query runs too long.
+    pub github_graphql_max_objects: usize,
 }
 
 impl SimOptions {
@@ -171,6 +174,7 @@ impl Default for SimOptions {
             github_graphql_points_per_minute: GITHUB_GRAPHQL_POINTS_PER_MINUTE,
             datadog_budget: 1000,
             datadog_period: Duration::from_secs(3600),
+            github_graphql_max_objects: usize::MAX,
         }
     }
 }

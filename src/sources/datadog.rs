@@ -80,8 +80,24 @@ impl Datadog {
         &self.client
     }
 
-    /// Runs all `queries` in one call; returns (component, name) → last non-null value.
+    /// Runs all `queries`, in one call while the URL stays short enough (in a few
+    /// concurrent ones otherwise); returns (component, name) → last non-null value.
     pub async fn query(
+        &self,
+        queries: &[HealthQuery],
+        now: time::OffsetDateTime,
+    ) -> Result<BTreeMap<(String, String), Option<f64>>, FetchError> {
+        let groups = split_by_url_length(queries, MAX_ENCODED_QUERY_BYTES);
+        let answers =
+            futures::future::join_all(groups.iter().map(|g| self.query_group(g, now))).await;
+        let mut out = BTreeMap::new();
+        for answer in answers {
+            out.extend(answer?);
+        }
+        Ok(out)
+    }
+
+    async fn query_group(
         &self,
         queries: &[HealthQuery],
         now: time::OffsetDateTime,
@@ -129,6 +145,37 @@ impl Datadog {
     }
 }
 
+/// The `query=` parameter's encoded size per call. Front ends commonly refuse URLs past
+/// 8 KiB (HTTP 414); this leaves room for the rest of the URL.
+const MAX_ENCODED_QUERY_BYTES: usize = 6000;
+
+/// Consecutive groups of `queries` whose comma-joined, URL-encoded text stays within
+/// `limit` bytes (a single longer query is a group of its own).
+fn split_by_url_length(queries: &[HealthQuery], limit: usize) -> Vec<&[HealthQuery]> {
+    let encoded = |q: &HealthQuery| {
+        url::form_urlencoded::byte_serialize(q.query.as_bytes())
+            .map(str::len)
+            .sum::<usize>()
+    };
+    let mut groups = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, q) in queries.iter().enumerate() {
+        // A comma between queries is `%2C`.
+        let add = encoded(q) + if i > start { 3 } else { 0 };
+        if i > start && size + add > limit {
+            groups.push(&queries[start..i]);
+            start = i;
+            size = encoded(q);
+        } else {
+            size += add;
+        }
+    }
+    if start < queries.len() {
+        groups.push(&queries[start..]);
+    }
+    groups
+}
+
 /// Fills `{service}` and `{env}` in a query template.
 pub fn render_query(template: &str, service: &str, env: &str) -> String {
     template.replace("{service}", service).replace("{env}", env)
@@ -149,6 +196,33 @@ mod tests {
             .rev()
             .find_map(|p| p.get(1).copied().flatten());
         assert_eq!(last, Some(0.5));
+    }
+
+    #[test]
+    fn long_query_lists_are_split_by_encoded_length() {
+        let q = |i: usize| HealthQuery {
+            component: format!("c{i}"),
+            name: "p95_ms".into(),
+            // 40 bytes raw; `:`, `{`, `,` and `}` are encoded as 3 bytes each.
+            query: format!("p95:trace.http.request{{service:s{i:02},env:prod}}"),
+        };
+        let queries: Vec<HealthQuery> = (0..30).map(q).collect();
+        assert_eq!(split_by_url_length(&queries, 100_000).len(), 1);
+        let groups = split_by_url_length(&queries, 200);
+        assert!(groups.len() > 1);
+        assert_eq!(groups.iter().map(|g| g.len()).sum::<usize>(), 30);
+        for g in &groups {
+            let joined = g
+                .iter()
+                .map(|h| h.query.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let encoded: usize = url::form_urlencoded::byte_serialize(joined.as_bytes())
+                .map(str::len)
+                .sum();
+            assert!(encoded <= 200, "{encoded}");
+        }
+        assert!(split_by_url_length(&[], 200).is_empty());
     }
 
     #[test]

@@ -122,6 +122,11 @@ pub struct GitHub {
     storing: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
+/// A GraphQL failure that a smaller query would likely not hit.
+fn too_slow(e: &FetchError) -> bool {
+    matches!(e.status, Some(502 | 504)) || e.message.to_ascii_lowercase().contains("timeout")
+}
+
 /// One file at one commit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileAt {
@@ -406,27 +411,42 @@ impl GitHub {
             // Even batches: 101 files are two requests of 51, not one of 100 and one of 1.
             let requests = missing.len().div_ceil(GRAPHQL_ALIASES_PER_REQUEST);
             let per_request = missing.len().div_ceil(requests);
-            let batches = join_all(
-                missing
-                    .chunks(per_request)
-                    .map(|chunk| async move { (chunk, self.graphql_files(repo, chunk).await) }),
-            )
-            .await;
-            for (chunk, result) in batches {
-                match result {
-                    Ok(found) => {
-                        for (f, text) in found {
-                            out.insert(f, text);
+            let mut queue: Vec<&[FileAt]> = missing.chunks(per_request).collect();
+            while !queue.is_empty() {
+                let batches =
+                    join_all(queue.drain(..).map(|chunk| async move {
+                        (chunk, self.graphql_files(repo, chunk).await)
+                    }))
+                    .await;
+                for (chunk, result) in batches {
+                    match result {
+                        Ok(found) => {
+                            for (f, text) in found {
+                                out.insert(f, text);
+                            }
                         }
-                    }
-                    Err(e) => {
-                        self.rest.log().warn(
-                            "github",
-                            format!(
-                                "GraphQL file batch failed ({e}); falling back to REST contents"
-                            ),
-                        );
-                        rest_fallback.extend_from_slice(chunk);
+                        // GitHub answers 502/504 (or a timeout error) when a query takes
+                        // too long: half the aliases each usually pass.
+                        Err(e) if too_slow(&e) && chunk.len() > 1 => {
+                            self.rest.log().warn(
+                                "github",
+                                format!(
+                                    "GraphQL batch of {} too slow ({e}); halving it",
+                                    chunk.len()
+                                ),
+                            );
+                            let (a, b) = chunk.split_at(chunk.len() / 2);
+                            queue.extend([a, b]);
+                        }
+                        Err(e) => {
+                            self.rest.log().warn(
+                                "github",
+                                format!(
+                                    "GraphQL file batch failed ({e}); falling back to REST contents"
+                                ),
+                            );
+                            rest_fallback.extend_from_slice(chunk);
+                        }
                     }
                 }
             }
