@@ -10,8 +10,9 @@ use snaptop::app::action::Action;
 use snaptop::app::keymap::KeyMap;
 use snaptop::app::{App, Startup};
 use snaptop::engine::events::EngineEvent;
+use snaptop::report::{ReportRequest, build_report};
 use snaptop::ui::theme::Theme;
-use snaptop::ui::{self, AppEvent, sample};
+use snaptop::ui::{self, AppEvent, ReportLoad, sample};
 use time::UtcOffset;
 
 fn idle() -> App {
@@ -30,6 +31,40 @@ fn idle() -> App {
     app
 }
 
+/// The Reports tab with the bundled Locust 2.47 run, `views` views to the right of the
+/// endpoint table (4: the latency chart).
+fn report(views: usize) -> App {
+    let mut app = idle();
+    app.on_action(Action::TabReports);
+    let request = ReportRequest {
+        inputs: vec!["tests/fixtures/locust/2.47/api".into()],
+        targets: Some("tests/fixtures/targets/demo.toml".into()),
+        ..ReportRequest::default()
+    };
+    let result = build_report(&request, None).map_err(|e| e.to_string());
+    app.on_event(AppEvent::ReportLoading {
+        seq: 1,
+        request: request.clone(),
+        reload: false,
+    });
+    app.on_event(AppEvent::ReportLoaded(Box::new(ReportLoad {
+        seq: 1,
+        request,
+        reload: false,
+        at: sample::NOW,
+        result,
+    })));
+    for _ in 0..views {
+        app.on_action(Action::NextView);
+    }
+    // What is measured must be the loaded report, not the empty tab.
+    let mut t = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    let frame = t.draw(|f| ui::draw(f, &app, sample::NOW)).unwrap();
+    let text: String = frame.buffer.content().iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("GET alerts_list"), "report not loaded");
+    app
+}
+
 fn bench(c: &mut Criterion) {
     let mut running = idle();
     running.on_event(AppEvent::Engine(EngineEvent::Started(Box::new(
@@ -42,7 +77,13 @@ fn bench(c: &mut Criterion) {
     }
     let mut detail = idle();
     detail.on_action(Action::Open);
-    let screens = [("idle", idle()), ("running", running), ("detail", detail)];
+    let screens = [
+        ("idle", idle()),
+        ("running", running),
+        ("detail", detail),
+        ("report_endpoints", report(0)),
+        ("report_chart", report(4)),
+    ];
     let mut group = c.benchmark_group("render_200x50");
     for (name, app) in &screens {
         let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
