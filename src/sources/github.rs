@@ -120,7 +120,17 @@ pub struct GitHub {
     store: Store,
     /// File texts being written to the store off the async workers.
     storing: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// File reads waiting to be sent, per repository, so that reads asked for by many
+    /// files at about the same time share full GraphQL requests.
+    waiting: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<WaitingRead>>>>,
 }
+
+type TextAnswer = Result<Option<String>, FetchError>;
+type WaitingRead = (FileAt, tokio::sync::oneshot::Sender<TextAnswer>);
+
+/// How long a read waits for others to fill its GraphQL request (a request fills at once
+/// when 100 are waiting).
+const COALESCE_WAIT: Duration = Duration::from_millis(2);
 
 /// A GraphQL failure that a smaller query would likely not hit.
 fn too_slow(e: &FetchError) -> bool {
@@ -189,6 +199,7 @@ impl GitHub {
             use_graphql: gh.graphql,
             store,
             storing: std::sync::Arc::default(),
+            waiting: std::sync::Arc::default(),
         })
     }
 
@@ -406,6 +417,143 @@ impl GitHub {
         if missing.is_empty() {
             return (out, errors);
         }
+        if self.use_graphql {
+            self.read_coalesced(repo, missing, &mut out, &mut errors)
+                .await;
+        } else {
+            let (texts, errs) = self.fetch_texts(repo, missing).await;
+            out.extend(texts);
+            errors.extend(errs);
+        }
+        // Thousands of small sled inserts in a cold run: done on the blocking pool so that
+        // they neither hold an async worker nor delay this answer (measured: 1.5 latency
+        // units of the cold benchmark). `settle` waits for them before the run commits.
+        let texts: Vec<(String, String, String)> = out
+            .iter()
+            .filter(|(f, _)| !from_store.contains(*f))
+            .filter_map(|(f, t)| Some((f.sha.clone(), f.path.clone(), t.clone()?)))
+            .collect();
+        if !texts.is_empty() {
+            let store = self.store.clone();
+            let repo = repo.to_string();
+            let handle = tokio::task::spawn_blocking(move || {
+                let blobs = texts
+                    .iter()
+                    .map(|(s, p, t)| (s.as_str(), p.as_str(), t.as_str()));
+                if let Err(e) = store.put_blobs(&repo, blobs) {
+                    tracing::warn!("cannot store file texts of {repo}: {e}");
+                }
+            });
+            self.storing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(handle);
+        }
+        (out, errors)
+    }
+
+    /// Reads `missing` through requests shared with other files' reads that wait at the
+    /// same time: a full request (100 aliases) goes at once, the rest after
+    /// [`COALESCE_WAIT`]. Whoever takes a batch sends it and answers every reader in it.
+    async fn read_coalesced(
+        &self,
+        repo: &str,
+        missing: Vec<FileAt>,
+        out: &mut HashMap<FileAt, Option<String>>,
+        errors: &mut Vec<FetchError>,
+    ) {
+        let mut answers = Vec::new();
+        let take_full = |all: bool| {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = waiting.entry(repo.to_string()).or_default();
+            let mut batches = Vec::new();
+            while queue.len() >= GRAPHQL_ALIASES_PER_REQUEST || (all && !queue.is_empty()) {
+                let n = queue.len().min(GRAPHQL_ALIASES_PER_REQUEST);
+                batches.push(queue.drain(..n).collect::<Vec<WaitingRead>>());
+            }
+            batches
+        };
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = waiting.entry(repo.to_string()).or_default();
+            for f in missing {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                answers.push((f.clone(), rx));
+                queue.push((f, tx));
+            }
+        }
+        let full = take_full(false);
+        let send_full = join_all(full.into_iter().map(|b| self.send_batch(repo, b)));
+        let send_rest = async {
+            tokio::time::sleep(COALESCE_WAIT).await;
+            join_all(
+                take_full(true)
+                    .into_iter()
+                    .map(|b| self.send_batch(repo, b)),
+            )
+            .await;
+        };
+        tokio::join!(send_full, send_rest);
+        for (f, rx) in answers {
+            match rx.await {
+                Ok(Ok(text)) => {
+                    out.insert(f, text);
+                }
+                Ok(Err(e)) => {
+                    if !errors
+                        .iter()
+                        .any(|x| x.endpoint == e.endpoint && x.message == e.message)
+                    {
+                        errors.push(e);
+                    }
+                }
+                Err(_) => errors.push(self.rest.error(
+                    "POST",
+                    "graphql",
+                    None,
+                    format!("{}:{}: the read was dropped", &f.sha, f.path),
+                    false,
+                )),
+            }
+        }
+    }
+
+    /// Sends one batch of waiting reads and answers each reader.
+    async fn send_batch(&self, repo: &str, batch: Vec<WaitingRead>) {
+        let files: Vec<FileAt> = batch.iter().map(|(f, _)| f.clone()).collect();
+        let (texts, errors) = self.fetch_texts(repo, files).await;
+        for (f, tx) in batch {
+            let answer = match texts.get(&f) {
+                Some(text) => Ok(text.clone()),
+                None => Err(errors
+                    .iter()
+                    .find(|e| e.endpoint.contains(&f.sha))
+                    .or(errors.first())
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        self.rest.error(
+                            "POST",
+                            "graphql",
+                            None,
+                            format!("{}:{}: no answer", &f.sha, f.path),
+                            false,
+                        )
+                    })),
+            };
+            // The reader only goes away when its run is being dropped.
+            let _ = tx.send(answer);
+        }
+    }
+
+    /// Reads `missing` through GraphQL (even batches of up to 100 aliases, halved when
+    /// they time out), REST `contents` for what GraphQL could not answer.
+    async fn fetch_texts(
+        &self,
+        repo: &str,
+        missing: Vec<FileAt>,
+    ) -> (HashMap<FileAt, Option<String>>, Vec<FetchError>) {
+        let mut out = HashMap::new();
+        let mut errors = Vec::new();
         let mut rest_fallback = Vec::new();
         if self.use_graphql {
             // Even batches: 101 files are two requests of 51, not one of 100 and one of 1.
@@ -465,30 +613,6 @@ impl GitHub {
                 }
                 Err(e) => errors.push(e),
             }
-        }
-        // Thousands of small sled inserts in a cold run: done on the blocking pool so that
-        // they neither hold an async worker nor delay this answer (measured: 1.5 latency
-        // units of the cold benchmark). `settle` waits for them before the run commits.
-        let texts: Vec<(String, String, String)> = out
-            .iter()
-            .filter(|(f, _)| !from_store.contains(*f))
-            .filter_map(|(f, t)| Some((f.sha.clone(), f.path.clone(), t.clone()?)))
-            .collect();
-        if !texts.is_empty() {
-            let store = self.store.clone();
-            let repo = repo.to_string();
-            let handle = tokio::task::spawn_blocking(move || {
-                let blobs = texts
-                    .iter()
-                    .map(|(s, p, t)| (s.as_str(), p.as_str(), t.as_str()));
-                if let Err(e) = store.put_blobs(&repo, blobs) {
-                    tracing::warn!("cannot store file texts of {repo}: {e}");
-                }
-            });
-            self.storing
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(handle);
         }
         (out, errors)
     }
