@@ -509,6 +509,16 @@ impl SourceClient {
     }
 
     /// Records an answer served from the store without any request.
+    /// Takes back the error count of a failed request its caller expected and handled
+    /// (Jira's 400 naming unknown ticket keys), so stats count only real failures.
+    pub fn error_handled(&self) {
+        let _ =
+            self.inner
+                .counters
+                .errors
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
     pub fn count_cache_hit(&self, n: u64) {
         self.inner
             .counters

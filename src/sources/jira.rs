@@ -100,6 +100,7 @@ impl Jira {
                     if unknown.is_empty() {
                         return Err(e);
                     }
+                    self.client.error_handled();
                     for k in unknown {
                         pending.remove(&k);
                     }
