@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use std::time::Instant;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::report::{Report, ReportRequest, build_report, paths};
 use crate::ui::{AppEvent, ReportLoad};

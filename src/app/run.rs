@@ -266,7 +266,7 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
                 dirty |= app.on_event(ev);
             }
             () = reports.changed() => {}
-            _ = sleep_until_tokio(reload_at) => {
+            _ = sleep_until(reload_at) => {
                 if let Some(ev) = reports.reload() {
                     dirty |= app.on_event(ev);
                 }
@@ -339,13 +339,6 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_tokio(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

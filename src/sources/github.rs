@@ -390,8 +390,9 @@ impl GitHub {
     }
 
     /// Text of each file at each commit (None: absent there). Immutable, so answers come
-    /// from the store first; the rest through GraphQL aliases (100 per request, all
-    /// requests concurrently), REST `contents` as the fallback.
+    /// from the store first; the rest through GraphQL aliases (requests of up to 100,
+    /// shared with other files' reads waiting at the same time), REST `contents` as the
+    /// fallback.
     pub async fn files(
         &self,
         repo: &str,

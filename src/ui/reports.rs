@@ -19,7 +19,7 @@ use ratatui_textarea::{CursorMove, TextArea};
 use time::OffsetDateTime;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::text::{self, fit};
+use super::text::{self, fit, fit_left};
 use super::theme::{Role, Theme};
 use super::widgets::{centered, panel};
 use super::{AppEvent, Effect, Outcome, Tab, View};
@@ -1211,7 +1211,7 @@ fn summary_line(
     let what_w = width
         .saturating_sub(tail.width() + verdict.width())
         .max(PATH_MIN_W.min(width));
-    let what = fit_left(&what, what_w);
+    let what = fit_left(&what, what_w).into_owned();
     let rest = width.saturating_sub(what.width());
     let tail = fit(&tail, rest).into_owned();
     let verdict = fit(&verdict, rest.saturating_sub(tail.width())).into_owned();
@@ -1233,28 +1233,6 @@ fn nice_ceiling(peak: f64) -> f64 {
         .map(|m| m * decade)
         .find(|v| *v >= peak)
         .unwrap_or(10.0 * decade)
-}
-
-/// Cuts the start of `s` (paths read best from their end): `…/2.47/api`.
-fn fit_left(s: &str, width: usize) -> String {
-    if s.width() <= width {
-        return s.to_string();
-    }
-    if width == 0 {
-        return String::new();
-    }
-    let mut out: Vec<char> = Vec::new();
-    let mut used = 0;
-    for c in s.chars().rev() {
-        let w = c.width().unwrap_or(0);
-        if used + w > width - 1 {
-            break;
-        }
-        used += w;
-        out.push(c);
-    }
-    out.push('…');
-    out.into_iter().rev().collect()
 }
 
 fn column_name(c: EndpointColumn) -> &'static str {

@@ -256,18 +256,35 @@ pub fn fit(s: &str, width: usize) -> Cow<'_, str> {
     if width == 0 {
         return Cow::Borrowed("");
     }
-    let mut out = String::new();
+    let kept = fitting_bytes(s.chars(), width - 1);
+    Cow::Owned(format!("{}…", &s[..kept]))
+}
+
+/// Cuts the start of `s` instead (paths read best from their end): `…/2.47/api`.
+pub fn fit_left(s: &str, width: usize) -> Cow<'_, str> {
+    if s.width() <= width {
+        return Cow::Borrowed(s);
+    }
+    if width == 0 {
+        return Cow::Borrowed("");
+    }
+    let kept = fitting_bytes(s.chars().rev(), width - 1);
+    Cow::Owned(format!("…{}", &s[s.len() - kept..]))
+}
+
+/// The bytes of the leading `chars` that fit in `width` columns.
+fn fitting_bytes(chars: impl Iterator<Item = char>, width: usize) -> usize {
     let mut used = 0;
-    for c in s.chars() {
+    let mut bytes = 0;
+    for c in chars {
         let w = c.width().unwrap_or(0);
-        if used + w > width - 1 {
+        if used + w > width {
             break;
         }
         used += w;
-        out.push(c);
+        bytes += c.len_utf8();
     }
-    out.push('…');
-    Cow::Owned(out)
+    bytes
 }
 
 /// Coarse age buckets shared by every relative time on screen, so the redraw timer
