@@ -231,9 +231,7 @@ fn print_summary(s: &Snapshot) {
 
 /// Outside text on a terminal: no control characters or escape sequences.
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::sanitize::for_terminal(s).into_owned()
 }
 
 // --- the documented JSON shape ------------------------------------------------------------

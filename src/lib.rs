@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod headless;
 pub mod report;
+pub mod sanitize;
 pub mod sim;
 pub mod sources;
 pub mod store;

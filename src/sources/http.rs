@@ -1057,12 +1057,7 @@ fn error_summary(status: StatusCode, body: &str) -> String {
         None if body.trim().is_empty() => reason.to_string(),
         None => format!("{reason}: {}", body.trim()),
     };
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(ERROR_SUMMARY_MAX_CHARS)
-        .collect();
-    one_line
+    crate::sanitize::one_line(&text, ERROR_SUMMARY_MAX_CHARS)
 }
 
 /// Pagination links of a `Link` header: `<url>; rel="next", <url>; rel="last"`.
@@ -1255,8 +1250,15 @@ mod tests {
             r#"{"errorMessages":["bad jql"],"errors":{}}"#,
         );
         assert_eq!(s, "Bad Request: bad jql");
-        let s = error_summary(StatusCode::BAD_GATEWAY, "<html>\n\x1b[31mboom</html>");
+        let s = error_summary(
+            StatusCode::BAD_GATEWAY,
+            "<html>\n\x1b[31mboom\x1b]0;pwned\x07 \x1b[2J</html>",
+        );
         assert!(!s.contains('\n') && !s.contains('\x1b'), "{s}");
+        assert!(
+            !s.contains("pwned") && !s.contains("[2J") && !s.contains("[31m"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -10,71 +10,8 @@ use crate::engine::events::{EngineEvent, LogLine};
 use crate::engine::model::{Cell, RunSummary, Snapshot};
 use crate::report::Report;
 
-/// Makes text from the outside world (PR titles, Jira summaries, error bodies, tags)
-/// safe to draw: escape sequences (CSI, OSC, DCS... with their parameters) are removed,
-/// other control characters (C0, DEL, C1) become spaces or are dropped, and
-/// bidirectional overrides that could reorder what the user sees are dropped.
-pub fn sanitize(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_cleaning) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.peek() {
-                // CSI: parameters and intermediates, then one final byte 0x40–0x7e.
-                Some('[') => {
-                    chars.next();
-                    for n in chars.by_ref() {
-                        if ('\u{40}'..='\u{7e}').contains(&n) {
-                            break;
-                        }
-                    }
-                }
-                // OSC, DCS, SOS, PM, APC: up to BEL or ST (ESC \).
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    chars.next();
-                    while let Some(n) = chars.next() {
-                        if n == '\u{7}' || n == '\u{9c}' {
-                            break;
-                        }
-                        if n == '\u{1b}' {
-                            if chars.peek() == Some(&'\\') {
-                                chars.next();
-                            }
-                            break;
-                        }
-                    }
-                }
-                // Two-byte escapes (ESC c, ESC 7...): drop the next character too.
-                Some(_) => {
-                    chars.next();
-                }
-                None => {}
-            },
-            '\u{9b}' => {
-                for n in chars.by_ref() {
-                    if ('\u{40}'..='\u{7e}').contains(&n) {
-                        break;
-                    }
-                }
-            }
-            '\t' | '\n' | '\r' => {
-                if !out.ends_with(' ') {
-                    out.push(' ');
-                }
-            }
-            c if needs_cleaning(c) => {}
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn needs_cleaning(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
+/// Outside text made safe to draw (see [`crate::sanitize::for_terminal`]).
+pub use crate::sanitize::for_terminal as sanitize;
 
 fn clean(s: &mut String) {
     if let Cow::Owned(o) = sanitize(s) {
@@ -151,7 +88,7 @@ pub fn sanitize_snapshot(s: &mut Snapshot) {
 /// Like [`clean`], keeping the line breaks of multi-line text (tracebacks): each line
 /// is sanitised on its own.
 fn clean_lines(s: &mut String) {
-    if !s.chars().any(needs_cleaning) {
+    if !s.chars().any(crate::sanitize::needs_cleaning) {
         return;
     }
     *s = s
@@ -444,7 +381,7 @@ mod tests {
     fn escape_sequences_and_controls_never_survive() {
         let nasty = "fix \u{1b}[2J\u{1b}[31mred\u{1b}[0m \u{1b}]0;pwned\u{7} title\u{1b}]8;;http://x\u{1b}\\link\u{1b}c\r\nnext\u{7}\u{8}\u{9b}1mC1\u{202e}evil";
         let out = sanitize(nasty);
-        assert!(!out.chars().any(needs_cleaning), "{out:?}");
+        assert!(!out.chars().any(crate::sanitize::needs_cleaning), "{out:?}");
         assert_eq!(out, "fix red  titlelink nextC1evil");
         assert!(matches!(sanitize("plain PR title"), Cow::Borrowed(_)));
         assert_eq!(sanitize("trailing \u{1b}"), "trailing ");
