@@ -204,13 +204,7 @@ async fn snaptop_run(sim: &RunningSim, store: &Store) -> (Duration, Snapshot) {
             println!("stage ends (ms): {ends:?}");
         }
     });
-    let env = RunEnv {
-        config: Arc::new(sim.config()),
-        secrets: sim.secrets(),
-        store: store.clone(),
-        events: tx,
-        retry_min_delay: Duration::from_millis(snaptop::engine::RETRY_MIN_DELAY_MS),
-    };
+    let env = RunEnv::new(Arc::new(sim.config()), sim.secrets(), store.clone(), tx);
     let started = Instant::now();
     let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
     let wall = started.elapsed();

@@ -42,6 +42,9 @@ pub struct Config {
     pub teamcity: Option<TeamCityConfig>,
     pub datadog: Option<DatadogConfig>,
     pub jira: Option<JiraConfig>,
+    /// Image registries asked for the source revision of digest-only pins.
+    #[serde(default)]
+    pub registries: Vec<RegistryConfig>,
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
@@ -103,6 +106,9 @@ pub struct GitHubConfig {
     pub token_file: Option<PathBuf>,
     #[serde(default = "default_github_concurrency")]
     pub max_concurrency: usize,
+    /// Largest response body accepted (a pulls page of 100 is ~3 MiB).
+    #[serde(default = "default_github_body_mib")]
+    pub max_body_mib: u64,
 }
 
 fn default_github_url() -> String {
@@ -118,6 +124,12 @@ fn default_github_concurrency() -> usize {
 fn default_concurrency() -> usize {
     8
 }
+fn default_github_body_mib() -> u64 {
+    32
+}
+fn default_body_mib() -> u64 {
+    16
+}
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +142,8 @@ pub struct TeamCityConfig {
     pub builds_per_type: u32,
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    #[serde(default = "default_body_mib")]
+    pub max_body_mib: u64,
 }
 
 fn default_builds_per_type() -> u32 {
@@ -152,6 +166,8 @@ pub struct DatadogConfig {
     pub window_minutes: u32,
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    #[serde(default = "default_body_mib")]
+    pub max_body_mib: u64,
 }
 
 fn default_health_window_minutes() -> u32 {
@@ -168,8 +184,13 @@ pub struct JiraConfig {
     pub token_file: Option<PathBuf>,
     #[serde(default = "default_ticket_pattern")]
     pub ticket_pattern: String,
+    /// Matches of `ticket_pattern` that are not tickets (`UTF-8`, `ISO-8601`), as a regex
+    /// over the whole key.
+    pub ticket_ignore: Option<String>,
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    #[serde(default = "default_body_mib")]
+    pub max_body_mib: u64,
 }
 
 impl JiraConfig {
@@ -179,6 +200,45 @@ impl JiraConfig {
 
 fn default_ticket_pattern() -> String {
     JiraConfig::DEFAULT_TICKET_PATTERN.into()
+}
+
+/// An OCI registry (distribution API), asked for a digest's
+/// `org.opencontainers.image.revision` label when nothing in the GitOps history ties the
+/// digest to a tag.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The registry part of image names: `ghcr.io`, `docker.io`, `registry.acme.com:5000`.
+    pub host: String,
+    /// Default `https://HOST` (`docker.io`: `https://registry-1.docker.io`).
+    pub base_url: Option<String>,
+    /// Credentials for private images (anonymous pull tokens otherwise).
+    pub username_env: Option<String>,
+    pub username_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_registry_concurrency")]
+    pub max_concurrency: usize,
+    /// Manifests and image configs are small; this leaves room.
+    #[serde(default = "default_registry_body_mib")]
+    pub max_body_mib: u64,
+}
+
+impl RegistryConfig {
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(u) => u.clone(),
+            None if self.host == "docker.io" => "https://registry-1.docker.io".into(),
+            None => format!("https://{}", self.host),
+        }
+    }
+}
+
+fn default_registry_concurrency() -> usize {
+    4
+}
+fn default_registry_body_mib() -> u64 {
+    4
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -207,6 +267,33 @@ pub struct Secrets {
     pub datadog_app_key: Option<String>,
     pub jira_email: Option<String>,
     pub jira_token: Option<String>,
+    /// Registry host → (username, token).
+    pub registries: BTreeMap<String, (Option<String>, Option<String>)>,
+}
+
+impl Secrets {
+    /// Finds every one of these secrets (and the Jira Basic pair) in messages.
+    pub fn redactor(&self) -> crate::redact::Redactor {
+        let singles = [
+            &self.github_token,
+            &self.teamcity_token,
+            &self.datadog_api_key,
+            &self.datadog_app_key,
+            &self.jira_token,
+        ];
+        let mut basic: Vec<(&str, &str)> = Vec::new();
+        if let (Some(user), Some(password)) = (&self.jira_email, &self.jira_token) {
+            basic.push((user, password));
+        }
+        let mut tokens: Vec<&str> = singles.into_iter().flatten().map(String::as_str).collect();
+        for (user, token) in self.registries.values() {
+            if let Some(t) = token {
+                tokens.push(t);
+                basic.push((user.as_deref().unwrap_or(REGISTRY_DEFAULT_USER), t));
+            }
+        }
+        crate::redact::Redactor::new(tokens, basic)
+    }
 }
 
 impl fmt::Debug for Secrets {
@@ -219,6 +306,7 @@ impl fmt::Debug for Secrets {
             .field("datadog_app_key", &shown(&self.datadog_app_key))
             .field("jira_email", &shown(&self.jira_email))
             .field("jira_token", &shown(&self.jira_token))
+            .field("registries", &self.registries.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -281,6 +369,22 @@ impl Config {
             check_url("jira.base_url", &j.base_url)?;
             regex::Regex::new(&j.ticket_pattern)
                 .map_err(|e| format!("`jira.ticket_pattern` is not a valid regex: {e}"))?;
+            if let Some(ignore) = &j.ticket_ignore {
+                regex::Regex::new(ignore)
+                    .map_err(|e| format!("`jira.ticket_ignore` is not a valid regex: {e}"))?;
+            }
+        }
+        if let Some(dup) = first_duplicate(self.registries.iter().map(|r| &r.host)) {
+            return Err(format!("registry `{dup}` is configured twice"));
+        }
+        for r in &self.registries {
+            if r.host.is_empty() || r.host.contains('/') {
+                return Err(format!(
+                    "registry host `{}` must be a host name such as ghcr.io",
+                    r.host
+                ));
+            }
+            check_url(&format!("registry `{}` base_url", r.host), &r.base_url())?;
         }
         Ok(())
     }
@@ -327,9 +431,27 @@ impl Config {
             s.jira_email = read_secret("jira email", &j.email_env, &j.email_file, true)?;
             s.jira_token = read_secret("jira token", &j.token_env, &j.token_file, true)?;
         }
+        for r in &self.registries {
+            let user = read_secret(
+                &format!("{} registry username", r.host),
+                &r.username_env,
+                &r.username_file,
+                false,
+            )?;
+            let token = read_secret(
+                &format!("{} registry token", r.host),
+                &r.token_env,
+                &r.token_file,
+                false,
+            )?;
+            s.registries.insert(r.host.clone(), (user, token));
+        }
         Ok(s)
     }
 }
+
+/// The user name sent with a registry token when none is configured (GHCR accepts any).
+pub const REGISTRY_DEFAULT_USER: &str = "snaptop";
 
 /// Reads a secret from its environment variable or file. `required` sources (all but
 /// GitHub, which works unauthenticated for public repos) must name one.

@@ -15,7 +15,7 @@ use crate::config::{self, Config, Secrets};
 use crate::engine::events::{EngineEvent, Level, Progress, StageState};
 use crate::engine::model::{Snapshot, Trigger};
 use crate::engine::runner::{RunEnv, run_snapshot};
-use crate::engine::{EVENT_BUFFER, RETRY_MIN_DELAY_MS};
+use crate::engine::{DEFAULT_RUN_TIMEOUT_SECS, EVENT_BUFFER};
 use crate::store::{DEFAULT_CACHE_MIB, Store};
 
 /// Exit codes of `snaptop snapshot`.
@@ -72,28 +72,50 @@ pub fn init_file_logging(dir: &Path) -> Option<tracing_appender::non_blocking::W
     Some(guard)
 }
 
-/// Runs one snapshot and returns the process exit code.
-pub async fn run(config: Config, secrets: Secrets, store: Store, json: bool) -> u8 {
+/// How a headless run is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// The run ends, partial, after this long (`--timeout`).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            timeout: Some(Duration::from_secs(DEFAULT_RUN_TIMEOUT_SECS)),
+        }
+    }
+}
+
+/// How long a cancelled run may take to wrap up (store what it has, print it) before
+/// the process leaves anyway: a bug must never turn Ctrl-C into a hang.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs one snapshot and returns the process exit code: 0 complete, 2 partial
+/// (some source failed, or the run was cancelled or timed out), 1 when nothing could be
+/// fetched at all or the run produced no snapshot.
+///
+/// SIGINT, SIGTERM and SIGHUP cancel the run: what was fetched is stored and printed,
+/// and the exit code is 2. A second signal leaves at once (128 + signal).
+pub async fn run(
+    config: Config,
+    secrets: Secrets,
+    store: Store,
+    json: bool,
+    limits: RunLimits,
+) -> u8 {
     let (tx, rx) = mpsc::channel(EVENT_BUFFER);
     let env = RunEnv {
-        config: Arc::new(config),
-        secrets,
-        store: store.clone(),
-        events: tx,
-        retry_min_delay: Duration::from_millis(RETRY_MIN_DELAY_MS),
+        timeout: limits.timeout,
+        ..RunEnv::new(Arc::new(config), secrets, store.clone(), tx)
     };
     let cancel = CancellationToken::new();
-    let printer = tokio::spawn(print_progress(rx));
-    let on_signal = cancel.clone();
-    let signals = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("snaptop: interrupted: cancelling (what was fetched is kept)");
-            on_signal.cancel();
-        }
-    });
+    let printing_done = CancellationToken::new();
+    let printer = tokio::spawn(print_progress(rx, printing_done.clone()));
+    let signals = tokio::spawn(cancel_on_signals(cancel.clone()));
     let result = run_snapshot(env, Trigger::Cli, cancel).await;
     signals.abort();
-    // The run's sender is gone once `run_snapshot` returns, which ends the printer.
+    printing_done.cancel();
     let _ = printer.await;
     let code = match result {
         Ok((_, snapshot)) => {
@@ -101,17 +123,14 @@ pub async fn run(config: Config, secrets: Secrets, store: Store, json: bool) -> 
                 let mut out = std::io::stdout().lock();
                 let _ = serde_json::to_writer_pretty(&mut out, &SnapshotJson::from(&snapshot));
                 let _ = writeln!(out);
+                let _ = out.flush();
             } else {
                 print_summary(&snapshot);
             }
             for f in &snapshot.failures {
                 eprintln!("snaptop: failed: {f}");
             }
-            if snapshot.partial {
-                EXIT_PARTIAL
-            } else {
-                EXIT_OK
-            }
+            exit_code(&snapshot)
         }
         Err((_, error)) => {
             eprintln!("snaptop: snapshot failed: {error}");
@@ -124,11 +143,79 @@ pub async fn run(config: Config, secrets: Secrets, store: Store, json: bool) -> 
     code
 }
 
-async fn print_progress(mut rx: mpsc::Receiver<EngineEvent>) {
+/// The documented exit code of a finished run.
+pub fn exit_code(snapshot: &Snapshot) -> u8 {
+    let answered: u64 = snapshot.stats.per_source.values().map(|s| s.answered).sum();
+    if snapshot.cancelled {
+        EXIT_PARTIAL
+    } else if !snapshot.partial {
+        EXIT_OK
+    } else if answered == 0 {
+        eprintln!("snaptop: nothing could be fetched");
+        EXIT_FAILED
+    } else {
+        EXIT_PARTIAL
+    }
+}
+
+/// The first SIGINT/SIGTERM/SIGHUP cancels the run; a second one, or a run that does
+/// not wrap up within [`CANCEL_GRACE`], leaves the process at once.
+async fn cancel_on_signals(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, mut rx) = mpsc::unbounded_channel::<(&'static str, i32)>();
+    for (kind, name, number) in [
+        (SignalKind::interrupt(), "SIGINT", 2),
+        (SignalKind::terminate(), "SIGTERM", 15),
+        (SignalKind::hangup(), "SIGHUP", 1),
+    ] {
+        match signal(kind) {
+            Ok(mut stream) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while stream.recv().await.is_some() {
+                        if tx.send((name, number)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot watch {name}: {e}"),
+        }
+    }
+    let Some((name, _)) = rx.recv().await else {
+        return;
+    };
+    eprintln!("snaptop: {name}: cancelling; what was fetched is kept and printed");
+    cancel.cancel();
+    tokio::select! {
+        Some((name, number)) = rx.recv() => {
+            eprintln!("snaptop: {name} again: leaving now");
+            std::process::exit(128 + number);
+        }
+        _ = tokio::time::sleep(CANCEL_GRACE) => {
+            eprintln!(
+                "snaptop: the run did not wrap up within {}s of the signal: leaving",
+                CANCEL_GRACE.as_secs()
+            );
+            std::process::exit(i32::from(EXIT_PARTIAL));
+        }
+    }
+}
+
+/// Prints progress and log lines until the run is over (`done`), then what is still
+/// buffered. Ending on `done`, not on the channel closing, means nothing that still holds
+/// a sender can keep the process waiting.
+async fn print_progress(mut rx: mpsc::Receiver<EngineEvent>, done: CancellationToken) {
     let mut last_line = String::new();
     let mut last_at = Instant::now();
     let mut last_states: Vec<StageState> = vec![];
-    while let Some(ev) = rx.recv().await {
+    loop {
+        let ev = tokio::select! {
+            biased;
+            ev = rx.recv() => ev,
+            _ = done.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(ev) = ev else { break };
         match ev {
             EngineEvent::Started(p) | EngineEvent::Progress(p) => {
                 let states: Vec<StageState> = p.stages.iter().map(|s| s.state).collect();
@@ -256,10 +343,15 @@ struct CellJson {
     #[serde(with = "time::serde::rfc3339::option")]
     deployed_at: Option<time::OffsetDateTime>,
     deploy_commit: Option<String>,
+    /// How a digest pin was tied to a source version (`via`: newTag, replaced tag, registry).
+    resolved: Option<crate::engine::model::Resolved>,
     source_commit: Option<String>,
+    /// Why the tickets are unknown ("digest not resolved", "not deployed").
+    unresolved: Option<String>,
     build: Option<BuildJson>,
     health: BTreeMap<String, Option<f64>>,
-    tickets: Vec<crate::engine::model::Ticket>,
+    /// null: unknown (see `unresolved`); `[]`: nothing shipped.
+    tickets: Option<Vec<crate::engine::model::Ticket>>,
     events: Vec<EventJson>,
 }
 
@@ -308,7 +400,9 @@ impl From<&Snapshot> for SnapshotJson {
                                 tag: c.tag.clone(),
                                 deployed_at: c.deployed_at,
                                 deploy_commit: c.deploy_commit.clone(),
+                                resolved: c.resolved.clone(),
                                 source_commit: c.source_commit.clone(),
+                                unresolved: c.unresolved.clone(),
                                 build: c.build.as_ref().map(|b| BuildJson {
                                     number: b.number.clone(),
                                     status: b.status.clone(),

@@ -5,9 +5,11 @@
 //! `app` (state, keys, event loop) and `ui` (drawing, themes) are the TUI on top.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod headless;
+pub mod redact;
 pub mod report;
 pub mod sanitize;
 pub mod sim;

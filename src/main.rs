@@ -35,6 +35,9 @@ enum Command {
         /// Print the snapshot as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// End the run (partial, exit 2) after this long: 90s, 10m, 1h, or seconds; 0: never.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
     },
     /// Bottleneck report from Locust CSVs (exit 0 pass, 1 gate failed, 2 bad input).
     Report(snaptop::report::cli::ReportArgs),
@@ -43,6 +46,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: the only time the local offset can be read safely.
+    snaptop::clock::init_local_offset();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Report(args)) => exit_code(snaptop::report::cli::run(args)),
@@ -50,7 +55,12 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Some(Command::Snapshot { json }) => snapshot(cli.config.as_deref(), json),
+        Some(Command::Snapshot { json, timeout }) => {
+            let limits = snaptop::headless::RunLimits {
+                timeout: (!timeout.is_zero()).then_some(timeout),
+            };
+            snapshot(cli.config.as_deref(), json, limits)
+        }
         None => match snaptop::app::run::main(snaptop::app::run::TuiOptions {
             config: cli.config,
             theme: cli.theme,
@@ -64,7 +74,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn snapshot(config: Option<&std::path::Path>, json: bool) -> ExitCode {
+fn snapshot(
+    config: Option<&std::path::Path>,
+    json: bool,
+    limits: snaptop::headless::RunLimits,
+) -> ExitCode {
     use snaptop::headless;
     let _log = headless::init_file_logging(&snaptop::config::default_state_dir());
     let (config, _) = match headless::load_config(config) {
@@ -80,7 +94,7 @@ fn snapshot(config: Option<&std::path::Path>, json: bool) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    ExitCode::from(runtime().block_on(headless::run(config, secrets, store, json)))
+    ExitCode::from(runtime().block_on(headless::run(config, secrets, store, json, limits)))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -97,4 +111,35 @@ fn exit_code(code: i32) -> ExitCode {
 fn fail(e: &anyhow::Error) -> ExitCode {
     eprintln!("snaptop: {e:#}");
     ExitCode::FAILURE
+}
+
+/// `90s`, `10m`, `1h`, `1h30m` or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("{text:?}: use a number of seconds or 90s, 10m, 1h")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: a number must come before {c:?}"))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(format!("{text:?}: give the unit of {number} (s, m or h)"));
+    }
+    Ok(std::time::Duration::from_secs(total))
 }

@@ -217,6 +217,11 @@ impl Store {
         Ok(())
     }
 
+    pub fn http_remove(&self, key: &str) -> Result<()> {
+        self.http.remove(key.as_bytes())?;
+        Ok(())
+    }
+
     /// Removes HTTP cache entries whose key starts with `prefix` (a source's namespace).
     pub fn http_clear(&self, prefix: &str) -> Result<u64> {
         let mut n = 0;

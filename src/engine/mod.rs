@@ -24,6 +24,9 @@ use runner::{RunEnv, run_snapshot};
 pub const EVENT_BUFFER: usize = 1024;
 /// First backoff delay of transient retries.
 pub const RETRY_MIN_DELAY_MS: u64 = 250;
+/// A run ends, partial, after this long unless told otherwise: GitHub's secondary-limit
+/// waits alone (60, 120, 240 s) could otherwise hold one for many minutes.
+pub const DEFAULT_RUN_TIMEOUT_SECS: u64 = 600;
 
 #[derive(Debug)]
 enum Command {
@@ -74,11 +77,9 @@ pub fn spawn_with(
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
     let env = RunEnv {
-        config,
-        secrets,
-        store,
-        events: ev_tx,
         retry_min_delay,
+        timeout: Some(Duration::from_secs(DEFAULT_RUN_TIMEOUT_SECS)),
+        ..RunEnv::new(config, secrets, store, ev_tx)
     };
     tokio::spawn(engine_loop(env, cmd_rx));
     (EngineHandle { commands: cmd_tx }, ev_rx)

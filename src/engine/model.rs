@@ -44,14 +44,35 @@ pub struct Cell {
     pub deployed_at: Option<OffsetDateTime>,
     /// The GitOps commit that set the deployed version.
     pub deploy_commit: Option<String>,
+    /// How a digest pin was tied to a source version (None for a plain tag).
+    #[serde(default)]
+    pub resolved: Option<Resolved>,
     /// The source commit the deployed version resolves to, when it could be resolved.
     pub source_commit: Option<String>,
+    /// Why nothing is known of what this version contains ("digest not resolved",
+    /// "not deployed", "tag v9 is not a tag of acme/api"): the tickets are unknown.
+    #[serde(default)]
+    pub unresolved: Option<String>,
     pub build: Option<Build>,
     /// Query name → latest value (None: no data).
     pub health: BTreeMap<String, Option<f64>>,
-    pub tickets: Vec<Ticket>,
+    /// Tickets shipped with the deployed version; None: unknown (see `unresolved`),
+    /// never an empty list that would read as "nothing shipped".
+    #[serde(default)]
+    pub tickets: Option<Vec<Ticket>>,
     /// Deployment events in the window, oldest first.
     pub events: Vec<DeployEvent>,
+}
+
+/// The source version a digest-pinned deployment was tied to, and how.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Resolved {
+    /// The tag (or revision) the digest stands for.
+    pub tag: String,
+    /// `newTag` (written beside the digest), `replaced tag` (the digest replaced this tag
+    /// in the same GitOps commit) or `registry` (the image's
+    /// `org.opencontainers.image.revision` label).
+    pub via: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -71,6 +92,10 @@ pub struct Ticket {
     pub key: String,
     pub status: Option<String>,
     pub summary: Option<String>,
+    /// true: Jira returned it; false: Jira answered without it (no such issue, or the
+    /// token may not see it: Jira does not say which); None: Jira was not asked or failed.
+    #[serde(default)]
+    pub in_jira: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -130,6 +155,9 @@ pub struct SourceStats {
     pub retries: u64,
     pub rate_limited_waits: u64,
     pub errors: u64,
+    /// Requests answered with something usable (2xx, or 304 from the cache).
+    #[serde(default)]
+    pub answered: u64,
 }
 
 /// One line of the run history.

@@ -22,15 +22,16 @@ use tokio_util::sync::CancellationToken;
 use super::correlate::{CommitGraph, resolve_version};
 use super::events::{EngineEvent, PROGRESS_INTERVAL_MS, Progress, Stage};
 use super::model::{
-    Build, Cell, DeployEvent, Failure, RunStats, RunSummary, Snapshot, Ticket, Trigger,
+    Build, Cell, DeployEvent, Failure, Resolved, RunStats, RunSummary, Snapshot, Ticket, Trigger,
 };
 use super::progress::{LearnedDurations, Tracker};
 use crate::config::{Component, Config, Secrets};
 use crate::sources::datadog::{Datadog, HealthQuery, render_query};
 use crate::sources::github::{CommitItem, FileAt, GitHub, PullItem, format_rfc3339, parse_rfc3339};
-use crate::sources::http::{FetchError, LogSink, SourceClient};
+use crate::sources::http::{ClientContext, FetchError, LogSink, SourceClient, Timeouts};
 use crate::sources::jira::{Jira, KEYS_PER_QUERY, ticket_keys};
 use crate::sources::kustomize;
+use crate::sources::registry::Registries;
 use crate::sources::teamcity::TeamCity;
 use crate::store::{CommitNode, Store};
 
@@ -46,6 +47,30 @@ pub struct RunEnv {
     pub events: mpsc::Sender<EngineEvent>,
     /// First backoff of transient retries (tests shorten it).
     pub retry_min_delay: Duration,
+    /// The run ends (partial, "timed out") after this long; no rate-limit wait is begun
+    /// that would end later.
+    pub timeout: Option<Duration>,
+    /// Per-request timeouts (tests shorten them).
+    pub timeouts: Timeouts,
+}
+
+impl RunEnv {
+    pub fn new(
+        config: Arc<Config>,
+        secrets: Secrets,
+        store: Store,
+        events: mpsc::Sender<EngineEvent>,
+    ) -> RunEnv {
+        RunEnv {
+            config,
+            secrets,
+            store,
+            events,
+            retry_min_delay: Duration::from_millis(super::RETRY_MIN_DELAY_MS),
+            timeout: None,
+            timeouts: Timeouts::default(),
+        }
+    }
 }
 
 /// Why a run produced no snapshot at all.
@@ -64,6 +89,50 @@ struct VersionRef {
     version: String,
     /// `newTag`, used to resolve the version to a source commit.
     tag: Option<String>,
+}
+
+impl VersionRef {
+    /// The digest the image is pinned by (`version` is the digest whenever one is set).
+    fn digest(&self) -> Option<&str> {
+        (self.tag.as_deref() != Some(self.version.as_str())).then_some(self.version.as_str())
+    }
+}
+
+/// Where a deployed version comes from in its source repository.
+enum Origin {
+    Commit {
+        sha: String,
+        resolved: Option<Resolved>,
+    },
+    Unknown(Unknown),
+}
+
+enum Unknown {
+    /// A digest nothing in the GitOps history ties to a tag: the registry may know.
+    Digest(String),
+    Other(String),
+}
+
+/// A tag on commit `sha` (the newest-looking by name when there are several).
+fn tag_on(tags: &HashMap<String, String>, sha: &str) -> Option<String> {
+    tags.iter()
+        .filter(|(_, s)| s.as_str() == sha)
+        .map(|(t, _)| t.clone())
+        .max()
+}
+
+/// The tag a digest pin replaced in the commit that set it: the file held `newTag: T`
+/// and no digest just before (pinning a deployed tag to its digest).
+fn replaced_tag(state: &FileState, current: &VersionRef) -> Option<String> {
+    let same = |c: &FileCommit| c.version.as_ref().map(|v| &v.version) == Some(&current.version);
+    let before = match state.commits.iter().position(|c| !same(c)) {
+        Some(i) => state.commits[i].version.clone(),
+        None => state.base.clone().flatten(),
+    }?;
+    match before.digest() {
+        None => before.tag,
+        Some(_) => None,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,10 +186,19 @@ struct Collected {
     graphs: HashMap<String, CommitGraph>,
     tags: HashMap<String, HashMap<String, String>>,
     pulls: HashMap<String, Vec<PullItem>>,
+    /// Source repositories whose commits, tags or pull requests could not be read.
+    repos_failed: HashSet<String>,
     builds: HashMap<String, Build>,
     health: HashMap<(String, String), Option<f64>>,
+    /// Tickets Jira returned.
     tickets: BTreeMap<String, Ticket>,
-    jira_complete: bool,
+    /// Keys of the batches Jira answered: one of these it did not return is not in Jira.
+    jira_answered: BTreeSet<String>,
+    /// (image, digest) → the registry's `org.opencontainers.image.revision` label (None:
+    /// the image has none), or why it could not be read.
+    registry: HashMap<(String, String), Result<Option<String>, String>>,
+    /// (repo, commit) whose history could not be fetched for correlation.
+    history_failed: HashSet<(String, String)>,
     failures: Vec<Failure>,
 }
 
@@ -129,6 +207,7 @@ struct Clients {
     teamcity: Option<TeamCity>,
     datadog: Option<Datadog>,
     jira: Option<Jira>,
+    registries: Registries,
 }
 
 impl Clients {
@@ -137,6 +216,7 @@ impl Clients {
         v.extend(self.teamcity.as_ref().map(|c| c.client()));
         v.extend(self.datadog.as_ref().map(|c| c.client()));
         v.extend(self.jira.as_ref().map(|c| c.client()));
+        v.extend(self.registries.client());
         v
     }
 }
@@ -150,6 +230,7 @@ struct Run {
     window_start: OffsetDateTime,
     anchor: String,
     ticket_pattern: Option<regex::Regex>,
+    ticket_ignore: Option<regex::Regex>,
 }
 
 /// Runs one snapshot to the end (or until `cancel`), stores it, and returns it.
@@ -175,17 +256,21 @@ pub async fn run_snapshot(
         )
     };
     let events = env.events.clone();
+    let redactor = env.secrets.redactor();
     let log = LogSink::new(move |line| {
         let _ = events.try_send(EngineEvent::Log(line));
-    });
-    let clients = build_clients(
-        &env.config,
-        &env.secrets,
-        &env.store,
+    })
+    .redacting(redactor.clone());
+    let deadline = env.timeout.map(|t| std::time::Instant::now() + t);
+    let ctx = ClientContext {
         log,
-        env.retry_min_delay,
-    )
-    .map_err(|e| fail(RunError::Setup(e)))?;
+        redactor,
+        deadline,
+        retry_min_delay: env.retry_min_delay,
+        timeouts: env.timeouts,
+    };
+    let clients = build_clients(&env.config, &env.secrets, &env.store, &ctx)
+        .map_err(|e| fail(RunError::Setup(e)))?;
     let learned: LearnedDurations = env
         .store
         .state(LearnedDurations::STORE_KEY)
@@ -202,6 +287,12 @@ pub async fn run_snapshot(
         .map(|j| j.ticket_pattern.as_str())
         .or(Some(crate::config::JiraConfig::DEFAULT_TICKET_PATTERN))
         .and_then(|p| regex::Regex::new(p).ok());
+    let ticket_ignore = env
+        .config
+        .jira
+        .as_ref()
+        .and_then(|j| j.ticket_ignore.as_deref())
+        .and_then(|p| regex::Regex::new(p).ok());
     let run = Arc::new(Run {
         env: env.clone(),
         clients,
@@ -211,6 +302,7 @@ pub async fn run_snapshot(
         window_start,
         anchor,
         ticket_pattern,
+        ticket_ignore,
     });
 
     let _ = env
@@ -230,10 +322,31 @@ pub async fn run_snapshot(
     ));
 
     let work = run.clone().all_stages();
-    let cancelled = tokio::select! {
-        _ = work => false,
-        _ = cancel.cancelled() => true,
+    let timed_out = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
     };
+    let ended = tokio::select! {
+        _ = work => Ended::Done,
+        _ = cancel.cancelled() => Ended::Cancelled,
+        _ = timed_out => Ended::TimedOut,
+    };
+    let cancelled = ended == Ended::Cancelled;
+    if ended == Ended::TimedOut {
+        let secs = env.timeout.unwrap_or_default().as_secs();
+        run.collect(|c| {
+            c.failures.push(Failure {
+                source: "snaptop".into(),
+                endpoint: "run".into(),
+                status: None,
+                message: format!(
+                    "timed out after {secs}s: what was fetched is kept, the rest is unknown"
+                ),
+            })
+        });
+    }
     emitter_stop.cancel();
     let _ = emitter.await;
 
@@ -287,30 +400,38 @@ fn failed_summary(
     }
 }
 
+/// How the stages ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Done,
+    Cancelled,
+    TimedOut,
+}
+
 fn build_clients(
     config: &Config,
     secrets: &Secrets,
     store: &Store,
-    log: LogSink,
-    retry: Duration,
+    ctx: &ClientContext,
 ) -> Result<Clients, String> {
     Ok(Clients {
-        github: GitHub::new(config, secrets, store.clone(), log.clone(), retry)?,
+        github: GitHub::new(config, secrets, store.clone(), ctx)?,
         teamcity: config
             .teamcity
             .as_ref()
-            .map(|c| TeamCity::new(c, secrets, log.clone(), retry))
+            .map(|c| TeamCity::new(c, secrets, ctx))
             .transpose()?,
         datadog: config
             .datadog
             .as_ref()
-            .map(|c| Datadog::new(c, secrets, log.clone(), retry))
+            .map(|c| Datadog::new(c, secrets, ctx))
             .transpose()?,
         jira: config
             .jira
             .as_ref()
-            .map(|c| Jira::new(c, secrets, log.clone(), retry))
+            .map(|c| Jira::new(c, secrets, ctx))
             .transpose()?,
+        registries: Registries::new(&config.registries, secrets, ctx)?,
     })
 }
 
@@ -485,30 +606,90 @@ impl Run {
                 let this = self.clone();
                 jobs.push(async move {
                     let result = this.sync_file(env, comp, unchanged).await;
-                    match result {
-                        Ok(state) => this
-                            .collect(|c| c.files.insert((env.clone(), comp.name.clone()), state))
-                            .map(|_| ())
-                            .unwrap_or(()),
-                        Err(errors) => errors.iter().for_each(|e| this.fail(e)),
-                    }
+                    let ok = match result {
+                        Ok(state) => {
+                            this.collect(|c| {
+                                c.files.insert((env.clone(), comp.name.clone()), state)
+                            });
+                            true
+                        }
+                        Err(errors) => {
+                            errors.iter().for_each(|e| this.fail(e));
+                            false
+                        }
+                    };
                     this.tracker.advance(Stage::Deployments);
+                    ok
                 });
             }
         }
-        join_all(jobs).await;
-        let failed = self.collect(|c| {
-            c.failures
-                .iter()
-                .any(|f| f.source == "github" && f.endpoint.contains("/commits?path="))
-        });
-        // Every file is now synced at least up to the head seen before listing them.
-        if let Some(head) = head.filter(|h| !failed && !h.unchanged)
+        let all_read = join_all(jobs).await.into_iter().all(|ok| ok);
+        let misconfigured = self.check_components_found();
+        // Every file is now synced at least up to the head seen before listing them, but
+        // only if every listing *and* every content read succeeded: otherwise the next
+        // run, seeing an unmoved head, would reuse a file's old state without a request.
+        if let Some(head) = head.filter(|h| all_read && !h.unchanged)
             && let Err(e) = self.env.store.put_state(&self.gitops_head_key(), &head.sha)
         {
             tracing::warn!("cannot store the gitops head: {e}");
         }
-        self.tracker.finish(Stage::Deployments, failed);
+        self.tracker
+            .finish(Stage::Deployments, !all_read || misconfigured);
+    }
+
+    /// A component whose kustomization file exists in no environment, or names its image
+    /// nowhere, is a configuration mistake (`gitops.path`, the component's `name` or
+    /// `image`), not a component that is deployed nowhere: it is a failure naming the
+    /// path. Returns whether there was one.
+    fn check_components_found(&self) -> bool {
+        let config = &self.env.config;
+        let mut found_problem = false;
+        for comp in &self.env.config.components {
+            let states: Vec<Option<FileState>> = config
+                .environments
+                .iter()
+                .map(|env| {
+                    self.collect(|c| c.files.get(&(env.clone(), comp.name.clone())).cloned())
+                })
+                .collect();
+            // Only when every environment was read: a failed one is already a failure.
+            let Some(states) = states.into_iter().collect::<Option<Vec<FileState>>>() else {
+                continue;
+            };
+            let pattern = config.gitops.path.replace("{component}", &comp.name);
+            let message = if states.iter().all(|s| s.commits.is_empty()) {
+                format!(
+                    "{pattern}: no such file in any environment ({}) of {}; check `gitops.path` and the component's name",
+                    config.environments.join(", "),
+                    config.gitops.repo
+                )
+            } else if states
+                .iter()
+                .all(|s| s.commits.iter().all(|c| c.version.is_none()))
+            {
+                format!(
+                    "{pattern}: no `images:` entry named {} (or with that newName) in any environment; check the component's `image`",
+                    comp.image
+                )
+            } else {
+                continue;
+            };
+            found_problem = true;
+            let endpoint = format!(
+                "GET /repos/{}/commits?path={}",
+                config.gitops.repo,
+                config.kustomization_path(&config.environments[0], &comp.name)
+            );
+            self.collect(|c| {
+                c.failures.push(Failure {
+                    source: "github".into(),
+                    endpoint,
+                    status: None,
+                    message,
+                })
+            });
+        }
+        found_problem
     }
 
     /// Brings one kustomization file's history up to date and returns it.
@@ -566,7 +747,7 @@ impl Run {
         let base_parent = if state.base.is_none() {
             let oldest_known = state.commits.last().map(|c| c.date);
             new.iter()
-                .filter_map(|c| Some((c.date()?.unix_timestamp(), c)))
+                .map(|c| (c.date().unix_timestamp(), c))
                 .min_by_key(|(d, _)| *d)
                 .filter(|(d, _)| oldest_known.is_none_or(|k| *d < k))
                 .and_then(|(_, c)| c.parents.first().map(|p| p.sha.clone()))
@@ -630,7 +811,7 @@ impl Run {
             .zip(&wanted)
             .map(|(c, f)| FileCommit {
                 sha: c.sha.clone(),
-                date: c.date().map(|d| d.unix_timestamp()).unwrap_or(0),
+                date: c.date().unix_timestamp(),
                 parent: c.parents.first().map(|p| p.sha.clone()),
                 version: texts
                     .get(f)
@@ -765,11 +946,7 @@ impl Run {
             }
         });
         join_all(jobs).await;
-        let failed = self.collect(|c| {
-            c.failures
-                .iter()
-                .any(|f| f.source == "github" && !f.endpoint.contains("/commits?path="))
-        });
+        let failed = self.collect(|c| !c.repos_failed.is_empty());
         self.tracker.finish(Stage::Repos, failed);
     }
 
@@ -792,13 +969,17 @@ impl Run {
             gh.closed_pulls(repo, self.window_start)
         );
         let mut graph = CommitGraph::new(stored);
+        let repo_failed = |e: &FetchError| {
+            self.fail(e);
+            self.collect(|c| c.repos_failed.insert(repo.to_string()));
+        };
         match commits {
             Ok(items) => {
                 let nodes = self.add_commits(repo, &items);
                 graph = CommitGraph::new(graph_nodes(graph).into_iter().chain(nodes));
                 let _ = self.env.store.put_state(&key, &RepoState { anchor });
             }
-            Err(e) => self.fail(&e),
+            Err(e) => repo_failed(&e),
         }
         match tags {
             Ok(tags) => self
@@ -810,14 +991,14 @@ impl Run {
                 })
                 .map(|_| ())
                 .unwrap_or(()),
-            Err(e) => self.fail(&e),
+            Err(e) => repo_failed(&e),
         }
         match pulls {
             Ok(p) => self
                 .collect(|c| c.pulls.insert(repo.to_string(), p))
                 .map(|_| ())
                 .unwrap_or(()),
-            Err(e) => self.fail(&e),
+            Err(e) => repo_failed(&e),
         }
         self.collect(|c| c.graphs.insert(repo.to_string(), graph));
     }
@@ -831,7 +1012,7 @@ impl Run {
                     c.sha.clone(),
                     CommitNode {
                         parents: c.parents.iter().map(|p| p.sha.clone()).collect(),
-                        date: c.date().map(|d| d.unix_timestamp()).unwrap_or(0),
+                        date: c.date().unix_timestamp(),
                     },
                 )
             })
@@ -863,7 +1044,8 @@ impl Run {
                 if merged < self.window_start {
                     continue;
                 }
-                let keys = ticket_keys(re, &[&p.title, &p.head.branch]);
+                let keys =
+                    ticket_keys(re, self.ticket_ignore.as_ref(), &[&p.title, &p.head.branch]);
                 if !keys.is_empty() {
                     out.push((repo.clone(), sha.clone(), keys));
                 }
@@ -918,22 +1100,29 @@ impl Run {
             .into_iter()
             .flat_map(|(_, _, k)| k)
             .collect();
-        let Prefetched { asked, mut found } = prefetched;
+        let Prefetched {
+            mut asked,
+            mut found,
+        } = prefetched;
         // Tickets no pull request of this window names any more are not shown.
         found.retain(|k, _| keys.contains(k));
         let new: Vec<String> = keys.difference(&asked).cloned().collect();
         let batches: Vec<Vec<String>> = new.chunks(KEYS_PER_QUERY).map(|c| c.to_vec()).collect();
         self.tracker.extend(Stage::Tickets, batches.len() as u32);
-        let results = join_all(batches.iter().map(|b| async {
+        let tracker = &self.tracker;
+        let results = join_all(batches.iter().map(|b| async move {
             let r = jira.tickets(b).await;
-            self.tracker.advance(Stage::Tickets);
-            r
+            tracker.advance(Stage::Tickets);
+            (b, r)
         }))
         .await;
         let mut failed = false;
-        for r in results {
+        for (batch, r) in results {
             match r {
-                Ok(more) => found.extend(more),
+                Ok(more) => {
+                    asked.extend(batch.iter().cloned());
+                    found.extend(more);
+                }
                 Err(e) => {
                     failed = true;
                     self.fail(&e);
@@ -942,7 +1131,7 @@ impl Run {
         }
         self.collect(|c| {
             c.tickets.extend(found);
-            c.jira_complete = !failed;
+            c.jira_answered.extend(asked);
         });
         if !failed {
             let keys: Vec<&String> = keys.iter().collect();
@@ -1039,27 +1228,24 @@ impl Run {
 
     // --- correlation --------------------------------------------------------------------
 
-    /// Deployed versions whose commit is not in the stored graph (a release branch, or
-    /// older than the window) get that commit's history fetched, once per commit.
+    /// Digest pins that the GitOps history cannot tie to a tag are looked up in the image
+    /// registry when one is configured (once per digest: content-addressed, stored
+    /// forever). Then deployed versions whose commit is not in the stored graph (a release
+    /// branch, or older than the window) get that commit's history fetched, once each.
     async fn correlation_stage(&self) {
         let cells = (self.env.config.environments.len() * self.components().len()) as u32;
         self.tracker.start(Stage::Correlation, cells);
+        self.registry_lookups().await;
         let mut missing: Vec<(String, String)> = Vec::new();
         self.collect(|c| {
             for ((_, comp_name), state) in &c.files {
                 let Some(comp) = self.components().iter().find(|x| &x.name == comp_name) else {
                     continue;
                 };
-                let Some(v) = state.commits.first().and_then(|x| x.version.clone()) else {
+                let Origin::Commit { sha, .. } = self.origin(c, comp, Some(state)) else {
                     continue;
                 };
-                let (Some(tags), Some(graph)) = (c.tags.get(&comp.repo), c.graphs.get(&comp.repo))
-                else {
-                    continue;
-                };
-                let Some(sha) =
-                    resolve_version(v.tag.as_deref().unwrap_or(&v.version), tags, graph)
-                else {
+                let Some(graph) = c.graphs.get(&comp.repo) else {
                     continue;
                 };
                 if !graph.contains(&sha) && !missing.contains(&(comp.repo.clone(), sha.clone())) {
@@ -1079,10 +1265,11 @@ impl Run {
                     &known,
                 )
                 .await;
-            (repo, r)
+            (repo, sha, r)
         }))
         .await;
-        for (repo, r) in fetched {
+        let mut failed = false;
+        for (repo, sha, r) in fetched {
             match r {
                 Ok(items) => {
                     let nodes = self.add_commits(repo, &items);
@@ -1094,10 +1281,179 @@ impl Run {
                         );
                     });
                 }
-                Err(e) => self.fail(&e),
+                Err(e) => {
+                    failed = true;
+                    self.fail(&e);
+                    self.collect(|c| c.history_failed.insert((repo.clone(), sha.clone())));
+                }
             }
         }
-        self.tracker.finish(Stage::Correlation, false);
+        self.tracker.finish(Stage::Correlation, failed);
+    }
+
+    /// Asks the registry for the revision label of every digest pin nothing else
+    /// resolved; answers are stored (a digest names the same image forever).
+    async fn registry_lookups(&self) {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        self.collect(|c| {
+            for ((_, comp_name), state) in &c.files {
+                let Some(comp) = self.components().iter().find(|x| &x.name == comp_name) else {
+                    continue;
+                };
+                if let Origin::Unknown(Unknown::Digest(digest)) = self.origin(c, comp, Some(state))
+                    && !wanted.contains(&(comp.image.clone(), digest.clone()))
+                {
+                    wanted.push((comp.image.clone(), digest));
+                }
+            }
+        });
+        let lookups = wanted.into_iter().map(|(image, digest)| async move {
+            let key = format!("oci-revision\0{image}\0{digest}");
+            if let Ok(Some(stored)) = self.env.store.state::<Option<String>>(&key) {
+                return (image, digest, Ok(stored));
+            }
+            let Some(registry) = self.clients.registries.for_image(&image) else {
+                return (
+                    image,
+                    digest,
+                    Err("no registry configured for this image".to_string()),
+                );
+            };
+            let answer = registry.revision(&image, &digest).await;
+            if let Err(e) = &answer {
+                self.fail(e);
+            } else if let Ok(revision) = &answer
+                && let Err(e) = self.env.store.put_state(&key, revision)
+            {
+                tracing::warn!("cannot store the revision of {image}@{digest}: {e}");
+            }
+            (image, digest, answer.map_err(|e| e.to_string()))
+        });
+        let answers = join_all(lookups).await;
+        self.collect(|c| {
+            for (image, digest, answer) in answers {
+                c.registry.insert((image, digest), answer);
+            }
+        });
+    }
+
+    /// What the deployed version of one kustomization file stands for in the
+    /// component's source repository.
+    fn origin(&self, c: &Collected, comp: &Component, state: Option<&FileState>) -> Origin {
+        let Some(state) = state else {
+            return Origin::Unknown(Unknown::Other(
+                "the kustomization file's history could not be read".into(),
+            ));
+        };
+        let Some(current) = state.commits.first().and_then(|x| x.version.clone()) else {
+            return Origin::Unknown(Unknown::Other("not deployed".into()));
+        };
+        let repo = &comp.repo;
+        let (Some(tags), Some(graph)) = (c.tags.get(repo), c.graphs.get(repo)) else {
+            return Origin::Unknown(Unknown::Other(format!(
+                "the history of {repo} could not be read"
+            )));
+        };
+        let (candidate, resolved) = match current.digest() {
+            None => (current.version.clone(), None),
+            Some(digest) => {
+                let via = |tag: &str, via: &str| {
+                    Some(Resolved {
+                        tag: tag.to_string(),
+                        via: via.to_string(),
+                    })
+                };
+                if let Some(tag) = &current.tag {
+                    (tag.clone(), via(tag, "newTag"))
+                } else if let Some(tag) = replaced_tag(state, &current) {
+                    let r = via(&tag, "replaced tag");
+                    (tag, r)
+                } else {
+                    match c.registry.get(&(comp.image.clone(), digest.to_string())) {
+                        Some(Ok(Some(revision))) => (revision.clone(), via(revision, "registry")),
+                        Some(Ok(None)) => {
+                            return Origin::Unknown(Unknown::Other(
+                                "digest not resolved: the image has no org.opencontainers.image.revision label"
+                                    .into(),
+                            ));
+                        }
+                        Some(Err(e)) => {
+                            return Origin::Unknown(Unknown::Other(format!(
+                                "digest not resolved: {e}"
+                            )));
+                        }
+                        None => return Origin::Unknown(Unknown::Digest(digest.to_string())),
+                    }
+                }
+            }
+        };
+        match resolve_version(&candidate, tags, graph) {
+            Some(sha) => {
+                // A revision label names a commit: show the tag on it when there is one.
+                let resolved = resolved.map(|mut r| {
+                    if r.via == "registry"
+                        && let Some(tag) = tag_on(tags, &sha)
+                    {
+                        r.tag = tag;
+                    }
+                    r
+                });
+                Origin::Commit { sha, resolved }
+            }
+            None => Origin::Unknown(Unknown::Other(format!(
+                "{candidate} is neither a tag nor a commit of {repo}"
+            ))),
+        }
+    }
+
+    /// The ticket keys shipped with source commit `sha` of `comp`'s repository, or why
+    /// they are unknown.
+    fn shipped(
+        &self,
+        c: &Collected,
+        merged: &[(String, String, Vec<String>)],
+        comp: &Component,
+        sha: &str,
+    ) -> Result<Vec<Ticket>, String> {
+        let repo = &comp.repo;
+        if c.repos_failed.contains(repo) {
+            return Err(format!("the history of {repo} could not be read"));
+        }
+        if c.history_failed.contains(&(repo.clone(), sha.to_string())) {
+            return Err(format!(
+                "the history of {repo} at {} could not be read",
+                &sha[..sha.len().min(7)]
+            ));
+        }
+        // A commit the graph does not hold after its history was fetched is older than
+        // the window: nothing merged in the window can be in it.
+        let ancestors = c
+            .graphs
+            .get(repo)
+            .map(|g| g.ancestors(sha))
+            .unwrap_or_default();
+        let mut keys: Vec<String> = merged
+            .iter()
+            .filter(|(r, merge, _)| r == repo && ancestors.contains(merge))
+            .flat_map(|(_, _, k)| k.clone())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let jira = self.clients.jira.is_some();
+        Ok(keys
+            .into_iter()
+            .map(|k| match c.tickets.get(&k) {
+                Some(t) => t.clone(),
+                None => Ticket {
+                    // Jira answered this key's batch without it: shipped work the token
+                    // cannot see (or a key that is not one), kept and marked.
+                    in_jira: (jira && c.jira_answered.contains(&k)).then_some(false),
+                    key: k,
+                    status: None,
+                    summary: None,
+                },
+            })
+            .collect())
     }
 
     /// Joins everything collected into the snapshot (also for a cancelled run).
@@ -1114,44 +1470,23 @@ impl Run {
         for env in &config.environments {
             for comp in &config.components {
                 let mut cell = Cell::default();
-                if let Some(state) = c.files.get(&(env.clone(), comp.name.clone())) {
+                let state = c.files.get(&(env.clone(), comp.name.clone()));
+                if let Some(state) = state {
                     self.fill_deployment(&mut cell, state);
                 }
-                let current = c
-                    .files
-                    .get(&(env.clone(), comp.name.clone()))
-                    .and_then(|s| s.commits.first())
-                    .and_then(|x| x.version.clone());
-                if let (Some(v), Some(tags), Some(graph)) =
-                    (current, c.tags.get(&comp.repo), c.graphs.get(&comp.repo))
-                {
-                    cell.source_commit =
-                        resolve_version(v.tag.as_deref().unwrap_or(&v.version), tags, graph);
-                    if let Some(sha) = &cell.source_commit {
-                        let ancestors = graph.ancestors(sha);
-                        let mut keys: Vec<String> = merged
-                            .iter()
-                            .filter(|(repo, merge, _)| {
-                                repo == &comp.repo && ancestors.contains(merge)
-                            })
-                            .flat_map(|(_, _, k)| k.clone())
-                            .collect();
-                        keys.sort();
-                        keys.dedup();
-                        cell.tickets = keys
-                            .into_iter()
-                            .filter_map(|k| match c.tickets.get(&k) {
-                                Some(t) => Some(t.clone()),
-                                // Jira answered and does not know it: not a ticket.
-                                None if c.jira_complete => None,
-                                None => Some(Ticket {
-                                    key: k,
-                                    status: None,
-                                    summary: None,
-                                }),
-                            })
-                            .collect();
+                match self.origin(&c, comp, state) {
+                    Origin::Commit { sha, resolved } => {
+                        cell.resolved = resolved;
+                        match self.shipped(&c, &merged, comp, &sha) {
+                            Ok(tickets) => cell.tickets = Some(tickets),
+                            Err(why) => cell.unresolved = Some(why),
+                        }
+                        cell.source_commit = Some(sha);
                     }
+                    Origin::Unknown(Unknown::Digest(_)) => {
+                        cell.unresolved = Some("digest not resolved".into());
+                    }
+                    Origin::Unknown(Unknown::Other(why)) => cell.unresolved = Some(why),
                 }
                 cell.build = c.builds.get(&comp.name).cloned();
                 if comp.datadog_service.is_some() {
@@ -1217,8 +1552,9 @@ impl Run {
         // Oldest first: each change of version is a deployment event.
         let mut prev: Option<VersionRef> = state.base.clone().flatten();
         let mut set_by: Option<&FileCommit> = None;
+        let text = |v: &Option<VersionRef>| v.as_ref().map(|v| v.version.clone());
         for commit in state.commits.iter().rev() {
-            if commit.version != prev {
+            if text(&commit.version) != text(&prev) {
                 set_by = Some(commit);
                 let at = OffsetDateTime::from_unix_timestamp(commit.date)
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH);

@@ -17,6 +17,7 @@ mod datadog;
 mod github;
 mod jira;
 pub mod org;
+mod registry;
 mod teamcity;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -36,8 +37,8 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::oneshot;
 
 use crate::config::{
-    Component, Config, DatadogConfig, GitHubConfig, GitOps, JiraConfig, Secrets, StoreConfig,
-    TeamCityConfig, UiConfig,
+    Component, Config, DatadogConfig, GitHubConfig, GitOps, JiraConfig, RegistryConfig, Secrets,
+    StoreConfig, TeamCityConfig, UiConfig,
 };
 pub use org::{Org, Profile};
 
@@ -62,22 +63,58 @@ pub const GITHUB_REST_BUDGET_PER_HOUR: u64 = 5000;
 pub const GITHUB_GRAPHQL_BUDGET_PER_HOUR: u64 = 5000;
 pub const GITHUB_ANONYMOUS_BUDGET_PER_HOUR: u64 = 60;
 pub const GITHUB_MAX_CONCURRENT: usize = 100;
+/// The registry host of the simulated images (`ghcr.io/acme/...`), served under `/registry`.
+pub const REGISTRY_HOST: &str = "ghcr.io";
 pub const GITHUB_REST_POINTS_PER_MINUTE: usize = 900;
 pub const GITHUB_GRAPHQL_POINTS_PER_MINUTE: usize = 2000;
 const SECONDARY_RETRY_AFTER_SECS: u64 = 60;
 
-/// How a source misbehaves on purpose (tests, demos).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How a source misbehaves on purpose (tests, demos). The body faults keep the real
+/// answer's status and headers (its ETag too, as a proxy that mangles bodies would), so a
+/// client that caches before it parses replays the bad body on every later 304.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     None,
-    /// Every request answers 500.
+    /// Answers 500.
     ServerError,
-    /// Every request answers 200 with a body that is not JSON.
+    /// The real answer with a body that is not JSON (an HTML error page with escapes).
     Garbage,
-    /// Every request answers 401.
+    /// The real answer with the body `{}`.
+    EmptyObject,
+    /// The real answer with JSON of another shape (`{"items": []}` for a list, `[]` for an
+    /// object).
+    WrongShape,
+    /// The real answer, cut off halfway (the connection closes early).
+    CutBody,
+    /// Takes the request and never answers.
+    Hang,
+    /// Sends the headers, then stalls the body.
+    StallBody,
+    /// 200 with a JSON body of this many bytes, without `Content-Length`.
+    Huge(usize),
+    /// Answers 401.
     Unauthorized,
-    /// Every request answers 429 with `Retry-After` of this many seconds.
+    /// Answers 429 with `Retry-After` of this many seconds.
     RateLimited(u64),
+    /// GitHub: a secondary-limit 403 as documented, with no `retry-after`.
+    SecondaryLimit,
+    /// 302 to this URL (another origin: a capture server).
+    RedirectTo(String),
+    /// The real answer, with its next page (`Link: rel="next"`, TeamCity's `nextHref`)
+    /// pointing at this URL.
+    ForeignLink(String),
+    /// 502 whose HTML body echoes every request header, as a debugging proxy's does.
+    EchoHeaders,
+}
+
+/// Where a fault applies: a source, optionally only paths containing `path`, optionally
+/// only the next `times` requests.
+#[derive(Debug, Clone)]
+struct FaultRule {
+    source: Source,
+    path: Option<String>,
+    fault: Fault,
+    times: Option<u64>,
 }
 
 /// The four sources, as the simulator counts them.
@@ -87,14 +124,17 @@ pub enum Source {
     TeamCity,
     Datadog,
     Jira,
+    /// The OCI registry holding the components' images.
+    Registry,
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [
+    pub const ALL: [Source; 5] = [
         Source::GitHub,
         Source::TeamCity,
         Source::Datadog,
         Source::Jira,
+        Source::Registry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +143,7 @@ impl Source {
             Source::TeamCity => "teamcity",
             Source::Datadog => "datadog",
             Source::Jira => "jira",
+            Source::Registry => "registry",
         }
     }
 
@@ -115,6 +156,8 @@ impl Source {
             Some(Source::Datadog)
         } else if path.starts_with("/jira/") {
             Some(Source::Jira)
+        } else if path.starts_with("/registry/") {
+            Some(Source::Registry)
         } else {
             None
         }
@@ -227,7 +270,9 @@ struct Shared {
     github_endpoints: Mutex<BTreeMap<String, u64>>,
     limits: Mutex<GitHubLimits>,
     datadog_used: Mutex<(u64, Instant)>,
-    faults: Mutex<HashMap<Source, Fault>>,
+    faults: Mutex<Vec<FaultRule>>,
+    /// Cancelled on shutdown, so hanging answers end.
+    stopping: tokio_util::sync::CancellationToken,
     rng: Mutex<StdRng>,
     rendered: github::RenderedCommits,
 }
@@ -243,13 +288,22 @@ impl Shared {
         &self.counters[&source]
     }
 
-    fn fault(&self, source: Source) -> Fault {
-        *self
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&source)
-            .unwrap_or(&Fault::None)
+    /// The fault for this request, if a rule matches (counting down its `times`).
+    fn fault(&self, source: Source, path: &str) -> Fault {
+        let mut rules = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        for rule in rules.iter_mut() {
+            if rule.source != source
+                || rule.path.as_deref().is_some_and(|p| !path.contains(p))
+                || rule.times == Some(0)
+            {
+                continue;
+            }
+            if let Some(n) = &mut rule.times {
+                *n -= 1;
+            }
+            return rule.fault.clone();
+        }
+        Fault::None
     }
 }
 
@@ -279,7 +333,8 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<RunningSim> {
         github_endpoints: Mutex::new(BTreeMap::new()),
         limits: Mutex::new(GitHubLimits::default()),
         datadog_used: Mutex::new((0, Instant::now())),
-        faults: Mutex::new(HashMap::new()),
+        faults: Mutex::new(Vec::new()),
+        stopping: tokio_util::sync::CancellationToken::new(),
         rng: Mutex::new(StdRng::seed_from_u64(opts.seed ^ 0x5eed)),
         rendered,
         opts,
@@ -289,6 +344,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<RunningSim> {
         .merge(teamcity::routes())
         .merge(datadog::routes())
         .merge(jira::routes())
+        .merge(registry::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -357,6 +413,7 @@ impl RunningSim {
                 token_env: Some(GITHUB_TOKEN_ENV.into()),
                 token_file: None,
                 max_concurrency: 80,
+                max_body_mib: 32,
             },
             teamcity: Some(TeamCityConfig {
                 base_url: format!("{base}/tc"),
@@ -364,6 +421,7 @@ impl RunningSim {
                 token_file: None,
                 builds_per_type: 5,
                 max_concurrency: 8,
+                max_body_mib: 16,
             }),
             datadog: Some(DatadogConfig {
                 base_url: base.clone(),
@@ -384,6 +442,7 @@ impl RunningSim {
                 ]),
                 window_minutes: 15,
                 max_concurrency: 8,
+                max_body_mib: 16,
             }),
             jira: Some(JiraConfig {
                 base_url: format!("{base}/jira"),
@@ -392,8 +451,34 @@ impl RunningSim {
                 token_env: Some(JIRA_TOKEN_ENV.into()),
                 token_file: None,
                 ticket_pattern: JiraConfig::DEFAULT_TICKET_PATTERN.into(),
+                ticket_ignore: None,
                 max_concurrency: 8,
+                max_body_mib: 16,
             }),
+            // Images pinned by digest alone are resolved through the registry.
+            registries: org
+                .components
+                .iter()
+                .any(|c| {
+                    matches!(
+                        c.style,
+                        org::TagStyle::DigestOnly
+                            | org::TagStyle::DigestUnlabelled
+                            | org::TagStyle::Pinned
+                    )
+                })
+                .then(|| RegistryConfig {
+                    host: REGISTRY_HOST.into(),
+                    base_url: Some(format!("{base}/registry")),
+                    username_env: None,
+                    username_file: None,
+                    token_env: None,
+                    token_file: None,
+                    max_concurrency: 4,
+                    max_body_mib: 4,
+                })
+                .into_iter()
+                .collect(),
             store: StoreConfig::default(),
             ui: UiConfig::default(),
             keys: BTreeMap::new(),
@@ -409,6 +494,7 @@ impl RunningSim {
             datadog_app_key: Some(DATADOG_APP_KEY.into()),
             jira_email: Some(JIRA_EMAIL.into()),
             jira_token: Some(JIRA_TOKEN.into()),
+            registries: Default::default(),
         }
     }
 
@@ -432,13 +518,34 @@ impl RunningSim {
         .collect()
     }
 
-    /// Makes `source` misbehave until set back to [`Fault::None`].
+    /// Makes `source` misbehave until set back to [`Fault::None`] (which also clears
+    /// its narrower rules).
     pub fn set_fault(&self, source: Source, fault: Fault) {
-        self.shared
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(source, fault);
+        let mut rules = self.shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        rules.retain(|r| r.source != source);
+        if fault != Fault::None {
+            rules.push(FaultRule {
+                source,
+                path: None,
+                fault,
+                times: None,
+            });
+        }
+    }
+
+    /// Makes requests of `source` whose path contains `path` misbehave, the next `times`
+    /// of them (None: until cleared). Narrow rules are checked before broad ones.
+    pub fn set_fault_on(&self, source: Source, path: &str, fault: Fault, times: Option<u64>) {
+        let mut rules = self.shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        rules.insert(
+            0,
+            FaultRule {
+                source,
+                path: Some(path.to_string()),
+                fault,
+                times,
+            },
+        );
     }
 
     /// What the simulator saw for `source`.
@@ -485,6 +592,7 @@ impl RunningSim {
 
     /// Stops the server and waits for it.
     pub async fn shutdown(mut self) {
+        self.shared.stopping.cancel();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -496,6 +604,7 @@ impl RunningSim {
 
 impl Drop for RunningSim {
     fn drop(&mut self) {
+        self.shared.stopping.cancel();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -569,6 +678,15 @@ pub fn config_to_toml(c: &Config) -> String {
             q(&j.ticket_pattern)
         ));
     }
+    for r in &c.registries {
+        out.push_str(&format!(
+            "\n[[registries]]\nhost = {}\n{}max_concurrency = {}\nmax_body_mib = {}\n",
+            q(&r.host),
+            opt("base_url", &r.base_url),
+            r.max_concurrency,
+            r.max_body_mib
+        ));
+    }
     out
 }
 
@@ -581,7 +699,8 @@ async fn admission(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     state.count(source).requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(resp) = injected_fault(&state, source) {
+    let fault = state.fault(source, &path);
+    if let Some(resp) = injected_fault(&state, &fault, req.headers()).await {
         state
             .count(source)
             .injected_faults
@@ -589,41 +708,184 @@ async fn admission(State(state): State<AppState>, req: Request, next: Next) -> R
         tokio::time::sleep(state.opts.latency).await;
         return resp;
     }
-    if source == Source::GitHub {
-        return github::admit(state, req, next).await;
-    }
-    if source == Source::Datadog
-        && let Some(resp) = datadog_budget(&state)
-    {
+    let resp = if source == Source::GitHub {
+        github::admit(state.clone(), req, next).await
+    } else {
+        if source == Source::Datadog
+            && let Some(resp) = datadog_budget(&state)
+        {
+            return resp;
+        }
+        tokio::time::sleep(state.opts.latency).await;
+        let mut resp = next.run(req).await;
+        if source == Source::Datadog {
+            datadog_headers(&state, resp.headers_mut());
+        }
+        resp
+    };
+    if fault == Fault::None || resp.status() != StatusCode::OK {
         return resp;
     }
-    tokio::time::sleep(state.opts.latency).await;
-    let mut resp = next.run(req).await;
-    if source == Source::Datadog {
-        datadog_headers(&state, resp.headers_mut());
-    }
-    resp
+    state
+        .count(source)
+        .injected_faults
+        .fetch_add(1, Ordering::Relaxed);
+    mangle(&state, source, fault, resp).await
 }
 
-fn injected_fault(state: &Shared, source: Source) -> Option<Response> {
-    match state.fault(source) {
-        Fault::None => {}
+/// A body fault applied to a real 200 answer, its status and headers kept.
+async fn mangle(state: &Shared, source: Source, fault: Fault, resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    parts.headers.remove("content-length");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let new_body: Body = match fault {
+        Fault::Garbage => Body::from("<html><body>\u{1b}[31mupstream proxy error</body></html>"),
+        Fault::EmptyObject => Body::from("{}"),
+        Fault::WrongShape => Body::from(if text.trim_start().starts_with('[') {
+            r#"{"items":[],"total_count":0}"#
+        } else {
+            "[]"
+        }),
+        Fault::CutBody => {
+            let half = bytes.slice(..bytes.len() / 2);
+            // Promise the whole length, send half, then break the connection.
+            parts.headers.insert(
+                "content-length",
+                HeaderValue::from(bytes.len().max(2) as u64),
+            );
+            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> =
+                vec![Ok(half), Err(std::io::Error::other("connection reset"))];
+            Body::from_stream(futures::stream::iter(chunks))
+        }
+        Fault::ForeignLink(url) => match source {
+            Source::TeamCity => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("nextHref".into(), serde_json::Value::String(url));
+                    // A next page exists: the client has more to fetch.
+                    obj.insert(
+                        "count".into(),
+                        serde_json::json!(
+                            obj.get("build")
+                                .and_then(|b| b.as_array())
+                                .map_or(0, |b| b.len())
+                        ),
+                    );
+                }
+                Body::from(v.to_string())
+            }
+            _ => {
+                if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
+                    parts.headers.insert("link", v);
+                }
+                Body::from(bytes)
+            }
+        },
+        _ => Body::from(bytes),
+    };
+    let _ = state;
+    Response::from_parts(parts, new_body)
+}
+
+async fn injected_fault(
+    state: &Shared,
+    fault: &Fault,
+    request_headers: &HeaderMap,
+) -> Option<Response> {
+    match fault {
+        Fault::None
+        | Fault::Garbage
+        | Fault::EmptyObject
+        | Fault::WrongShape
+        | Fault::CutBody
+        | Fault::ForeignLink(_) => {}
+        Fault::Hang => {
+            // Until the simulator stops (a test's client gives up long before).
+            state.stopping.cancelled().await;
+            return Some(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        }
+        Fault::StallBody => {
+            let stopping = state.stopping.clone();
+            use futures::StreamExt;
+            let stream = futures::stream::once(async {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"["))
+            })
+            .chain(futures::stream::once(async move {
+                stopping.cancelled().await;
+                Err(std::io::Error::other("stopped"))
+            }));
+            return Some(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json")
+                    .body(Body::from_stream(stream))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            );
+        }
+        Fault::Huge(bytes) => {
+            let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+            let n = bytes / chunk.len() + 1;
+            let stream = futures::stream::iter(
+                std::iter::once(Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+                    b"[",
+                )))
+                .chain((0..n).map(move |_| Ok(chunk.clone())))
+                .chain(std::iter::once(Ok(axum::body::Bytes::from_static(b"]")))),
+            );
+            return Some(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json")
+                    .body(Body::from_stream(stream))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            );
+        }
+        Fault::SecondaryLimit => {
+            return Some(
+                (
+                    StatusCode::FORBIDDEN,
+                    [
+                        ("content-type", "application/json"),
+                        ("x-ratelimit-remaining", "4000"),
+                    ],
+                    r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID 0000:0000:SIM.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits","status":"403"}"#,
+                )
+                    .into_response(),
+            );
+        }
+        Fault::RedirectTo(url) => {
+            return Some(
+                Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header("location", url.as_str())
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            );
+        }
+        Fault::EchoHeaders => {
+            let echoed: String = request_headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {}<br>\n", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            return Some(
+                (
+                    StatusCode::BAD_GATEWAY,
+                    [("content-type", "text/html")],
+                    format!("<html><body><h1>502 Bad Gateway</h1><p>Your request:</p>{echoed}</body></html>"),
+                )
+                    .into_response(),
+            );
+        }
         Fault::ServerError => {
             return Some(
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     [("content-type", "application/json")],
                     r#"{"message":"Internal Server Error"}"#,
-                )
-                    .into_response(),
-            );
-        }
-        Fault::Garbage => {
-            return Some(
-                (
-                    StatusCode::OK,
-                    [("content-type", "application/json")],
-                    "<html><body>\u{1b}[31mupstream proxy error</body></html>",
                 )
                     .into_response(),
             );
@@ -638,7 +900,7 @@ fn injected_fault(state: &Shared, source: Source) -> Option<Response> {
                     .into_response(),
             );
         }
-        Fault::RateLimited(secs) => {
+        &Fault::RateLimited(secs) => {
             return Some(
                 (
                     StatusCode::TOO_MANY_REQUESTS,

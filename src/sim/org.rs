@@ -74,6 +74,15 @@ pub enum TagStyle {
     Sha,
     /// `newTag: v1.4.0` plus `digest: sha256:...` (the digest is the version).
     Digest,
+    /// `digest: sha256:...` alone; the image's `org.opencontainers.image.revision` label
+    /// (in the simulated registry) names the release commit.
+    DigestOnly,
+    /// Each deployment sets `newTag: v1.4.0`; a later commit pins it, replacing the tag
+    /// with its `digest:` (as digest-pinning bots do).
+    Pinned,
+    /// `digest:` alone, and the image carries no revision label: nothing can tell which
+    /// source version it is.
+    DigestUnlabelled,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +123,7 @@ pub struct Release {
     pub tag: String,
     pub commit: usize,
     pub date: i64,
+    /// The digest of the release's image index in the simulated registry.
     pub digest: String,
 }
 
@@ -137,6 +147,8 @@ pub struct SourceRepo {
 pub struct FileVersion {
     pub release: usize,
     pub replicas: u32,
+    /// The tag is pinned by its digest (the [`TagStyle::Pinned`] style's second commit).
+    pub pinned: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +216,9 @@ pub struct Org {
     pub tickets: BTreeMap<String, SimTicket>,
     /// Datadog services that report no data at all.
     pub silent_services: Vec<String>,
+    /// The simulated registry's objects: digest → (repository, media type, body), for
+    /// every release's image index, manifests and configs.
+    pub oci: HashMap<String, OciObject>,
 }
 
 const NAMES: [(&str, &str); 15] = [
@@ -267,12 +282,13 @@ impl Org {
         let components: Vec<SimComponent> = (0..spec.components)
             .map(|i| {
                 let (name, key) = NAMES[i % NAMES.len()];
-                let style = if i < 4 {
-                    styles[i]
-                } else if i % 5 == 0 {
-                    TagStyle::Bare
-                } else {
-                    TagStyle::V
+                let style = match i {
+                    0..4 => styles[i],
+                    4 => TagStyle::DigestOnly,
+                    6 => TagStyle::Pinned,
+                    7 => TagStyle::DigestUnlabelled,
+                    _ if i % 5 == 0 => TagStyle::Bare,
+                    _ => TagStyle::V,
                 };
                 let camel: String = name[..1].to_uppercase() + &name[1..];
                 SimComponent {
@@ -290,8 +306,9 @@ impl Org {
         let mut tickets = BTreeMap::new();
         let mut repos = BTreeMap::new();
         let mut builds = BTreeMap::new();
+        let mut oci = HashMap::new();
         for (i, comp) in components.iter().enumerate() {
-            let repo = gen_source_repo(
+            let mut repo = gen_source_repo(
                 &mut rng,
                 comp,
                 1000 + i as u64,
@@ -302,6 +319,11 @@ impl Org {
                 &mut tickets,
             );
             builds.insert(comp.build_type.clone(), gen_builds(&mut rng, i, now));
+            let labelled = comp.style != TagStyle::DigestUnlabelled;
+            for rel in &mut repo.releases {
+                let revision = labelled.then(|| repo.commits[rel.commit].sha.clone());
+                rel.digest = image_objects(&comp.image, &rel.tag, revision.as_deref(), &mut oci);
+            }
             repos.insert(comp.repo.clone(), repo);
         }
         let gitops = gen_gitops(
@@ -329,6 +351,7 @@ impl Org {
             builds,
             tickets,
             silent_services,
+            oci,
         }
     }
 
@@ -336,23 +359,29 @@ impl Org {
         self.components.iter().find(|c| c.name == name)
     }
 
-    /// The version string written in `images[]` for release `r` of `comp`
-    /// (`digest` for the digest style).
-    pub fn version_of(&self, comp: &SimComponent, release: usize) -> String {
+    /// The version string a snapshot reports for file state `v` of `comp`: the
+    /// `digest` when one is written, else `newTag`.
+    pub fn version_of(&self, comp: &SimComponent, v: FileVersion) -> String {
         let repo = &self.repos[&comp.repo];
-        let rel = &repo.releases[release];
-        match comp.style {
-            TagStyle::V => rel.tag.clone(),
-            TagStyle::Bare => rel.tag.trim_start_matches('v').to_string(),
-            TagStyle::Sha => format!("sha-{}", &repo.commits[rel.commit].sha[..7]),
-            TagStyle::Digest => rel.digest.clone(),
+        let rel = &repo.releases[v.release];
+        match (comp.style, v.pinned) {
+            (TagStyle::V, _) | (TagStyle::Pinned, false) => rel.tag.clone(),
+            (TagStyle::Bare, _) => rel.tag.trim_start_matches('v').to_string(),
+            (TagStyle::Sha, _) => format!("sha-{}", &repo.commits[rel.commit].sha[..7]),
+            (TagStyle::Digest | TagStyle::DigestOnly | TagStyle::DigestUnlabelled, _)
+            | (TagStyle::Pinned, true) => rel.digest.clone(),
         }
     }
 
-    fn new_tag_of(&self, comp: &SimComponent, release: usize) -> String {
-        match comp.style {
-            TagStyle::Digest => self.repos[&comp.repo].releases[release].tag.clone(),
-            _ => self.version_of(comp, release),
+    /// `newTag` and `digest` as written in the file for state `v`.
+    fn written(&self, comp: &SimComponent, v: FileVersion) -> (Option<String>, Option<String>) {
+        let rel = &self.repos[&comp.repo].releases[v.release];
+        match (comp.style, v.pinned) {
+            (TagStyle::Digest, _) => (Some(rel.tag.clone()), Some(rel.digest.clone())),
+            (TagStyle::DigestOnly | TagStyle::DigestUnlabelled, _) | (TagStyle::Pinned, true) => {
+                (None, Some(rel.digest.clone()))
+            }
+            _ => (Some(self.version_of(comp, v)), None),
         }
     }
 
@@ -362,24 +391,26 @@ impl Org {
         let pos = f.changes.partition_point(|(c, _)| *c <= commit);
         let (_, state) = f.changes.get(pos.checked_sub(1)?)?;
         let comp = &self.components[f.component];
-        let rel = &self.repos[&comp.repo].releases[state.release];
+        let (new_tag, digest) = self.written(comp, *state);
         let mut text = format!(
             "apiVersion: kustomize.config.k8s.io/v1beta1\n\
              kind: Kustomization\n\
              namespace: {name}-{env}\n\
              resources:\n  - ../../../base/{name}\n\
              replicas:\n  - name: {name}\n    count: {replicas}\n\
-             images:\n  - name: {sidecar}\n    newTag: \"1.29.{side}\"\n  - name: {image}\n    newTag: \"{tag}\"\n",
+             images:\n  - name: {sidecar}\n    newTag: \"1.29.{side}\"\n  - name: {image}\n",
             name = comp.name,
             env = f.env,
             replicas = state.replicas,
             sidecar = SIDECAR_IMAGE,
             side = state.release % 7,
             image = comp.image,
-            tag = self.new_tag_of(comp, state.release),
         );
-        if comp.style == TagStyle::Digest {
-            text.push_str(&format!("    digest: {}\n", rel.digest));
+        if let Some(tag) = new_tag {
+            text.push_str(&format!("    newTag: \"{tag}\"\n"));
+        }
+        if let Some(digest) = digest {
+            text.push_str(&format!("    digest: {digest}\n"));
         }
         Some(text)
     }
@@ -416,23 +447,27 @@ impl Org {
             .replace("{component}", component);
         let file = &self.gitops.files[self.gitops_file(&path)?];
         let mut events = Vec::new();
-        let mut prev: Option<usize> = None;
+        let mut prev: Option<(FileVersion, String)> = None;
         let mut set_at = None;
+        // A deployment event is any change of the version string (a pin of the same
+        // release to its digest too: the image reference changed).
         for (commit, v) in &file.changes {
-            if prev != Some(v.release) {
+            let version = self.version_of(comp, *v);
+            if prev.as_ref().map(|(_, t)| t) != Some(&version) {
                 let at = self.gitops.commits[*commit].date;
                 if at >= window_start {
                     events.push(ExpectedEvent {
                         at,
-                        from: prev.map(|r| self.version_of(comp, r)),
-                        to: self.version_of(comp, v.release),
+                        from: prev.as_ref().map(|(_, t)| t.clone()),
+                        to: version.clone(),
                     });
                 }
                 set_at = Some(at);
-                prev = Some(v.release);
+                prev = Some((*v, version));
             }
         }
-        let release = prev?;
+        let (current, tag) = prev?;
+        let release = current.release;
         let repo = &self.repos[&comp.repo];
         let release_pos = repo.main_pos[&repo.releases[release].commit];
         let mut tickets: Vec<String> = repo
@@ -445,7 +480,6 @@ impl Org {
                     .is_some_and(|pos| *pos <= release_pos)
             })
             .flat_map(|p| p.keys.iter().cloned())
-            .filter(|k| self.tickets.contains_key(k))
             .collect();
         tickets.sort();
         tickets.dedup();
@@ -453,12 +487,20 @@ impl Org {
             .iter()
             .find(|b| b.state == "finished")
             .cloned();
+        // Nothing ties an unlabelled digest to a source version: tickets are unknown.
+        let known = comp.style != TagStyle::DigestUnlabelled;
+        let resolved_tag = match comp.style {
+            TagStyle::Digest | TagStyle::DigestOnly => Some(repo.releases[release].tag.clone()),
+            TagStyle::Pinned if current.pinned => Some(repo.releases[release].tag.clone()),
+            _ => None,
+        };
         Some(Expected {
-            tag: self.version_of(comp, release),
+            tag,
             deployed_at: set_at?,
             events,
-            tickets,
+            tickets: known.then_some(tickets),
             build,
+            resolved_tag,
         })
     }
 }
@@ -469,8 +511,96 @@ pub struct Expected {
     pub tag: String,
     pub deployed_at: i64,
     pub events: Vec<ExpectedEvent>,
-    pub tickets: Vec<String>,
+    /// Keys of the merged PRs shipped (Jira may not know some: `Org::tickets` says);
+    /// None: unknowable (an unlabelled digest).
+    pub tickets: Option<Vec<String>>,
     pub build: Option<SimBuild>,
+    /// The tag a digest pin stands for (how a careful client resolves it).
+    pub resolved_tag: Option<String>,
+}
+
+/// The registry objects of one release: an image index (linux/amd64, linux/arm64, and an
+/// attestation manifest as buildx writes), their manifests and configs, the configs
+/// labelled with `revision` when given. Returns the index digest.
+/// One object of the simulated registry.
+#[derive(Debug, Clone)]
+pub struct OciObject {
+    /// `acme/payments`: the repository part of the image name.
+    pub repository: String,
+    pub media_type: String,
+    pub body: String,
+}
+
+fn image_objects(
+    image: &str,
+    tag: &str,
+    revision: Option<&str>,
+    oci: &mut HashMap<String, OciObject>,
+) -> String {
+    use crate::sources::registry::sha256_digest;
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    let repository = crate::sources::registry::split_image(image).1;
+    let mut put = |media: &str, body: String| {
+        let digest = sha256_digest(body.as_bytes());
+        oci.insert(
+            digest.clone(),
+            OciObject {
+                repository: repository.clone(),
+                media_type: media.to_string(),
+                body,
+            },
+        );
+        digest
+    };
+    let mut manifests = Vec::new();
+    for (os, arch) in [
+        ("linux", "amd64"),
+        ("linux", "arm64"),
+        ("unknown", "unknown"),
+    ] {
+        let mut labels = serde_json::Map::new();
+        labels.insert(
+            "org.opencontainers.image.source".into(),
+            format!("https://github.com/{image}").into(),
+        );
+        labels.insert("org.opencontainers.image.version".into(), tag.into());
+        if let Some(rev) = revision.filter(|_| os != "unknown") {
+            labels.insert("org.opencontainers.image.revision".into(), rev.into());
+        }
+        let config = serde_json::json!({
+            "architecture": arch,
+            "os": os,
+            "config": {"Env": ["PATH=/usr/local/bin:/usr/bin"], "Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        })
+        .to_string();
+        let config_size = config.len();
+        let config_digest = put(CONFIG, config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, "digest": config_digest, "size": config_size},
+            "layers": [],
+        })
+        .to_string();
+        let size = manifest.len();
+        let digest = put(MANIFEST, manifest);
+        manifests.push(serde_json::json!({
+            "mediaType": MANIFEST,
+            "digest": digest,
+            "size": size,
+            "platform": {"architecture": arch, "os": os},
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": manifests,
+    })
+    .to_string();
+    put(INDEX, index)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -769,15 +899,36 @@ fn gen_gitops(
             };
             let created = history_start + DAY_SECS + ei as i64 * HOUR_SECS + ci as i64 * 60;
             let replicas = if is_last { 4 } else { 2 };
+            let pinning = comp.style == TagStyle::Pinned;
+            // A digest-pinning bot follows every deployment of a Pinned component.
+            let pin = |changes: &mut Vec<(i64, usize, FileVersion, String)>, t: i64, r: usize| {
+                if pinning {
+                    changes.push((
+                        t + 30,
+                        file,
+                        FileVersion {
+                            release: r,
+                            replicas,
+                            pinned: true,
+                        },
+                        format!(
+                            "Pin {} {} to its digest in {env}",
+                            comp.name, repo.releases[r].tag
+                        ),
+                    ));
+                }
+            };
             changes.push((
                 created,
                 file,
                 FileVersion {
                     release: 0,
                     replicas,
+                    pinned: false,
                 },
                 format!("Add {} overlay for {env}", comp.name),
             ));
+            pin(&mut changes, created, 0);
             let mut last_time = created;
             for (r, rel) in repo.releases.iter().enumerate().skip(1) {
                 // Development always takes the newest release; the others lag behind.
@@ -796,9 +947,11 @@ fn gen_gitops(
                     FileVersion {
                         release: r,
                         replicas,
+                        pinned: false,
                     },
                     format!("Deploy {} {} to {env}", comp.name, repo.releases[r].tag),
                 ));
+                pin(&mut changes, t, r);
             }
         }
     }
@@ -824,6 +977,7 @@ fn gen_gitops(
                 FileVersion {
                     release: usize::MAX,
                     replicas: rng.random_range(2..7),
+                    pinned: false,
                 },
                 String::new(),
             ));
@@ -847,6 +1001,7 @@ fn gen_gitops(
                 FileVersion {
                     release: p.release,
                     replicas: v.replicas,
+                    pinned: p.pinned,
                 },
                 format!(
                     "Scale {} in {} to {} replicas",
@@ -858,6 +1013,7 @@ fn gen_gitops(
                 FileVersion {
                     release: v.release,
                     replicas: prev.map(|p| p.replicas).unwrap_or(v.replicas),
+                    pinned: v.pinned,
                 },
                 message,
             )

@@ -4,27 +4,31 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::http::{Auth, ClientOptions, FetchError, LogSink, RateHeaders, SourceClient};
+use super::http::{Auth, ClientContext, ClientOptions, FetchError, RateHeaders, SourceClient};
 use crate::config::{DatadogConfig, Secrets};
 
 const RESOURCE: &str = "query";
 
+/// `GET /api/v1/query`: `status` is always there; `series` with `status: ok`.
 #[derive(Debug, Deserialize)]
 struct QueryResponse {
-    #[serde(default)]
-    status: Option<String>,
+    status: String,
     #[serde(default)]
     error: Option<String>,
-    #[serde(default)]
-    series: Vec<Series>,
+    series: Option<Vec<Series>>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Series {
     #[serde(default)]
     query_index: Option<usize>,
-    #[serde(default)]
-    pointlist: Vec<Vec<Option<f64>>>,
+    /// `[timestamp_ms, value]` pairs; the value is null where there was no data.
+    pointlist: Vec<(f64, Option<f64>)>,
+}
+
+/// The series' newest value: its last non-null point.
+fn last_value(series: &Series) -> Option<f64> {
+    series.pointlist.iter().rev().find_map(|(_, v)| *v)
 }
 
 #[derive(Clone)]
@@ -45,30 +49,25 @@ impl Datadog {
     pub fn new(
         cfg: &DatadogConfig,
         secrets: &Secrets,
-        log: LogSink,
-        retry_min_delay: std::time::Duration,
+        ctx: &ClientContext,
     ) -> Result<Datadog, String> {
+        let auth = Auth::Headers(vec![
+            (
+                "DD-API-KEY",
+                secrets.datadog_api_key.clone().unwrap_or_default(),
+            ),
+            (
+                "DD-APPLICATION-KEY",
+                secrets.datadog_app_key.clone().unwrap_or_default(),
+            ),
+        ]);
         let client = SourceClient::new(ClientOptions {
-            name: "datadog",
-            label: "Datadog",
-            base_url: cfg.base_url.clone(),
-            auth: Auth::Headers(vec![
-                (
-                    "DD-API-KEY",
-                    secrets.datadog_api_key.clone().unwrap_or_default(),
-                ),
-                (
-                    "DD-APPLICATION-KEY",
-                    secrets.datadog_app_key.clone().unwrap_or_default(),
-                ),
-            ]),
             headers: vec![("accept", "application/json".into())],
             max_concurrency: cfg.max_concurrency,
             rate_headers: RateHeaders::Datadog,
-            cache: None,
-            log,
             budgets: vec![(RESOURCE, "Datadog", None)],
-            retry_min_delay,
+            max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
+            ..ClientOptions::new("datadog", "Datadog", cfg.base_url.clone(), auth, ctx)
         })?;
         Ok(Datadog {
             client,
@@ -116,33 +115,48 @@ impl Datadog {
             .append_pair("query", &joined);
         let endpoint = "/api/v1/query";
         let resp = self.client.get_uncached(url, RESOURCE).await?;
-        let body: QueryResponse = resp.json(&self.client, endpoint)?;
-        if body.status.as_deref() == Some("error") {
-            let msg = body.error.unwrap_or_else(|| "query failed".into());
-            return Err(self
-                .client
-                .error("GET", endpoint, Some(resp.status), msg, false));
+        let body: QueryResponse = resp.json(&self.client, "GET", endpoint)?;
+        let shape = |msg: String| {
+            self.client
+                .error("GET", endpoint, Some(resp.status), msg, false)
+        };
+        if body.status != "ok" {
+            let msg = body
+                .error
+                .unwrap_or_else(|| format!("query status {:?}", body.status));
+            return Err(shape(msg));
         }
-        let mut out: BTreeMap<(String, String), Option<f64>> = queries
-            .iter()
-            .map(|q| ((q.component.clone(), q.name.clone()), None))
-            .collect();
-        for series in &body.series {
-            let Some(q) = series.query_index.and_then(|i| queries.get(i)) else {
-                continue;
-            };
-            // The last non-null point; pointlist entries are [timestamp_ms, value].
-            let last = series
-                .pointlist
-                .iter()
-                .rev()
-                .find_map(|p| p.get(1).copied().flatten());
-            if let Some(v) = last {
-                out.insert((q.component.clone(), q.name.clone()), Some(v));
-            }
-        }
-        Ok(out)
+        let series = body
+            .series
+            .ok_or_else(|| shape("response has no `series`".into()))?;
+        parse_series(queries, &series).map_err(shape)
     }
+}
+
+/// (component, query name) → newest value, for the queries of one call. A series must
+/// say which query it answers (`query_index`) unless there was only one.
+fn parse_series(
+    queries: &[HealthQuery],
+    series: &[Series],
+) -> Result<BTreeMap<(String, String), Option<f64>>, String> {
+    let mut out: BTreeMap<(String, String), Option<f64>> = queries
+        .iter()
+        .map(|q| ((q.component.clone(), q.name.clone()), None))
+        .collect();
+    for s in series {
+        let index = match (s.query_index, queries.len()) {
+            (Some(i), _) => i,
+            (None, 1) => 0,
+            (None, _) => return Err("a series has no `query_index`".into()),
+        };
+        let q = queries
+            .get(index)
+            .ok_or_else(|| format!("a series answers query {index} of {}", queries.len()))?;
+        if let Some(v) = last_value(s) {
+            out.insert((q.component.clone(), q.name.clone()), Some(v));
+        }
+    }
+    Ok(out)
 }
 
 /// The `query=` parameter's encoded size per call. Front ends commonly refuse URLs past
@@ -189,13 +203,40 @@ mod tests {
     fn parses_series_with_nulls() {
         let json = r#"{"status":"ok","res_type":"time_series","series":[{"metric":"m","query_index":1,"pointlist":[[1700000000000,0.5],[1700000060000,null]],"scope":"env:prod"},{"query_index":0,"pointlist":[[1700000000000,null]]}],"from_date":1,"to_date":2,"query":"a,b"}"#;
         let r: QueryResponse = serde_json::from_str(json).unwrap();
-        assert_eq!(r.series.len(), 2);
-        let last = r.series[0]
-            .pointlist
-            .iter()
-            .rev()
-            .find_map(|p| p.get(1).copied().flatten());
-        assert_eq!(last, Some(0.5));
+        let q = |name: &str| HealthQuery {
+            component: "api".into(),
+            name: name.into(),
+            query: String::new(),
+        };
+        let values = parse_series(&[q("a"), q("b")], &r.series.unwrap()).unwrap();
+        // Query 1's newest point is null: its last non-null one counts; query 0 has none.
+        assert_eq!(values[&("api".to_string(), "b".to_string())], Some(0.5));
+        assert_eq!(values[&("api".to_string(), "a".to_string())], None);
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_not_missing_data() {
+        assert!(serde_json::from_str::<QueryResponse>("{}").is_err());
+        let r: QueryResponse = serde_json::from_str(r#"{"status":"ok"}"#).unwrap();
+        assert!(r.series.is_none());
+        let two = [
+            HealthQuery {
+                component: "a".into(),
+                name: "x".into(),
+                query: String::new(),
+            },
+            HealthQuery {
+                component: "b".into(),
+                name: "x".into(),
+                query: String::new(),
+            },
+        ];
+        let unindexed: Vec<Series> = serde_json::from_str(r#"[{"pointlist":[[1,2.0]]}]"#).unwrap();
+        assert!(parse_series(&two, &unindexed).is_err());
+        assert!(parse_series(&two[..1], &unindexed).is_ok());
+        let beyond: Vec<Series> =
+            serde_json::from_str(r#"[{"query_index":5,"pointlist":[[1,2.0]]}]"#).unwrap();
+        assert!(parse_series(&two, &beyond).is_err());
     }
 
     #[test]

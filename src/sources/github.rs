@@ -9,13 +9,16 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::http::{
-    Auth, ClientOptions, FetchError, Links, LogSink, Pace, RateHeaders, SourceClient, query_param,
+    Auth, ClientContext, ClientOptions, FetchError, Links, Pace, RateHeaders, SourceClient,
+    query_param,
 };
 use crate::config::{Config, Secrets};
 use crate::store::Store;
 
 /// GitHub's maximum page size.
 pub const PER_PAGE: u32 = 100;
+/// Pages of one listing followed before it is called endless (GitHub stops far below).
+const MAX_PAGES: usize = 1000;
 /// Aliases per GraphQL request (GitHub's node limit allows more; 100 keeps answers small).
 pub const GRAPHQL_ALIASES_PER_REQUEST: usize = 100;
 /// GitHub's documented secondary limits.
@@ -36,9 +39,11 @@ pub struct CommitItem {
     pub parents: Vec<ParentRef>,
 }
 
+/// The git commit: its committer is always there (unlike the GitHub *user* fields
+/// beside it, which are null for unknown emails).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CommitDetail {
-    pub committer: Option<Signature>,
+    pub committer: Signature,
     pub author: Option<Signature>,
     #[serde(default)]
     pub message: String,
@@ -46,7 +51,15 @@ pub struct CommitDetail {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Signature {
-    pub date: Option<String>,
+    #[serde(deserialize_with = "rfc3339")]
+    pub date: time::OffsetDateTime,
+}
+
+/// A timestamp that must be RFC 3339: a listing whose dates do not parse is not the
+/// documented shape (a date of 1970 would pass for a plausible deployment time).
+fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<time::OffsetDateTime, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom(format!("date {s:?} is not RFC 3339")))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,14 +68,9 @@ pub struct ParentRef {
 }
 
 impl CommitItem {
-    /// Committer date (when the commit landed on the branch), else author date.
-    pub fn date(&self) -> Option<time::OffsetDateTime> {
-        let sig = self
-            .commit
-            .committer
-            .as_ref()
-            .or(self.commit.author.as_ref())?;
-        parse_rfc3339(sig.date.as_deref()?)
+    /// Committer date (when the commit landed on the branch).
+    pub fn date(&self) -> time::OffsetDateTime {
+        self.commit.committer.date
     }
 }
 
@@ -74,7 +82,7 @@ pub struct PullItem {
     pub head: PullHead,
     pub merged_at: Option<String>,
     pub merge_commit_sha: Option<String>,
-    pub updated_at: Option<String>,
+    pub updated_at: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,12 +102,11 @@ pub struct TagCommit {
     pub sha: String,
 }
 
+/// A file of the contents API (a directory answers an array, which does not parse).
 #[derive(Deserialize)]
 struct ContentsItem {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    encoding: Option<String>,
+    content: String,
+    encoding: String,
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
@@ -149,8 +156,7 @@ impl GitHub {
         config: &Config,
         secrets: &Secrets,
         store: Store,
-        log: LogSink,
-        retry_min_delay: Duration,
+        ctx: &ClientContext,
     ) -> Result<GitHub, String> {
         let gh = &config.github;
         let auth = match &secrets.github_token {
@@ -159,10 +165,6 @@ impl GitHub {
         };
         let minute = Duration::from_secs(60);
         let rest = SourceClient::new(ClientOptions {
-            name: "github",
-            label: "GitHub",
-            base_url: gh.base_url.clone(),
-            auth,
             headers: vec![
                 ("accept", "application/vnd.github+json".into()),
                 ("x-github-api-version", "2022-11-28".into()),
@@ -170,7 +172,8 @@ impl GitHub {
             max_concurrency: gh.max_concurrency.clamp(1, MAX_CONCURRENT_REQUESTS),
             rate_headers: RateHeaders::GitHub,
             cache: Some(store.clone()),
-            log,
+            max_body_bytes: (gh.max_body_mib.max(1) << 20) as usize,
+            extra_origins: vec![config.graphql_url()],
             budgets: vec![
                 (
                     REST,
@@ -189,7 +192,7 @@ impl GitHub {
                     }),
                 ),
             ],
-            retry_min_delay,
+            ..ClientOptions::new("github", "GitHub", gh.base_url.clone(), auth, ctx)
         })?;
         let graphql_url = Url::parse(&config.graphql_url())
             .map_err(|e| format!("github: bad graphql_url: {e}"))?;
@@ -217,7 +220,7 @@ impl GitHub {
         // Not cached: it changes with every request. Its headers describe only `core`;
         // the GraphQL budget is in the body.
         let resp = self.rest.get_uncached(url, REST).await?;
-        let body: serde_json::Value = serde_json::from_str(&resp.body).unwrap_or_default();
+        let body: serde_json::Value = resp.json(&self.rest, "GET", "/rate_limit")?;
         for resource in [REST, GRAPHQL] {
             let r = &body["resources"][resource];
             if let (Some(remaining), Some(limit)) = (r["remaining"].as_u64(), r["limit"].as_u64()) {
@@ -275,8 +278,7 @@ impl GitHub {
         let mut q = query.to_vec();
         q.push(("per_page", per_page.to_string()));
         let url = self.repo_url(repo, "commits", &q)?;
-        let endpoint = self.rest.endpoint_of(&url);
-        self.rest.get(url, REST).await?.json(&self.rest, &endpoint)
+        Ok(self.rest.get_json(url, REST).await?.0)
     }
 
     /// Tags of `repo` (all pages).
@@ -302,12 +304,9 @@ impl GitHub {
             ],
         )?;
         let past_window = |items: &Vec<PullItem>| {
-            items.iter().any(|p| {
-                p.updated_at
-                    .as_deref()
-                    .and_then(parse_rfc3339)
-                    .is_some_and(|t| t < since)
-            })
+            items
+                .iter()
+                .any(|p| parse_rfc3339(&p.updated_at).is_some_and(|t| t < since))
         };
         let pulls = self.paged(first, past_window, true).await?;
         Ok(pulls)
@@ -322,24 +321,27 @@ impl GitHub {
         stop: impl Fn(&Vec<T>) -> bool,
         sequential: bool,
     ) -> Result<Vec<T>, FetchError> {
-        let resp = self.rest.get(first.clone(), REST).await?;
         let endpoint = self.rest.endpoint_of(&first);
-        let mut items: Vec<T> = resp.json(&self.rest, &endpoint)?;
+        let (mut items, resp): (Vec<T>, _) = self.rest.get_json(first, REST).await?;
         if stop(&items) {
             return Ok(items);
         }
         let links = Links::parse(resp.link.as_deref());
-        let last_page = links
+        // Links carry the token when followed: they must stay on the configured origin.
+        let last_url = links
             .last
             .as_deref()
-            .and_then(|l| query_param(l, "page"))
+            .map(|l| self.rest.follow_link(l, &endpoint))
+            .transpose()?;
+        let last_page = last_url
+            .as_ref()
+            .and_then(|l| query_param(l.as_str(), "page"))
             .and_then(|p| p.parse::<u32>().ok());
-        if let (false, Some(last), Some(last_url)) = (sequential, last_page, links.last.as_deref())
-        {
+        if let (false, Some(last), Some(last_url)) = (sequential, last_page, &last_url) {
             // Pages 2..=last, concurrently, in order.
             let urls: Vec<Url> = (2..=last)
-                .filter_map(|p| {
-                    let mut u = Url::parse(last_url).ok()?;
+                .map(|p| {
+                    let mut u = last_url.clone();
                     let pairs: Vec<(String, String)> = u
                         .query_pairs()
                         .map(|(k, v)| {
@@ -352,12 +354,11 @@ impl GitHub {
                         })
                         .collect();
                     u.query_pairs_mut().clear().extend_pairs(pairs);
-                    Some(u)
+                    u
                 })
                 .collect();
             let pages = join_all(urls.into_iter().map(|u| async move {
-                let resp = self.rest.get(u.clone(), REST).await?;
-                resp.json::<Vec<T>>(&self.rest, &self.rest.endpoint_of(&u))
+                Ok::<_, FetchError>(self.rest.get_json::<Vec<T>>(u, REST).await?.0)
             }))
             .await;
             for page in pages {
@@ -366,19 +367,23 @@ impl GitHub {
             return Ok(items);
         }
         let mut next = links.next;
+        let mut from = endpoint;
         // Bounded: GitHub caps listings far below this many pages.
         let mut pages = 1;
         while let Some(n) = next.take() {
             pages += 1;
-            if pages > 1000 {
-                break;
+            if pages > MAX_PAGES {
+                return Err(self.rest.error(
+                    "GET",
+                    &from,
+                    None,
+                    format!("more than {MAX_PAGES} pages of Link rel=\"next\": stopped"),
+                    false,
+                ));
             }
-            let url = Url::parse(&n).map_err(|e| {
-                self.rest
-                    .error("GET", &n, None, format!("bad Link URL: {e}"), false)
-            })?;
-            let resp = self.rest.get(url.clone(), REST).await?;
-            let page: Vec<T> = resp.json(&self.rest, &self.rest.endpoint_of(&url))?;
+            let url = self.rest.follow_link(&n, &from)?;
+            from = self.rest.endpoint_of(&url);
+            let (page, resp): (Vec<T>, _) = self.rest.get_json(url, REST).await?;
             let done = stop(&page) || page.is_empty();
             items.extend(page);
             if done {
@@ -714,15 +719,20 @@ impl GitHub {
                 continue;
             }
             match repo_data.get(&alias) {
-                Some(serde_json::Value::Null) | None => out.push((f.clone(), None)),
+                // `object(expression:)` is null when the path does not exist at that commit.
+                Some(serde_json::Value::Null) => out.push((f.clone(), None)),
                 // A truncated blob is read whole over REST.
                 Some(obj) if obj.get("isTruncated").and_then(|t| t.as_bool()) == Some(true) => {
                     retry.push(f.clone())
                 }
                 Some(obj) => match obj.get("text").and_then(|t| t.as_str()) {
                     Some(text) => out.push((f.clone(), Some(text.to_string()))),
-                    None => out.push((f.clone(), None)),
+                    // Not a text blob (a tree, a binary file) or not the documented shape:
+                    // unknown, not absent, so REST gives the answer (or the error).
+                    None => retry.push(f.clone()),
                 },
+                // An alias missing from the answer is not an absent file either.
+                None => retry.push(f.clone()),
             }
         }
         for f in retry {
@@ -756,13 +766,10 @@ impl GitHub {
             &[("ref", f.sha.clone())],
         )?;
         let endpoint = self.rest.endpoint_of(&url);
-        match self.rest.get(url, REST).await {
-            Ok(resp) => {
-                let item: ContentsItem = resp.json(&self.rest, &endpoint)?;
-                decode_contents(item)
-                    .map(Some)
-                    .map_err(|m| self.rest.error("GET", &endpoint, Some(200), m, false))
-            }
+        match self.rest.get_json::<ContentsItem>(url, REST).await {
+            Ok((item, _)) => decode_contents(item)
+                .map(Some)
+                .map_err(|m| self.rest.error("GET", &endpoint, Some(200), m, false)),
             Err(e) if e.status == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -785,17 +792,17 @@ fn graphql_rate_limited(value: &serde_json::Value) -> Option<String> {
 
 fn decode_contents(item: ContentsItem) -> Result<String, String> {
     use base64::Engine;
-    let content = item.content.unwrap_or_default();
-    match item.encoding.as_deref() {
-        Some("base64") | None => {
+    let content = item.content;
+    match item.encoding.as_str() {
+        "base64" => {
             let compact: String = content.chars().filter(|c| !c.is_whitespace()).collect();
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(compact)
                 .map_err(|e| format!("bad base64 content: {e}"))?;
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
+            String::from_utf8(bytes).map_err(|_| "file content is not UTF-8".to_string())
         }
-        Some("utf-8") | Some("utf8") => Ok(content),
-        Some(other) => Err(format!(
+        "utf-8" | "utf8" => Ok(content),
+        other => Err(format!(
             "unsupported content encoding {other:?} (file too large?)"
         )),
     }
@@ -826,8 +833,8 @@ mod tests {
     #[test]
     fn contents_base64_with_embedded_newlines() {
         let item = ContentsItem {
-            content: Some("aW1hZ2VzOgogIC0gbmFt\nZTogeAo=\n".into()),
-            encoding: Some("base64".into()),
+            content: "aW1hZ2VzOgogIC0gbmFt\nZTogeAo=\n".into(),
+            encoding: "base64".into(),
         };
         assert_eq!(decode_contents(item).unwrap(), "images:\n  - name: x\n");
     }
@@ -861,6 +868,6 @@ mod tests {
         let json = r#"[{"sha":"6dcb09b5b57875f334f61aebed695e2e4193db5e","node_id":"x","commit":{"url":"u","author":{"name":"Monalisa","email":"m@x","date":"2011-04-14T16:00:49Z"},"committer":{"name":"Monalisa","email":"m@x","date":"2011-04-15T16:00:49Z"},"message":"Fix all the bugs","tree":{"url":"u","sha":"t"},"comment_count":0},"url":"u","parents":[{"url":"u","sha":"6dcb09b5b57875f334f61aebed695e2e4193db5e"}]}]"#;
         let items: Vec<CommitItem> = serde_json::from_str(json).unwrap();
         assert_eq!(items[0].parents.len(), 1);
-        assert_eq!(items[0].date().unwrap().day(), 15);
+        assert_eq!(items[0].date().day(), 15);
     }
 }

@@ -5,6 +5,12 @@
 //! Budgets come from the servers' own headers: no request is sent to a source whose
 //! budget is exhausted before its reset, and never more requests are in flight than the
 //! budget has left. Identical in-flight GETs are coalesced into one request.
+//!
+//! Every byte from outside is hostile: bodies are capped per source and read as a stream,
+//! credentials only go to the configured origins (redirects and pagination links
+//! elsewhere are refused, or followed without credentials where a protocol needs it),
+//! only bodies that parsed are cached, and every message is cleaned of configured
+//! secrets and terminal escapes before anyone logs, stores or shows it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,18 +19,31 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::{BoxFuture, Shared, WeakShared};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::engine::events::{Budget, Level, LogLine};
+use crate::redact::Redactor;
 use crate::store::{CachedResponse, Store};
 
-/// Per-request timeout.
-pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Time to open a connection (TCP and TLS).
+pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Time from sending a request to its response's status and headers. GitHub itself
+/// stops a query after 10 s; a hung connection costs this, not a whole body timeout.
+pub const FIRST_BYTE_TIMEOUT_SECS: u64 = 20;
+/// Longest silence between two pieces of a body.
+pub const READ_TIMEOUT_SECS: u64 = 20;
+/// Time to read a whole body once its headers arrived.
+pub const BODY_TIMEOUT_SECS: u64 = 120;
 /// Retries of one request after a transient failure (5xx, timeout, connection error).
 pub const MAX_TRANSIENT_RETRIES: usize = 3;
+/// Retries a source may spend in one run: this many, plus one per five requests sent,
+/// so that a source that is down costs a few attempts, not four per endpoint.
+pub const RETRY_BUDGET_BASE: u64 = 10;
+/// Redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
 /// Rate-limit waits one request may sit through before it gives up.
 pub const MAX_RATE_LIMIT_WAITS: u32 = 5;
 /// The longest a single rate-limit wait may be before the request fails instead.
@@ -49,6 +68,8 @@ pub struct FetchError {
     pub message: String,
     /// Worth retrying (5xx, timeout, connection error).
     pub transient: bool,
+    /// A 401's `WWW-Authenticate` (a registry's token challenge).
+    pub challenge: Option<String>,
 }
 
 impl FetchError {
@@ -71,22 +92,30 @@ pub struct HttpResponse {
     pub link: Option<String>,
     /// Answered 304 and served from the cache.
     pub not_modified: bool,
+    /// Validators of a fresh answer, kept once its body is known to parse.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The cache entry this answer came from or may be stored under.
+    pub cache_key: Option<String>,
 }
 
 impl HttpResponse {
-    /// Decodes the JSON body, naming the endpoint when it is not what was expected.
+    /// Decodes the JSON body, naming the endpoint and what was wrong when it does not
+    /// have the documented shape (`missing field `count``, `expected a sequence`).
     pub fn json<T: serde::de::DeserializeOwned>(
         &self,
         client: &SourceClient,
+        method: &'static str,
         endpoint: &str,
     ) -> Result<T, FetchError> {
-        serde_json::from_str(&self.body).map_err(|e| FetchError {
-            source_name: client.name,
-            method: "GET",
-            endpoint: endpoint.to_string(),
-            status: Some(self.status),
-            message: format!("unexpected response body: {e}"),
-            transient: false,
+        serde_json::from_str(&self.body).map_err(|e| {
+            client.error(
+                method,
+                endpoint,
+                Some(self.status),
+                format!("response does not have the documented shape: {e}"),
+                false,
+            )
         })
     }
 }
@@ -133,6 +162,8 @@ pub struct Counters {
     pub rate_limited_waits: AtomicU64,
     pub errors: AtomicU64,
     pub in_flight: AtomicU64,
+    /// Requests that got an answer to use (2xx, or 304 from the cache).
+    pub answered: AtomicU64,
 }
 
 impl Counters {
@@ -145,24 +176,38 @@ impl Counters {
             retries: get(&self.retries),
             rate_limited_waits: get(&self.rate_limited_waits),
             errors: get(&self.errors),
+            answered: get(&self.answered),
         }
     }
 }
 
-/// Where warnings go (the run log). Cheap to clone.
+/// Where warnings go (the run log and the log file). Cheap to clone. Every message is
+/// cleaned of configured secrets first, whoever wrote it.
 #[derive(Clone)]
-pub struct LogSink(Arc<dyn Fn(LogLine) + Send + Sync>);
+pub struct LogSink {
+    send: Arc<dyn Fn(LogLine) + Send + Sync>,
+    redactor: Redactor,
+}
 
 impl LogSink {
     pub fn new(f: impl Fn(LogLine) + Send + Sync + 'static) -> Self {
-        LogSink(Arc::new(f))
+        LogSink {
+            send: Arc::new(f),
+            redactor: Redactor::default(),
+        }
     }
     pub fn discard() -> Self {
         LogSink::new(|_| {})
     }
+    /// The same sink, redacting these secrets from every line.
+    pub fn redacting(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
     pub fn warn(&self, source: &str, message: String) {
+        let message = self.redactor.redact(&message).into_owned();
         tracing::warn!(source, "{message}");
-        (self.0)(LogLine {
+        (self.send)(LogLine {
             at: time::OffsetDateTime::now_utc(),
             level: Level::Warn,
             source: source.to_string(),
@@ -359,7 +404,8 @@ impl Limiter {
     }
 }
 
-type SharedFetch = Shared<BoxFuture<'static, Result<Arc<HttpResponse>, FetchError>>>;
+type FetchFuture = BoxFuture<'static, Result<Arc<HttpResponse>, FetchError>>;
+type SharedFetch = Shared<FetchFuture>;
 
 /// One HTTP client for the whole process: building one loads the TLS roots (10–20 ms),
 /// and sharing it keeps connections alive from one snapshot to the next.
@@ -370,8 +416,9 @@ fn shared_http_client() -> Result<reqwest::Client, String> {
     }
     let built = reqwest::Client::builder()
         .user_agent(concat!("snaptop/", env!("CARGO_PKG_VERSION")))
-        .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
-        .connect_timeout(Duration::from_secs(10))
+        // Redirects are followed by `attempt`, which decides where credentials may go.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS))
         // Per host; GitHub's documented concurrency is the largest any source gets.
         .pool_max_idle_per_host(100)
         .build()
@@ -387,9 +434,32 @@ pub struct SourceClient {
     pub name: &'static str,
 }
 
+/// What to do with a redirect to an origin that is not configured for the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossOrigin {
+    /// Fail the request, naming the target (the APIs never need one).
+    Refuse,
+    /// Follow it without any credential (registries send blobs to a CDN).
+    FollowWithoutCredentials,
+}
+
+/// `scheme://host:port`, what credentials are bound to.
+fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
 struct Inner {
     http: reqwest::Client,
     base: Url,
+    /// Origins that may receive the credentials: the base URL's, and any other configured
+    /// endpoint's (a GraphQL URL on another host).
+    origins: Vec<String>,
+    cross_origin: CrossOrigin,
+    max_body_bytes: usize,
+    redactor: Redactor,
+    /// No rate-limit wait may end after this (the run's deadline).
+    deadline: Option<Instant>,
+    timeouts: Timeouts,
     auth: Auth,
     headers: HeaderMap,
     concurrency: Semaphore,
@@ -398,9 +468,58 @@ struct Inner {
     /// ETag cache for GETs; None: no conditional requests.
     cache: Option<Store>,
     counters: Arc<Counters>,
-    in_flight: Mutex<HashMap<String, SharedFetch>>,
+    /// Weak, so a cancelled run's requests are dropped with it rather than kept alive by
+    /// their own entry (which also kept the run's event channel open).
+    in_flight: Mutex<HashMap<String, WeakShared<FetchFuture>>>,
     log: LogSink,
     retry_min_delay: Duration,
+}
+
+/// How long a request may take, by phase: a hung server costs `first_byte`, a stalled
+/// body `read`, never a whole-body timeout per attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// From sending to the status and headers.
+    pub first_byte: Duration,
+    /// Longest silence inside a body.
+    pub read: Duration,
+    /// A whole body, once its headers arrived.
+    pub body: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            first_byte: Duration::from_secs(FIRST_BYTE_TIMEOUT_SECS),
+            read: Duration::from_secs(READ_TIMEOUT_SECS),
+            body: Duration::from_secs(BODY_TIMEOUT_SECS),
+        }
+    }
+}
+
+/// What every client of one run shares: where warnings go, the secrets to keep out of
+/// messages, the run's deadline, the first retry delay, the timeouts.
+#[derive(Clone)]
+pub struct ClientContext {
+    pub log: LogSink,
+    pub redactor: Redactor,
+    pub deadline: Option<Instant>,
+    /// First backoff delay of transient retries (tests shorten it).
+    pub retry_min_delay: Duration,
+    pub timeouts: Timeouts,
+}
+
+impl ClientContext {
+    /// No log, no secrets, no deadline: for tests and tools.
+    pub fn quiet(retry_min_delay: Duration) -> Self {
+        ClientContext {
+            log: LogSink::discard(),
+            redactor: Redactor::default(),
+            deadline: None,
+            retry_min_delay,
+            timeouts: Timeouts::default(),
+        }
+    }
 }
 
 /// Settings of one [`SourceClient`].
@@ -418,6 +537,51 @@ pub struct ClientOptions {
     pub budgets: Vec<(&'static str, &'static str, Option<Pace>)>,
     /// First backoff delay of transient retries (tests shorten it).
     pub retry_min_delay: Duration,
+    /// Largest response body accepted, after decompression.
+    pub max_body_bytes: usize,
+    /// Every configured secret, kept out of messages and the cache.
+    pub redactor: Redactor,
+    /// Other configured URLs that may receive the credentials (GitHub's GraphQL URL).
+    pub extra_origins: Vec<String>,
+    pub cross_origin: CrossOrigin,
+    /// No rate-limit wait may end after this.
+    pub deadline: Option<Instant>,
+    /// Counters shared with other clients of the same source (one registry client per
+    /// image repository); None: its own.
+    pub counters: Option<Arc<Counters>>,
+    pub timeouts: Timeouts,
+}
+
+impl ClientOptions {
+    /// Options with the run's shared settings and defaults for the rest.
+    pub fn new(
+        name: &'static str,
+        label: &'static str,
+        base_url: String,
+        auth: Auth,
+        ctx: &ClientContext,
+    ) -> Self {
+        ClientOptions {
+            name,
+            label,
+            base_url,
+            auth,
+            headers: vec![],
+            max_concurrency: 8,
+            rate_headers: RateHeaders::RetryAfterOnly,
+            cache: None,
+            log: ctx.log.clone(),
+            budgets: vec![],
+            retry_min_delay: ctx.retry_min_delay,
+            max_body_bytes: 16 << 20,
+            redactor: ctx.redactor.clone(),
+            extra_origins: vec![],
+            cross_origin: CrossOrigin::Refuse,
+            deadline: ctx.deadline,
+            counters: None,
+            timeouts: ctx.timeouts,
+        }
+    }
 }
 
 impl SourceClient {
@@ -441,20 +605,33 @@ impl SourceClient {
         for (resource, label, pace) in &opts.budgets {
             limiter.configure(resource, label, *pace);
         }
+        let mut origins = vec![origin_of(&base)];
+        for extra in &opts.extra_origins {
+            let url =
+                Url::parse(extra).map_err(|e| format!("{}: bad URL {extra}: {e}", opts.name))?;
+            origins.push(origin_of(&url));
+        }
+        let log = opts.log.redacting(opts.redactor.clone());
         Ok(SourceClient {
             name: opts.name,
             inner: Arc::new(Inner {
                 http,
                 base,
+                origins,
+                cross_origin: opts.cross_origin,
+                max_body_bytes: opts.max_body_bytes.max(1024),
+                redactor: opts.redactor,
+                deadline: opts.deadline,
+                timeouts: opts.timeouts,
                 auth: opts.auth,
                 headers,
                 concurrency: Semaphore::new(opts.max_concurrency.max(1)),
                 limiter,
                 rate_headers: opts.rate_headers,
                 cache: opts.cache,
-                counters: Arc::new(Counters::default()),
+                counters: opts.counters.unwrap_or_default(),
                 in_flight: Mutex::new(HashMap::new()),
-                log: opts.log,
+                log,
                 retry_min_delay: opts.retry_min_delay,
             }),
         })
@@ -480,6 +657,31 @@ impl SourceClient {
             .map_err(|e| self.error("GET", endpoint, None, format!("bad URL: {e}"), false))
     }
 
+    /// A link the server gave (`Link: rel="next"`, TeamCity's `nextHref`), resolved
+    /// against the base URL. It must stay on the source's origin and under its base path:
+    /// following it sends the credentials.
+    pub fn follow_link(&self, link: &str, from: &str) -> Result<Url, FetchError> {
+        let base = &self.inner.base;
+        let url = base
+            .join(link)
+            .map_err(|e| self.error("GET", from, None, format!("bad link {link:?}: {e}"), false))?;
+        let prefix = base.path().trim_end_matches('/');
+        let under_base = url.path() == prefix || url.path().starts_with(&format!("{prefix}/"));
+        if origin_of(&url) != origin_of(base) || !under_base {
+            return Err(self.error(
+                "GET",
+                from,
+                None,
+                format!(
+                    "pagination link {url} leaves the configured {}{prefix}/: not followed (it would carry the credentials)",
+                    origin_of(base)
+                ),
+                false,
+            ));
+        }
+        Ok(url)
+    }
+
     /// The endpoint of an absolute URL, relative to the base (for messages and links).
     pub fn endpoint_of(&self, url: &Url) -> String {
         let base = self.inner.base.as_str();
@@ -490,6 +692,9 @@ impl SourceClient {
         }
     }
 
+    /// A failure of this source. Its message and endpoint may quote what a server sent
+    /// (an error page echoing request headers): configured secrets and terminal escapes
+    /// are removed here, before the error is logged, stored or shown.
     pub fn error(
         &self,
         method: &'static str,
@@ -498,17 +703,20 @@ impl SourceClient {
         message: String,
         transient: bool,
     ) -> FetchError {
+        let redact = |s: &str| {
+            crate::sanitize::one_line(&self.inner.redactor.redact(s), ERROR_SUMMARY_MAX_CHARS)
+        };
         FetchError {
             source_name: self.name,
             method,
-            endpoint: endpoint.to_string(),
+            endpoint: redact(endpoint),
             status,
-            message,
+            message: redact(&message),
             transient,
+            challenge: None,
         }
     }
 
-    /// Records an answer served from the store without any request.
     /// Takes back the error count of a failed request its caller expected and handled
     /// (Jira's 400 naming unknown ticket keys), so stats count only real failures.
     pub fn error_handled(&self) {
@@ -519,6 +727,7 @@ impl SourceClient {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
+    /// Records answers served from the store without any request.
     pub fn count_cache_hit(&self, n: u64) {
         self.inner
             .counters
@@ -527,7 +736,8 @@ impl SourceClient {
     }
 
     /// GET `url` against budget `resource`, conditional when the client has a cache,
-    /// coalesced with an identical GET already in flight.
+    /// coalesced with an identical GET already in flight. Nothing is cached by this
+    /// call: [`SourceClient::get_json`] keeps an answer once it parsed.
     pub async fn get(
         &self,
         url: Url,
@@ -540,31 +750,125 @@ impl SourceClient {
                 .in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if let Some(existing) = map.get(&key) {
-                self.count_cache_hit(1);
-                existing.clone()
-            } else {
-                let this = self.clone();
-                let k = key.clone();
-                let fut = async move {
-                    let result = this
-                        .send(Method::GET, url, None, resource, Some(&k))
-                        .await
-                        .map(Arc::new);
-                    this.inner
-                        .in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&k);
-                    result
+            match map.get(&key).and_then(WeakShared::upgrade) {
+                Some(existing) => {
+                    self.count_cache_hit(1);
+                    existing
                 }
-                .boxed()
-                .shared();
-                map.insert(key, fut.clone());
-                fut
+                None => {
+                    let this = self.clone();
+                    let k = key.clone();
+                    let fut: SharedFetch = async move {
+                        let result = this
+                            .send(Method::GET, url, None, resource, Some(&k), true)
+                            .await
+                            .map(Arc::new);
+                        this.inner
+                            .in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&k);
+                        result
+                    }
+                    .boxed()
+                    .shared();
+                    if let Some(weak) = fut.downgrade() {
+                        map.insert(key, weak);
+                    }
+                    fut
+                }
             }
         };
         fut.await
+    }
+
+    /// GET and decode a JSON answer of the documented shape `T`. A fresh answer is cached
+    /// (with its ETag) only once it decoded, so a bad body is never replayed by a 304; a
+    /// cached body that no longer decodes is dropped and fetched again unconditionally.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        resource: &'static str,
+    ) -> Result<(T, Arc<HttpResponse>), FetchError> {
+        let endpoint = self.endpoint_of(&url);
+        let resp = self.get(url.clone(), resource).await?;
+        match resp.json::<T>(self, "GET", &endpoint) {
+            Ok(value) => {
+                self.keep(&resp);
+                Ok((value, resp))
+            }
+            Err(e) if resp.not_modified => {
+                self.forget(&resp);
+                self.inner.log.warn(
+                    self.name,
+                    format!(
+                        "cached answer of GET {endpoint} does not decode ({e}); fetching it again"
+                    ),
+                );
+                let key = resp.cache_key.clone();
+                let fresh = self
+                    .send(Method::GET, url, None, resource, key.as_deref(), false)
+                    .await
+                    .map(Arc::new)?;
+                let value = fresh.json::<T>(self, "GET", &endpoint)?;
+                self.keep(&fresh);
+                Ok((value, fresh))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a fresh answer that its caller decoded, for revalidation next time. An
+    /// answer that echoes a configured secret is never stored.
+    pub fn keep(&self, resp: &HttpResponse) {
+        let (Some(store), Some(key), Some(etag)) = (&self.inner.cache, &resp.cache_key, &resp.etag)
+        else {
+            return;
+        };
+        if resp.not_modified {
+            return;
+        }
+        if self.inner.redactor.contains_secret(&resp.body)
+            || resp
+                .link
+                .as_deref()
+                .is_some_and(|l| self.inner.redactor.contains_secret(l))
+        {
+            self.inner.log.warn(
+                self.name,
+                format!(
+                    "an answer of {} echoes a configured secret: not cached",
+                    self.endpoint_of_key(key)
+                ),
+            );
+            return;
+        }
+        let entry = CachedResponse {
+            etag: Some(etag.clone()),
+            last_modified: resp.last_modified.clone(),
+            link: resp.link.clone(),
+            body: resp.body.clone(),
+            stored_at: unix_now(),
+        };
+        if let Err(e) = store.http_put(key, &entry) {
+            tracing::warn!("cannot cache {key}: {e}");
+        }
+    }
+
+    /// Drops the cache entry an answer came from (it did not decode).
+    pub fn forget(&self, resp: &HttpResponse) {
+        if let (Some(store), Some(key)) = (&self.inner.cache, &resp.cache_key)
+            && let Err(e) = store.http_remove(key)
+        {
+            tracing::warn!("cannot drop cache entry {key}: {e}");
+        }
+    }
+
+    fn endpoint_of_key(&self, key: &str) -> String {
+        key.split_once(" GET ")
+            .and_then(|(_, url)| Url::parse(url).ok())
+            .map(|u| self.endpoint_of(&u))
+            .unwrap_or_else(|| key.to_string())
     }
 
     /// GET without the ETag cache or coalescing (answers that change every time).
@@ -573,7 +877,8 @@ impl SourceClient {
         url: Url,
         resource: &'static str,
     ) -> Result<HttpResponse, FetchError> {
-        self.send(Method::GET, url, None, resource, None).await
+        self.send(Method::GET, url, None, resource, None, false)
+            .await
     }
 
     /// POST a JSON body (never cached, never coalesced).
@@ -583,10 +888,26 @@ impl SourceClient {
         body: &serde_json::Value,
         resource: &'static str,
     ) -> Result<HttpResponse, FetchError> {
-        self.send(Method::POST, url, Some(body.to_string()), resource, None)
-            .await
+        self.send(
+            Method::POST,
+            url,
+            Some(body.to_string()),
+            resource,
+            None,
+            false,
+        )
+        .await
     }
 
+    /// Whether the retry budget of this run allows one more retry.
+    fn retry_allowed(&self) -> bool {
+        let c = &self.inner.counters;
+        let sent = c.requests.load(Ordering::Relaxed);
+        c.retries.load(Ordering::Relaxed) < RETRY_BUDGET_BASE + sent / 5
+    }
+
+    /// Sends with retries of transient failures. `cache_key` names the cache entry;
+    /// with `conditional` its ETag is sent and a 304 is answered from it.
     async fn send(
         &self,
         method: Method,
@@ -594,6 +915,7 @@ impl SourceClient {
         body: Option<String>,
         resource: &'static str,
         cache_key: Option<&str>,
+        conditional: bool,
     ) -> Result<HttpResponse, FetchError> {
         let method_name: &'static str = if method == Method::POST {
             "POST"
@@ -602,7 +924,15 @@ impl SourceClient {
         };
         let endpoint = self.endpoint_of(&url);
         let cached = match (&self.inner.cache, cache_key) {
-            (Some(store), Some(key)) => store.http_get(key).ok().flatten(),
+            (Some(store), Some(key)) if conditional => match store.http_get(key) {
+                Ok(c) => c,
+                Err(e) => {
+                    // An entry this snaptop cannot read is as good as none.
+                    tracing::warn!("dropping unreadable cache entry {key}: {e}");
+                    let _ = store.http_remove(key);
+                    None
+                }
+            },
             _ => None,
         };
         let backoff = ExponentialBuilder::default()
@@ -617,14 +947,28 @@ impl SourceClient {
                 body.as_deref(),
                 resource,
                 cached.as_ref(),
-                cache_key,
                 method_name,
                 &endpoint,
             )
         };
         let result = attempt
             .retry(backoff)
-            .when(|e: &FetchError| e.transient)
+            .when(|e: &FetchError| {
+                if !e.transient {
+                    return false;
+                }
+                if self.retry_allowed() {
+                    return true;
+                }
+                self.inner.log.warn(
+                    self.name,
+                    format!(
+                        "{e} → not retried: this run's retry budget for {} is spent",
+                        self.name
+                    ),
+                );
+                false
+            })
             .notify(|e: &FetchError, wait: Duration| {
                 self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                 self.inner.log.warn(
@@ -633,13 +977,15 @@ impl SourceClient {
                 );
             })
             .await;
-        let response = match result {
+        let mut response = match result {
             Ok(r) => r,
             Err(e) => {
                 self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
         };
+        response.cache_key = cache_key.map(str::to_string);
+        self.inner.counters.answered.fetch_add(1, Ordering::Relaxed);
         if response.status == 304 {
             let cached = cached.ok_or_else(|| {
                 self.error(
@@ -654,17 +1000,22 @@ impl SourceClient {
                 .counters
                 .not_modified
                 .fetch_add(1, Ordering::Relaxed);
-            return Ok(HttpResponse {
-                status: 200,
-                body: cached.body,
-                link: cached.link,
-                not_modified: true,
-            });
+            response.status = 200;
+            response.body = cached.body;
+            response.link = cached.link;
+            response.not_modified = true;
         }
         Ok(response)
     }
 
-    /// One attempt: wait for budget and a concurrency slot, send, classify the answer.
+    /// Whether `url` may receive the credentials.
+    fn trusted(&self, url: &Url) -> bool {
+        let origin = origin_of(url);
+        self.inner.origins.contains(&origin)
+    }
+
+    /// One attempt: wait for budget and a concurrency slot, send (following redirects
+    /// that stay on a configured origin), read the capped body, classify the answer.
     /// Rate-limit answers wait and try again here (they are not failures); transient
     /// failures are returned for the retry layer.
     #[allow(clippy::too_many_arguments)]
@@ -675,10 +1026,22 @@ impl SourceClient {
         body: Option<&str>,
         resource: &'static str,
         cached: Option<&CachedResponse>,
-        cache_key: Option<&str>,
         method_name: &'static str,
         endpoint: &str,
     ) -> Result<HttpResponse, FetchError> {
+        if !self.trusted(url) {
+            return Err(self.error(
+                method_name,
+                endpoint,
+                None,
+                format!(
+                    "{} is not a configured origin of {}: not sent (it would carry the credentials)",
+                    origin_of(url),
+                    self.name
+                ),
+                false,
+            ));
+        }
         let mut waits = 0u32;
         loop {
             let _slot = self.inner.concurrency.acquire().await.map_err(|_| {
@@ -687,79 +1050,57 @@ impl SourceClient {
             let _permit = self
                 .acquire_budget(resource, &mut waits, method_name, endpoint)
                 .await?;
-            let mut req = self
-                .inner
-                .http
-                .request(method.clone(), url.clone())
-                .headers(self.inner.headers.clone());
-            req = match &self.inner.auth {
-                Auth::None => req,
-                Auth::Bearer(t) => req.bearer_auth(t),
-                Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
-                Auth::Headers(h) => h.iter().fold(req, |r, (k, v)| r.header(*k, v)),
-            };
-            if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
-                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
-            }
-            if let Some(b) = body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.to_string());
-            }
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
             self.inner
                 .counters
                 .in_flight
                 .fetch_add(1, Ordering::Relaxed);
-            let sent = req.send().await;
+            let sent = self
+                .send_following_redirects(&method, url, body, cached, method_name, endpoint)
+                .await;
             self.inner
                 .counters
                 .in_flight
                 .fetch_sub(1, Ordering::Relaxed);
-            let resp = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    let what = if e.is_timeout() {
-                        "timed out".to_string()
-                    } else {
-                        format!("request failed: {}", root_cause(&e))
-                    };
-                    return Err(self.error(method_name, endpoint, None, what, true));
-                }
-            };
+            let resp = sent?;
             let status = resp.status();
             let headers = resp.headers().clone();
             let budget_resource = self.read_budget(&headers, resource);
             let link = header_str(&headers, "link");
             let etag = header_str(&headers, "etag");
             let last_modified = header_str(&headers, "last-modified");
-            let text = resp.text().await.map_err(|e| {
-                self.error(
-                    method_name,
-                    endpoint,
-                    Some(status.as_u16()),
-                    format!("reading body: {}", root_cause(&e)),
-                    true,
-                )
-            })?;
-            if let Some(wait) = self.rate_limited(status, &headers, &text, waits) {
+            let text = self.read_body(resp, method_name, endpoint, status).await?;
+            if let Some((wait, why)) = self.rate_limited(status, &headers, &text, waits) {
                 drop(_permit);
                 waits += 1;
-                if waits > MAX_RATE_LIMIT_WAITS
-                    || wait > Duration::from_secs(MAX_RATE_LIMIT_WAIT_SECS)
-                {
+                let give_up = if waits > MAX_RATE_LIMIT_WAITS {
+                    Some(format!(
+                        "still rate limited after {MAX_RATE_LIMIT_WAITS} waits"
+                    ))
+                } else if wait > Duration::from_secs(MAX_RATE_LIMIT_WAIT_SECS) {
+                    Some(format!(
+                        "{why}: asked to wait {}s (until {}), more than the {MAX_RATE_LIMIT_WAIT_SECS}s snaptop waits",
+                        wait.as_secs(),
+                        crate::clock::hms_after(wait)
+                    ))
+                } else {
+                    self.past_deadline(wait).map(|until| {
+                        format!("{why}: the wait until {until} ends after the run's deadline")
+                    })
+                };
+                if let Some(reason) = give_up {
                     return Err(self.error(
                         method_name,
                         endpoint,
                         Some(status.as_u16()),
-                        format!("rate limited (retry after {}s); giving up", wait.as_secs()),
+                        format!("rate limited ({reason}); giving up"),
                         false,
                     ));
                 }
                 self.pause(
                     &budget_resource,
                     wait,
-                    &format!("{endpoint} ({})", status.as_u16()),
+                    &format!("{why} on {method_name} {endpoint} ({})", status.as_u16()),
                 );
                 continue;
             }
@@ -769,36 +1110,239 @@ impl SourceClient {
                     body: String::new(),
                     link: None,
                     not_modified: true,
+                    etag: None,
+                    last_modified: None,
+                    cache_key: None,
                 });
             }
             if !status.is_success() {
-                return Err(self.error(
+                let mut e = self.error(
                     method_name,
                     endpoint,
                     Some(status.as_u16()),
                     error_summary(status, &text),
                     status.is_server_error(),
-                ));
-            }
-            if let (Some(store), Some(etag), Some(key)) = (&self.inner.cache, &etag, cache_key) {
-                let entry = CachedResponse {
-                    etag: Some(etag.clone()),
-                    last_modified,
-                    link: link.clone(),
-                    body: text.clone(),
-                    stored_at: unix_now(),
-                };
-                if let Err(e) = store.http_put(key, &entry) {
-                    tracing::warn!("cannot cache {key}: {e}");
+                );
+                if status == StatusCode::UNAUTHORIZED {
+                    e.challenge = header_str(&headers, "www-authenticate");
                 }
+                return Err(e);
             }
             return Ok(HttpResponse {
                 status: status.as_u16(),
                 body: text,
                 link,
                 not_modified: false,
+                etag,
+                last_modified,
+                cache_key: None,
             });
         }
+    }
+
+    /// Sends one request, following up to [`MAX_REDIRECTS`] redirects. Credentials go
+    /// only to configured origins: a redirect elsewhere is refused (APIs) or followed
+    /// without any credential (registries' blob storage), per the client's policy.
+    async fn send_following_redirects(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&str>,
+        cached: Option<&CachedResponse>,
+        method_name: &'static str,
+        endpoint: &str,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut url = url.clone();
+        let mut method = method.clone();
+        let mut body = body;
+        let mut with_credentials = true;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .headers(self.inner.headers.clone());
+            if with_credentials {
+                req = match &self.inner.auth {
+                    Auth::None => req,
+                    Auth::Bearer(t) => req.bearer_auth(t),
+                    Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
+                    Auth::Headers(h) => h.iter().fold(req, |r, (k, v)| r.header(*k, v)),
+                };
+            }
+            if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
+                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(b) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.to_string());
+            }
+            let first_byte = self.inner.timeouts.first_byte;
+            let resp = match tokio::time::timeout(first_byte, req.send()).await {
+                Err(_) => {
+                    return Err(self.error(
+                        method_name,
+                        endpoint,
+                        None,
+                        format!("no response within {}", seconds(first_byte)),
+                        true,
+                    ));
+                }
+                Ok(Err(e)) => {
+                    let what = if e.is_timeout() {
+                        "timed out".to_string()
+                    } else if e.is_connect() {
+                        format!("cannot connect: {}", root_cause(&e))
+                    } else {
+                        format!("request failed: {}", root_cause(&e))
+                    };
+                    return Err(self.error(method_name, endpoint, None, what, true));
+                }
+                Ok(Ok(r)) => r,
+            };
+            let status = resp.status();
+            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+                return Ok(resp);
+            }
+            let location = header_str(resp.headers(), "location").ok_or_else(|| {
+                self.error(
+                    method_name,
+                    endpoint,
+                    Some(status.as_u16()),
+                    "redirect without a Location".into(),
+                    false,
+                )
+            })?;
+            let next = url.join(&location).map_err(|e| {
+                self.error(
+                    method_name,
+                    endpoint,
+                    Some(status.as_u16()),
+                    format!("redirect to a bad Location {location:?}: {e}"),
+                    false,
+                )
+            })?;
+            let keeps_method = matches!(status.as_u16(), 307 | 308);
+            if method == Method::POST && !keeps_method {
+                return Err(self.error(
+                    method_name,
+                    endpoint,
+                    Some(status.as_u16()),
+                    format!("POST redirected to {next}: not followed"),
+                    false,
+                ));
+            }
+            if !keeps_method {
+                method = Method::GET;
+                body = None;
+            }
+            if !self.trusted(&next) {
+                match self.inner.cross_origin {
+                    CrossOrigin::Refuse => {
+                        return Err(self.error(
+                            method_name,
+                            endpoint,
+                            Some(status.as_u16()),
+                            format!(
+                                "redirected to another origin ({next}): not followed, the credentials stay with {}",
+                                self.inner.origins.join(", ")
+                            ),
+                            false,
+                        ));
+                    }
+                    CrossOrigin::FollowWithoutCredentials => with_credentials = false,
+                }
+            }
+            url = next;
+        }
+        Err(self.error(
+            method_name,
+            endpoint,
+            None,
+            format!("more than {MAX_REDIRECTS} redirects"),
+            false,
+        ))
+    }
+
+    /// Reads a body as a stream, never more than the source's cap, within the body
+    /// timeout and with no silence longer than the read timeout. A body that is too large,
+    /// or not UTF-8, is a failure of its own (not worth a retry); one cut short or stalled
+    /// is transient.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        method_name: &'static str,
+        endpoint: &str,
+        status: StatusCode,
+    ) -> Result<String, FetchError> {
+        let cap = self.inner.max_body_bytes;
+        let too_large = |n: String| {
+            self.error(
+                method_name,
+                endpoint,
+                Some(status.as_u16()),
+                format!(
+                    "response body of {n} bytes is over the {} MiB limit ({}.max_body_mib)",
+                    cap >> 20,
+                    self.name
+                ),
+                false,
+            )
+        };
+        if let Some(len) = resp.content_length()
+            && len > cap as u64
+        {
+            return Err(too_large(len.to_string()));
+        }
+        let mut buf: Vec<u8> =
+            Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 20) as usize);
+        let timeouts = self.inner.timeouts;
+        let deadline = tokio::time::Instant::now() + timeouts.body;
+        loop {
+            let silence = tokio::time::Instant::now() + timeouts.read;
+            let chunk = tokio::time::timeout_at(silence.min(deadline), resp.chunk())
+                .await
+                .map_err(|_| {
+                    let what = if tokio::time::Instant::now() >= deadline {
+                        format!("body not complete after {}", seconds(timeouts.body))
+                    } else {
+                        format!("body stalled for {}", seconds(timeouts.read))
+                    };
+                    self.error(method_name, endpoint, Some(status.as_u16()), what, true)
+                })?
+                .map_err(|e| {
+                    self.error(
+                        method_name,
+                        endpoint,
+                        Some(status.as_u16()),
+                        format!("reading body: {}", root_cause(&e)),
+                        true,
+                    )
+                })?;
+            match chunk {
+                Some(c) if buf.len() + c.len() > cap => {
+                    return Err(too_large(format!("more than {}", buf.len() + c.len())));
+                }
+                Some(c) => buf.extend_from_slice(&c),
+                None => break,
+            }
+        }
+        String::from_utf8(buf).map_err(|e| {
+            self.error(
+                method_name,
+                endpoint,
+                Some(status.as_u16()),
+                format!("body is not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                false,
+            )
+        })
+    }
+
+    /// The instant past the run's deadline a wait of `wait` would reach, as a clock time.
+    fn past_deadline(&self, wait: Duration) -> Option<String> {
+        let deadline = self.inner.deadline?;
+        (Instant::now() + wait > deadline).then(|| crate::clock::hms_after(wait))
     }
 
     async fn acquire_budget(
@@ -819,17 +1363,33 @@ impl SourceClient {
                     });
                 }
                 Gate::Sleep(d, msg) => {
+                    if msg.is_some() && d > Duration::from_secs(MAX_RATE_LIMIT_WAIT_SECS) {
+                        return Err(self.error(
+                            method,
+                            endpoint,
+                            None,
+                            format!(
+                                "rate limit budget exhausted; resets in {}s (at {})",
+                                d.as_secs(),
+                                crate::clock::hms_after(d)
+                            ),
+                            false,
+                        ));
+                    }
+                    if let Some(until) = self.past_deadline(d) {
+                        return Err(self.error(
+                            method,
+                            endpoint,
+                            None,
+                            format!(
+                                "not sent: {} is held until {until}, after the run's deadline",
+                                self.name
+                            ),
+                            false,
+                        ));
+                    }
                     if let Some(msg) = msg {
                         *waits += 1;
-                        if d > Duration::from_secs(MAX_RATE_LIMIT_WAIT_SECS) {
-                            return Err(self.error(
-                                method,
-                                endpoint,
-                                None,
-                                format!("rate limit budget exhausted; resets in {}s", d.as_secs()),
-                                false,
-                            ));
-                        }
                         self.inner
                             .counters
                             .rate_limited_waits
@@ -886,7 +1446,7 @@ impl SourceClient {
         headers: &HeaderMap,
         body: &str,
         earlier_waits: u32,
-    ) -> Option<Duration> {
+    ) -> Option<(Duration, &'static str)> {
         rate_limit_wait(
             self.inner.rate_headers,
             status,
@@ -906,8 +1466,9 @@ impl SourceClient {
         self.inner.log.warn(
             self.name,
             format!(
-                "rate limited on {what} → waiting {}s",
-                wait.as_secs_f64().ceil()
+                "{what}: waiting {}s, until {}",
+                wait.as_secs_f64().ceil(),
+                crate::clock::hms_after(wait)
             ),
         );
         self.inner.limiter.block_for(resource, wait);
@@ -941,12 +1502,19 @@ fn rate_limit_wait(
     headers: &HeaderMap,
     body: &str,
     earlier_waits: u32,
-) -> Option<Duration> {
+) -> Option<(Duration, &'static str)> {
     if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::FORBIDDEN {
         return None;
     }
+    let secondary =
+        kind == RateHeaders::GitHub && body.to_ascii_lowercase().contains("secondary rate limit");
+    let why = if secondary {
+        "secondary rate limit"
+    } else {
+        "rate limited"
+    };
     if let Some(wait) = header_str(headers, "retry-after").and_then(|v| parse_retry_after(&v)) {
-        return Some(wait);
+        return Some((wait, why));
     }
     let remaining =
         header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
@@ -964,15 +1532,19 @@ fn rate_limit_wait(
             (_, Err(_)) => parse_iso_reset(reset),
         };
         if let Some(wait) = wait {
-            return Some(wait + Duration::from_millis(500));
+            let why = if secondary {
+                why
+            } else {
+                "rate limit budget spent"
+            };
+            return Some((wait + Duration::from_millis(500), why));
         }
     }
-    let secondary =
-        kind == RateHeaders::GitHub && body.to_ascii_lowercase().contains("secondary rate limit");
     if status == StatusCode::TOO_MANY_REQUESTS || secondary {
         let factor = 1u64 << earlier_waits.min(4);
-        return Some(Duration::from_secs(
-            SECONDARY_LIMIT_DEFAULT_WAIT_SECS * factor,
+        return Some((
+            Duration::from_secs(SECONDARY_LIMIT_DEFAULT_WAIT_SECS * factor),
+            why,
         ));
     }
     // A 403 that is not about rate limits (permissions) is a real error.
@@ -1011,6 +1583,15 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// `20s`, `1.5s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 fn unix_now() -> i64 {
@@ -1173,8 +1754,12 @@ mod tests {
         let body = r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#;
         let h = headers(&[("x-ratelimit-remaining", "4000")]);
         let wait = |n| rate_limit_wait(RateHeaders::GitHub, StatusCode::FORBIDDEN, &h, body, n);
-        assert_eq!(wait(0), Some(Duration::from_secs(60)));
-        assert_eq!(wait(1), Some(Duration::from_secs(120)));
+        assert_eq!(
+            wait(0),
+            Some((Duration::from_secs(60), "secondary rate limit"))
+        );
+        assert_eq!(wait(1).unwrap().0, Duration::from_secs(120));
+        assert_eq!(wait(2).unwrap().0, Duration::from_secs(240));
         // A permissions 403 is an error, not a wait.
         let denied = r#"{"message":"Resource not accessible by personal access token"}"#;
         assert_eq!(
@@ -1198,7 +1783,8 @@ mod tests {
             "",
             0,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert!(
             wait > Duration::from_secs(100) && wait < Duration::from_secs(200),
             "{wait:?}"
@@ -1215,7 +1801,7 @@ mod tests {
                 "",
                 0
             ),
-            Some(Duration::from_secs(60))
+            Some((Duration::from_secs(60), "rate limited"))
         );
     }
 

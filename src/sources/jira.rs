@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::http::{Auth, ClientOptions, FetchError, LogSink, RateHeaders, SourceClient};
+use super::http::{Auth, ClientContext, ClientOptions, FetchError, RateHeaders, SourceClient};
 use crate::config::{JiraConfig, Secrets};
 use crate::engine::model::Ticket;
 
@@ -13,9 +13,9 @@ use crate::engine::model::Ticket;
 pub const KEYS_PER_QUERY: usize = 100;
 const RESOURCE: &str = "jira";
 
+/// `POST /rest/api/3/search/jql`: `issues` is always there (empty when nothing matched).
 #[derive(Debug, Deserialize)]
 struct SearchResponse {
-    #[serde(default)]
     issues: Vec<Issue>,
     #[serde(rename = "nextPageToken")]
     next_page_token: Option<String>,
@@ -47,27 +47,17 @@ pub struct Jira {
 }
 
 impl Jira {
-    pub fn new(
-        cfg: &JiraConfig,
-        secrets: &Secrets,
-        log: LogSink,
-        retry_min_delay: std::time::Duration,
-    ) -> Result<Jira, String> {
+    pub fn new(cfg: &JiraConfig, secrets: &Secrets, ctx: &ClientContext) -> Result<Jira, String> {
+        let auth = Auth::Basic {
+            user: secrets.jira_email.clone().unwrap_or_default(),
+            password: secrets.jira_token.clone().unwrap_or_default(),
+        };
         let client = SourceClient::new(ClientOptions {
-            name: "jira",
-            label: "Jira",
-            base_url: cfg.base_url.clone(),
-            auth: Auth::Basic {
-                user: secrets.jira_email.clone().unwrap_or_default(),
-                password: secrets.jira_token.clone().unwrap_or_default(),
-            },
             headers: vec![("accept", "application/json".into())],
             max_concurrency: cfg.max_concurrency,
             rate_headers: RateHeaders::RetryAfterOnly,
-            cache: None,
-            log,
-            budgets: vec![],
-            retry_min_delay,
+            max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
+            ..ClientOptions::new("jira", "Jira", cfg.base_url.clone(), auth, ctx)
         })?;
         Ok(Jira { client })
     }
@@ -76,8 +66,10 @@ impl Jira {
         &self.client
     }
 
-    /// Looks up one batch of keys. Keys Jira does not know are dropped (Jira answers 400
-    /// naming them; they are removed and the query sent again).
+    /// Looks up one batch of keys; the answer holds those Jira returned. Jira answers 400
+    /// naming keys it does not know (or that the token may not see: Jira says the same),
+    /// which are taken out and the query sent again; the caller keeps them as "not in
+    /// Jira" rather than dropping shipped work the token cannot see.
     pub async fn tickets(&self, keys: &[String]) -> Result<BTreeMap<String, Ticket>, FetchError> {
         let mut pending: BTreeSet<String> = keys.iter().cloned().collect();
         let mut out = BTreeMap::new();
@@ -136,14 +128,20 @@ impl Jira {
                 body["nextPageToken"] = serde_json::Value::String(t.clone());
             }
             let resp = self.client.post_json(url.clone(), &body, RESOURCE).await?;
-            let page: SearchResponse = resp.json(&self.client, endpoint)?;
+            let page: SearchResponse = resp.json(&self.client, "POST", endpoint)?;
             for issue in page.issues {
+                // An issue that was not asked for (a moved issue answers under its new
+                // key) is not one of ours.
+                if !keys.contains(&issue.key) {
+                    continue;
+                }
                 out.insert(
                     issue.key.clone(),
                     Ticket {
                         key: issue.key,
                         status: issue.fields.status.and_then(|s| s.name),
                         summary: issue.fields.summary,
+                        in_jira: Some(true),
                     },
                 );
             }
@@ -156,14 +154,23 @@ impl Jira {
     }
 }
 
-/// Ticket keys in a PR title or branch name, in order of appearance, without repeats.
-pub fn ticket_keys(pattern: &regex::Regex, texts: &[&str]) -> Vec<String> {
+/// Ticket keys in a PR title or branch name, in order of appearance, without repeats;
+/// matches of `ignore` (whole key: `UTF-8`, `ISO-8601`) are not tickets.
+pub fn ticket_keys(
+    pattern: &regex::Regex,
+    ignore: Option<&regex::Regex>,
+    texts: &[&str],
+) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for text in texts {
         for m in pattern.find_iter(text) {
-            if seen.insert(m.as_str().to_string()) {
-                out.push(m.as_str().to_string());
+            let key = m.as_str();
+            if ignore.is_some_and(|re| re.find(key).is_some_and(|i| i.len() == key.len())) {
+                continue;
+            }
+            if seen.insert(key.to_string()) {
+                out.push(key.to_string());
             }
         }
     }
@@ -179,6 +186,7 @@ mod tests {
         let re = regex::Regex::new("[A-Z][A-Z0-9]+-[0-9]+").unwrap();
         let keys = ticket_keys(
             &re,
+            None,
             &[
                 "PAY-123: fix rounding (PAY-124)",
                 "feature/PAY-123-rounding",
@@ -186,6 +194,13 @@ mod tests {
             ],
         );
         assert_eq!(keys, ["PAY-123", "PAY-124"]);
+        let ignore = regex::Regex::new("UTF-[0-9]+|ISO-[0-9]+").unwrap();
+        let keys = ticket_keys(
+            &re,
+            Some(&ignore),
+            &["PAY-7: read UTF-8 and ISO-8601 dates", "fix/UTF-80-PAY-8"],
+        );
+        assert_eq!(keys, ["PAY-7", "PAY-8"]);
     }
 
     #[test]

@@ -5,4 +5,5 @@ pub mod github;
 pub mod http;
 pub mod jira;
 pub mod kustomize;
+pub mod registry;
 pub mod teamcity;

@@ -3,15 +3,19 @@
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{Auth, ClientOptions, FetchError, LogSink, RateHeaders, SourceClient};
+use super::http::{Auth, ClientContext, ClientOptions, FetchError, RateHeaders, SourceClient};
 use crate::config::{Secrets, TeamCityConfig};
 use crate::engine::model::Build;
 
 const RESOURCE: &str = "teamcity";
 const FIELDS: &str = "count,nextHref,build(id,number,status,state,branchName,buildTypeId,startDate,finishDate,webUrl)";
 
+/// `Builds`: `count` is always there when asked for in `fields` (0 when nothing
+/// matched), so a body without it is not an answer to this request.
 #[derive(Debug, Deserialize)]
 struct BuildsPage {
+    count: u64,
+    /// TeamCity leaves out an empty collection.
     #[serde(default)]
     build: Vec<BuildItem>,
     #[serde(rename = "nextHref")]
@@ -40,22 +44,21 @@ impl TeamCity {
     pub fn new(
         cfg: &TeamCityConfig,
         secrets: &Secrets,
-        log: LogSink,
-        retry_min_delay: std::time::Duration,
+        ctx: &ClientContext,
     ) -> Result<TeamCity, String> {
         let token = secrets.teamcity_token.clone().unwrap_or_default();
         let client = SourceClient::new(ClientOptions {
-            name: "teamcity",
-            label: "TeamCity",
-            base_url: cfg.base_url.clone(),
-            auth: Auth::Bearer(token),
             headers: vec![("accept", "application/json".into())],
             max_concurrency: cfg.max_concurrency,
             rate_headers: RateHeaders::RetryAfterOnly,
-            cache: None,
-            log,
-            budgets: vec![],
-            retry_min_delay,
+            max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
+            ..ClientOptions::new(
+                "teamcity",
+                "TeamCity",
+                cfg.base_url.clone(),
+                Auth::Bearer(token),
+                ctx,
+            )
         })?;
         let base = Url::parse(&cfg.base_url).map_err(|e| format!("teamcity: bad base_url: {e}"))?;
         Ok(TeamCity {
@@ -84,12 +87,20 @@ impl TeamCity {
         loop {
             pages += 1;
             let endpoint = self.client.endpoint_of(&url);
-            let resp = self.client.get(url.clone(), RESOURCE).await?;
-            let page: BuildsPage = resp.json(&self.client, &endpoint)?;
+            let (page, _): (BuildsPage, _) = self.client.get_json(url.clone(), RESOURCE).await?;
+            if page.count > 0 && page.build.is_empty() {
+                return Err(self.client.error(
+                    "GET",
+                    &endpoint,
+                    Some(200),
+                    format!("response counts {} builds but lists none", page.count),
+                    false,
+                ));
+            }
             builds.extend(page.build);
             match page.next_href {
                 Some(next) if builds.len() < self.wanted as usize && pages < 20 => {
-                    url = self.resolve_href(&next)?
+                    url = self.resolve_href(&next, &endpoint)?
                 }
                 _ => break,
             }
@@ -110,19 +121,18 @@ impl TeamCity {
         }))
     }
 
-    /// `nextHref` is server-relative and already carries any context path
-    /// (`/tc/app/rest/...`); otherwise it is relative to the base URL.
-    fn resolve_href(&self, href: &str) -> Result<Url, FetchError> {
+    /// `nextHref` is server-relative and may already carry the context path
+    /// (`/tc/app/rest/...`); otherwise it is relative to the base URL. It must stay on
+    /// the server's origin: following it sends the token.
+    fn resolve_href(&self, href: &str, from: &str) -> Result<Url, FetchError> {
         let prefix = self.base.path().trim_end_matches('/');
-        let joined = if !prefix.is_empty() && href.starts_with(&format!("{prefix}/")) {
-            self.base.join(href)
+        let server_relative = href.starts_with('/') && !href.starts_with("//");
+        let link = if server_relative && !href.starts_with(&format!("{prefix}/")) {
+            format!("{prefix}{href}")
         } else {
-            return self.client.url(href);
+            href.to_string()
         };
-        joined.map_err(|e| {
-            self.client
-                .error("GET", href, None, format!("bad nextHref: {e}"), false)
-        })
+        self.client.follow_link(&link, from)
     }
 }
 

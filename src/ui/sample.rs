@@ -54,10 +54,13 @@ pub fn snapshot() -> Snapshot {
                     } else {
                         format!("Improve {comp} handling of case {i}")
                     }),
+                    in_jira: Some(true),
                 })
                 .collect();
             let build_ok = !(c == 3 && e == 0);
             let cell = Cell {
+                resolved: None,
+                unresolved: None,
                 tag: Some(if c == 2 {
                     format!("sha-{:07x}", 0x22c373a + seed)
                 } else {
@@ -80,7 +83,7 @@ pub fn snapshot() -> Snapshot {
                     ),
                     ("p95_ms".into(), Some(120.0 + 17.0 * seed as f64)),
                 ]),
-                tickets,
+                tickets: Some(tickets),
                 events: (0..3)
                     .map(|i| DeployEvent {
                         at: ago(3_600 * (5 + seed * 11) + 86_400 * 4 * i),
@@ -118,6 +121,7 @@ fn stats() -> RunStats {
         retries: errors,
         rate_limited_waits: 0,
         errors,
+        answered: requests,
     };
     RunStats {
         requests: 348,

@@ -749,6 +749,24 @@ impl SnapshotTab {
             )));
         }
         lines.push(Line::from(deployed));
+        if let Some(r) = &cell.resolved {
+            let via = match r.via.as_str() {
+                "newTag" => "its newTag",
+                "replaced tag" => "the tag it replaced",
+                "registry" => "the image's revision label",
+                other => other,
+            };
+            lines.push(Line::from(vec![
+                Span::styled("pinned    ", muted),
+                Span::raw(format!("digest of {} (from {via})", r.tag)),
+            ]));
+        }
+        if let Some(why) = &cell.unresolved {
+            lines.push(Line::from(vec![
+                Span::styled("unknown   ", muted),
+                Span::styled(why.clone(), t.style(Role::SeverityWarn)),
+            ]));
+        }
         lines.push(Line::from(vec![
             Span::styled("commits   ", muted),
             Span::raw(format!(
@@ -829,23 +847,37 @@ impl SnapshotTab {
             ]));
         }
         lines.push(Line::raw(""));
+        let tickets = cell.tickets.as_deref().unwrap_or_default();
         lines.push(Line::styled(
-            format!("Shipped tickets ({})", cell.tickets.len()),
+            match &cell.tickets {
+                Some(list) => format!("Shipped tickets ({})", list.len()),
+                None => "Shipped tickets (unknown)".to_string(),
+            },
             t.style(Role::Header),
         ));
-        if cell.tickets.is_empty() {
-            lines.push(Line::styled(
+        match &cell.tickets {
+            None => lines.push(Line::styled(
+                format!(
+                    "  unknown: {}",
+                    cell.unresolved.as_deref().unwrap_or("not resolved")
+                ),
+                muted,
+            )),
+            Some(list) if list.is_empty() => lines.push(Line::styled(
                 "  none found in the shipped pull requests",
                 muted,
-            ));
+            )),
+            Some(_) => {}
         }
-        for tk in &cell.tickets {
+        for tk in tickets {
+            let status = match (tk.status.as_deref(), tk.in_jira) {
+                (Some(s), _) => s,
+                (None, Some(false)) => "not in Jira",
+                (None, _) => "?",
+            };
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<12}", tk.key), t.style(Role::Title)),
-                Span::styled(
-                    format!("{:<14}", fit(tk.status.as_deref().unwrap_or("?"), 13)),
-                    muted,
-                ),
+                Span::styled(format!("{:<14}", fit(status, 13)), muted),
                 Span::raw(tk.summary.clone().unwrap_or_default()),
             ]));
         }
@@ -900,9 +932,14 @@ fn cell_line(
         })
         .map(|h| format!(" {h}"))
         .unwrap_or_default();
-    let tickets = format!(" {}T", cell.tickets.len());
+    let tickets = match &cell.tickets {
+        Some(list) => format!(" {}T", list.len()),
+        None => " ?T".to_string(),
+    };
     let suffix_w = 1 + age.len() + 2 + health.chars().count() + tickets.len();
-    let tag = cell.tag.as_deref().unwrap_or("?");
+    // A digest pin shows the tag it stands for, marked `@`.
+    let pinned = cell.resolved.as_ref().map(|r| format!("{}@", r.tag));
+    let tag = pinned.as_deref().or(cell.tag.as_deref()).unwrap_or("?");
     let tag = fit(tag, width.saturating_sub(suffix_w).max(1)).into_owned();
     let mut line = Line::from(vec![
         Span::raw(tag),

@@ -173,7 +173,12 @@ fn sanitize_cell(cell: &mut Cell) {
         .into_iter()
         .map(|(k, v)| (sanitize(&k).into_owned(), v))
         .collect();
-    for t in &mut cell.tickets {
+    clean_opt(&mut cell.unresolved);
+    if let Some(r) = &mut cell.resolved {
+        clean(&mut r.tag);
+        clean(&mut r.via);
+    }
+    for t in cell.tickets.iter_mut().flatten() {
         clean(&mut t.key);
         clean_opt(&mut t.status);
         clean_opt(&mut t.summary);

@@ -36,11 +36,9 @@ pub async fn snapshot_with(
         events
     });
     let env = RunEnv {
-        config: Arc::new(config),
-        secrets: sim.secrets(),
-        store: store.clone(),
-        events: tx,
         retry_min_delay: Duration::from_millis(1),
+        timeout: Some(Duration::from_secs(120)),
+        ..RunEnv::new(Arc::new(config), sim.secrets(), store.clone(), tx)
     };
     let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
     let events = collector.await.unwrap();
