@@ -269,6 +269,8 @@ pub struct Secrets {
     pub jira_token: Option<String>,
     /// Registry host → (username, token).
     pub registries: BTreeMap<String, (Option<String>, Option<String>)>,
+    /// Token files others can read, each with the `chmod` that fixes it.
+    pub warnings: Vec<String>,
 }
 
 impl Secrets {
@@ -312,8 +314,10 @@ impl fmt::Debug for Secrets {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file. One that others can write is refused: it
+    /// decides where the credentials are sent.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        check_permissions(path, "config").map_err(ConfigError::Secret)?;
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -328,6 +332,15 @@ impl Config {
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             message: e.message().trim().to_string(),
         })?;
+        if let Some(bad) = unknown_placeholder(&config.gitops.path, &["env", "component"]) {
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                line: line_of_value(text, "path", &config.gitops.path),
+                message: format!(
+                    "`gitops.path` has an unknown placeholder `{bad}`: only {{env}} and {{component}} are filled in"
+                ),
+            });
+        }
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
@@ -346,8 +359,19 @@ impl Config {
             return Err(format!("component `{dup}` is defined twice"));
         }
         check_repo("gitops.repo", &self.gitops.repo)?;
+        if let Some(bad) = unknown_placeholder(&self.gitops.path, &["env", "component"]) {
+            return Err(format!(
+                "`gitops.path` has an unknown placeholder `{bad}`: only {{env}} and {{component}} are filled in"
+            ));
+        }
         if !self.gitops.path.contains("{component}") && self.components.len() > 1 {
             return Err("`gitops.path` must contain `{component}` (and usually `{env}`)".into());
+        }
+        if !self.gitops.path.contains("{env}") && self.environments.len() > 1 {
+            return Err(
+                "`gitops.path` must contain `{env}`: without it every environment reads the same file"
+                    .into(),
+            );
         }
         for c in &self.components {
             check_repo(&format!("components `{}` repo", c.name), &c.repo)?;
@@ -414,22 +438,57 @@ impl Config {
     /// error naming it, before any request is sent.
     pub fn resolve_secrets(&self) -> Result<Secrets, ConfigError> {
         let gh = &self.github;
+        let mut warnings = Vec::new();
         let mut s = Secrets {
-            github_token: read_secret("github token", &gh.token_env, &gh.token_file, false)?,
+            github_token: read_secret(
+                "github token",
+                &gh.token_env,
+                &gh.token_file,
+                false,
+                &mut warnings,
+            )?,
             ..Secrets::default()
         };
         if let Some(tc) = &self.teamcity {
-            s.teamcity_token = read_secret("teamcity token", &tc.token_env, &tc.token_file, true)?;
+            s.teamcity_token = read_secret(
+                "teamcity token",
+                &tc.token_env,
+                &tc.token_file,
+                true,
+                &mut warnings,
+            )?;
         }
         if let Some(dd) = &self.datadog {
-            s.datadog_api_key =
-                read_secret("datadog api key", &dd.api_key_env, &dd.api_key_file, true)?;
-            s.datadog_app_key =
-                read_secret("datadog app key", &dd.app_key_env, &dd.app_key_file, true)?;
+            s.datadog_api_key = read_secret(
+                "datadog api key",
+                &dd.api_key_env,
+                &dd.api_key_file,
+                true,
+                &mut warnings,
+            )?;
+            s.datadog_app_key = read_secret(
+                "datadog app key",
+                &dd.app_key_env,
+                &dd.app_key_file,
+                true,
+                &mut warnings,
+            )?;
         }
         if let Some(j) = &self.jira {
-            s.jira_email = read_secret("jira email", &j.email_env, &j.email_file, true)?;
-            s.jira_token = read_secret("jira token", &j.token_env, &j.token_file, true)?;
+            s.jira_email = read_secret(
+                "jira email",
+                &j.email_env,
+                &j.email_file,
+                true,
+                &mut warnings,
+            )?;
+            s.jira_token = read_secret(
+                "jira token",
+                &j.token_env,
+                &j.token_file,
+                true,
+                &mut warnings,
+            )?;
         }
         for r in &self.registries {
             let user = read_secret(
@@ -437,14 +496,20 @@ impl Config {
                 &r.username_env,
                 &r.username_file,
                 false,
+                &mut warnings,
             )?;
             let token = read_secret(
                 &format!("{} registry token", r.host),
                 &r.token_env,
                 &r.token_file,
                 false,
+                &mut warnings,
             )?;
             s.registries.insert(r.host.clone(), (user, token));
+        }
+        s.warnings = warnings;
+        for w in &s.warnings {
+            tracing::warn!("{w}");
         }
         Ok(s)
     }
@@ -460,6 +525,7 @@ fn read_secret(
     env: &Option<String>,
     file: &Option<PathBuf>,
     required: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<String>, ConfigError> {
     if let Some(var) = env {
         return match std::env::var(var) {
@@ -470,6 +536,7 @@ fn read_secret(
         };
     }
     if let Some(path) = file {
+        warnings.extend(check_permissions(path, what).map_err(ConfigError::Secret)?);
         return match std::fs::read_to_string(path) {
             Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
             Ok(_) => Err(ConfigError::Secret(format!(
@@ -487,6 +554,60 @@ fn read_secret(
             "no {what} configured: set `{}_env` or `{}_file`",
             what.replace(' ', "_"),
             what.replace(' ', "_")
+        )));
+    }
+    Ok(None)
+}
+
+/// The first `{name}` in `template` that is not one of `known`.
+fn unknown_placeholder(template: &str, known: &[&str]) -> Option<String> {
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            return Some(rest[start..].to_string());
+        };
+        let name = &after[..end];
+        if !known.contains(&name) {
+            return Some(format!("{{{name}}}"));
+        }
+        rest = &after[end + 1..];
+    }
+    None
+}
+
+/// The line of `key = "value"` in TOML text (the value's first appearance after its key),
+/// for errors found after parsing.
+fn line_of_value(text: &str, key: &str, value: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(key) && l[key.len()..].trim_start().starts_with('=') && l.contains(value)
+        })
+        .or_else(|| text.lines().position(|l| l.contains(value)))
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+/// Refuses a file others can write (like ssh's StrictModes: whoever can change it decides
+/// where credentials go, or what they are); returns a warning for a secret file others can
+/// read.
+fn check_permissions(path: &Path, what: &str) -> Result<Option<String>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        // Missing or unreadable: the read that follows names it.
+        return Ok(None);
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    let shown = path.display();
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{shown}: {what} file is writable by others (mode {mode:04o}); refusing it: `chmod go-w {shown}`"
+        ));
+    }
+    if what != "config" && mode & 0o044 != 0 {
+        return Ok(Some(format!(
+            "{shown}: {what} file is readable by others (mode {mode:04o}): `chmod 600 {shown}`"
         )));
     }
     Ok(None)

@@ -90,6 +90,9 @@ fn snapshot(
         Ok(s) => s,
         Err(e) => return fail(&e.into()),
     };
+    for w in &secrets.warnings {
+        eprintln!("snaptop: warning: {w}");
+    }
     let store = match headless::open_store(&config) {
         Ok(s) => s,
         Err(e) => return fail(&e),

@@ -98,7 +98,8 @@ pub enum Fault {
     RateLimited(u64),
     /// GitHub: a secondary-limit 403 as documented, with no `retry-after`.
     SecondaryLimit,
-    /// 302 to this URL (another origin: a capture server).
+    /// 302 to this URL (another origin: a capture server); empty: to the request's own
+    /// URL (a load balancer bouncing it once).
     RedirectTo(String),
     /// The real answer, with its next page (`Link: rel="next"`, TeamCity's `nextHref`)
     /// pointing at this URL.
@@ -189,6 +190,9 @@ pub struct SimOptions {
     /// GraphQL queries reading more file objects than this time out with a 502, as
     /// GitHub's do when a query runs too long.
     pub github_graphql_max_objects: usize,
+    /// TeamCity answers at most this many builds a page (a server's own cap), so clients
+    /// must follow `nextHref`.
+    pub teamcity_max_count: usize,
 }
 
 impl SimOptions {
@@ -218,6 +222,7 @@ impl Default for SimOptions {
             datadog_budget: 1000,
             datadog_period: Duration::from_secs(3600),
             github_graphql_max_objects: usize::MAX,
+            teamcity_max_count: usize::MAX,
         }
     }
 }
@@ -495,6 +500,7 @@ impl RunningSim {
             jira_email: Some(JIRA_EMAIL.into()),
             jira_token: Some(JIRA_TOKEN.into()),
             registries: Default::default(),
+            warnings: vec![],
         }
     }
 
@@ -700,7 +706,7 @@ async fn admission(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     state.count(source).requests.fetch_add(1, Ordering::Relaxed);
     let fault = state.fault(source, &path);
-    if let Some(resp) = injected_fault(&state, &fault, req.headers()).await {
+    if let Some(resp) = injected_fault(&state, &fault, req.uri(), req.headers()).await {
         state
             .count(source)
             .injected_faults
@@ -794,6 +800,7 @@ async fn mangle(state: &Shared, source: Source, fault: Fault, resp: Response) ->
 async fn injected_fault(
     state: &Shared,
     fault: &Fault,
+    uri: &axum::http::Uri,
     request_headers: &HeaderMap,
 ) -> Option<Response> {
     match fault {
@@ -858,10 +865,15 @@ async fn injected_fault(
             );
         }
         Fault::RedirectTo(url) => {
+            let location = if url.is_empty() {
+                uri.to_string()
+            } else {
+                url.clone()
+            };
             return Some(
                 Response::builder()
                     .status(StatusCode::FOUND)
-                    .header("location", url.as_str())
+                    .header("location", location)
                     .body(Body::empty())
                     .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
             );

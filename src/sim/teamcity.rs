@@ -176,7 +176,8 @@ async fn builds(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> 
     };
     let count = get("count")
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(DEFAULT_COUNT);
+        .unwrap_or(DEFAULT_COUNT)
+        .min(state.opts.teamcity_max_count);
     let start = get("start")
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);

@@ -1074,26 +1074,24 @@ impl SourceClient {
                 drop(_permit);
                 waits += 1;
                 let give_up = if waits > MAX_RATE_LIMIT_WAITS {
-                    Some(format!(
-                        "still rate limited after {MAX_RATE_LIMIT_WAITS} waits"
-                    ))
+                    Some(format!("still limited after {MAX_RATE_LIMIT_WAITS} waits"))
                 } else if wait > Duration::from_secs(MAX_RATE_LIMIT_WAIT_SECS) {
                     Some(format!(
-                        "{why}: asked to wait {}s (until {}), more than the {MAX_RATE_LIMIT_WAIT_SECS}s snaptop waits",
+                        "asked to wait {}s (until {}), more than the {MAX_RATE_LIMIT_WAIT_SECS}s snaptop waits",
                         wait.as_secs(),
                         crate::clock::hms_after(wait)
                     ))
                 } else {
                     self.past_deadline(wait).map(|until| {
-                        format!("{why}: the wait until {until} ends after the run's deadline")
+                        format!("the wait until {until} ends after the run's deadline")
                     })
                 };
-                if let Some(reason) = give_up {
+                if let Some(detail) = give_up {
                     return Err(self.error(
                         method_name,
                         endpoint,
                         Some(status.as_u16()),
-                        format!("rate limited ({reason}); giving up"),
+                        format!("{why}: {detail}; giving up"),
                         false,
                     ));
                 }

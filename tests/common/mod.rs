@@ -84,3 +84,89 @@ pub fn snaptop(sim: &RunningSim, dir: &Path) -> std::process::Command {
     }
     cmd
 }
+
+/// A server on another origin that records every request reaching it (method, URL and
+/// headers) and answers `[]`: where a leaked credential would land.
+pub struct Capture {
+    pub url: String,
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn capture_server() -> Capture {
+    use axum::extract::Request;
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let record = record.clone();
+        async move {
+            let headers: Vec<String> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            record.lock().unwrap().push(format!(
+                "{} {} {}",
+                req.method(),
+                req.uri(),
+                headers.join("; ")
+            ));
+            "[]"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Capture {
+        url,
+        seen,
+        _stop: tx,
+    }
+}
+
+/// One snapshot with a shaped environment (timeouts, run timeout) and its events.
+pub async fn snapshot_env(
+    sim: &RunningSim,
+    config: Config,
+    store: &Store,
+    shape: impl FnOnce(&mut RunEnv),
+) -> (Snapshot, Vec<EngineEvent>) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let collector = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    });
+    let mut env = RunEnv {
+        retry_min_delay: Duration::from_millis(1),
+        timeout: Some(Duration::from_secs(120)),
+        ..RunEnv::new(Arc::new(config), sim.secrets(), store.clone(), tx)
+    };
+    shape(&mut env);
+    let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
+    let events = collector.await.unwrap();
+    match result {
+        Ok((_, s)) => (s, events),
+        Err((_, e)) => panic!("snapshot failed: {e}"),
+    }
+}
+
+/// The log lines of a run's events.
+pub fn log_lines(events: &[EngineEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Log(l) => Some(format!("{}: {}", l.source, l.message)),
+            _ => None,
+        })
+        .collect()
+}
