@@ -166,6 +166,11 @@ impl App {
 
     pub fn on_key(&mut self, key: &KeyEvent) -> bool {
         let had_message = self.message.take().is_some();
+        // Suspending works wherever the keys go, a prompt included.
+        if key.kind != KeyEventKind::Release && self.keys.action_for(key) == Some(Action::Suspend) {
+            self.effects.push(Effect::Suspend);
+            return had_message;
+        }
         if self.overlay == Overlay::None && self.tabs[self.active].takes_text() {
             if key.kind == KeyEventKind::Release {
                 return had_message;
