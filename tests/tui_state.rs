@@ -425,3 +425,57 @@ fn an_open_prompt_takes_the_keys_that_are_global_elsewhere() {
     assert!(!app.should_quit());
     assert!(!app.active_tab().takes_text());
 }
+
+/// The screen as text, one line per row.
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(|f| snaptop::ui::draw(f, app, sample::NOW)).unwrap();
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_store_whose_latest_snapshot_does_not_read_back_still_starts_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let id = {
+        let store = snaptop::store::Store::open(&path, 8).unwrap();
+        let id = store.next_run_id().unwrap();
+        let mut snapshot = sample::snapshot();
+        snapshot.run_id = id;
+        let summary = RunSummary {
+            id,
+            ..sample::history()[0].clone()
+        };
+        store.commit_run(&summary, Some(&snapshot)).unwrap();
+        store.flush_blocking().unwrap();
+        id
+    };
+    {
+        // Garbage where the only snapshot was: nothing to fall back to.
+        let db = sled::open(&path).unwrap();
+        db.open_tree("snapshots")
+            .unwrap()
+            .insert(id.to_be_bytes(), &b"{\"run_id\": tru"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = snaptop::store::Store::open(&path, 8).unwrap();
+    let startup = snaptop::app::run::read_startup(&store).expect("not an error");
+    assert!(startup.snapshot.is_none());
+    assert_eq!(startup.history.len(), 1, "the run itself is still listed");
+    let app = app_with(startup);
+    let m = app.message().expect("an error line");
+    assert_eq!(m.level, Level::Error);
+    let text = screen(&app, 200, 30);
+    for needle in [
+        format!("store {}", path.display()),
+        "the latest snapshot could not be read (no snapshot to show".to_string(),
+        "No snapshot yet".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} not on screen:\n{text}");
+    }
+}

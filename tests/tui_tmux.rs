@@ -5,6 +5,8 @@
 //! Every run uses its own tmux server (`-L`) and temporary HOME/XDG directories, so it
 //! never touches the user's tmux, config, store or logs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -554,6 +556,87 @@ fn too_small_pane_shows_a_notice_and_still_quits() {
     pane.wait_for(&["needs a bigger pane", "50×12"]);
     pane.keys(&["q"]);
     pane.wait_for(&["SNAPTOP_EXIT=0"]);
+}
+
+/// A latest snapshot whose bytes are damaged does not stop the TUI: it starts with the
+/// newest snapshot that reads back and a line naming the store, and the next run
+/// replaces the damaged one.
+#[test]
+fn a_corrupt_latest_snapshot_is_named_and_replaced_by_the_next_run() {
+    if !have_tmux() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(common::sim(snaptop::sim::SimOptions::default()));
+    let data = tempfile::tempdir().unwrap();
+    let config = common::write_config(&sim, data.path());
+    let store_path = data.path().join("store");
+    for _ in 0..2 {
+        let out = common::snaptop(&sim, data.path())
+            .args(["snapshot", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    {
+        let db = sled::open(&store_path).unwrap();
+        let latest = db
+            .open_tree("meta")
+            .unwrap()
+            .get("latest_snapshot")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&latest[..], 2u64.to_be_bytes(), "runs are numbered 1, 2");
+        db.open_tree("snapshots")
+            .unwrap()
+            .insert(latest, &b"\x00\xffnot json"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    let secrets = sim.secrets();
+    let env = [
+        (snaptop::sim::GITHUB_TOKEN_ENV, secrets.github_token),
+        (snaptop::sim::TEAMCITY_TOKEN_ENV, secrets.teamcity_token),
+        (snaptop::sim::DATADOG_API_KEY_ENV, secrets.datadog_api_key),
+        (snaptop::sim::DATADOG_APP_KEY_ENV, secrets.datadog_app_key),
+        (snaptop::sim::JIRA_EMAIL_ENV, secrets.jira_email),
+        (snaptop::sim::JIRA_TOKEN_ENV, secrets.jira_token),
+    ]
+    .map(|(k, v)| (k, v.unwrap_or_default()));
+    let pane = Pane::start_with_env(
+        "corrupt",
+        200,
+        40,
+        &env,
+        &format!("--config {}", config.display()),
+    );
+    let s = pane.wait_for(&[
+        "1 Snapshot",
+        "the latest snapshot could not be read (showing run #1;",
+        "component",
+    ]);
+    assert!(
+        s.contains(&format!("store {}", store_path.display())),
+        "{s}"
+    );
+    pane.keys(&["r"]);
+    pane.wait_for(&["Last run #3", "snapshot #3 finished"]);
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+
+    let store = snaptop::store::Store::open(&store_path, 8).unwrap();
+    let latest = store
+        .latest_snapshot()
+        .expect("the latest reads back again");
+    assert_eq!(latest.map(|s| s.run_id), Some(3));
 }
 
 /// Configuration mistakes stop the program before the terminal is touched, naming

@@ -55,6 +55,9 @@ pub struct Startup {
     pub demo: bool,
     /// `--targets FILE`: checked against every report opened in the Reports tab.
     pub report_targets: Option<std::path::PathBuf>,
+    /// What was wrong with the store's data (a latest snapshot that did not read back),
+    /// shown as an error line.
+    pub store_problem: Option<String>,
 }
 
 pub struct App {
@@ -101,7 +104,10 @@ impl App {
             demo: startup.demo,
             running: None,
             data_as_of,
-            message: None,
+            message: startup.store_problem.map(|p| Message {
+                level: Level::Error,
+                text: text::sanitize(&p).into_owned(),
+            }),
             quit: false,
             effects: Vec::new(),
         }

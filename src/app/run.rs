@@ -176,6 +176,31 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
     result
 }
 
+/// What the TUI shows first, read from the store before any network call. A latest
+/// snapshot that does not read back (damaged bytes, a format this snaptop cannot
+/// decode) does not stop the TUI: the newest snapshot that does is shown, or none, with
+/// an error line naming the store; the next run replaces it.
+pub fn read_startup(store: &Store) -> anyhow::Result<Startup> {
+    let latest = store.latest_or_fallback()?;
+    let store_problem = latest.unreadable.map(|why| {
+        tracing::error!(store = %store.path().display(), "latest snapshot unreadable: {why}");
+        let shown = match &latest.snapshot {
+            Some(s) => format!("showing run #{}", s.run_id),
+            None => "no snapshot to show".to_string(),
+        };
+        format!(
+            "store {}: the latest snapshot could not be read ({shown}; the next run replaces it)",
+            store.path().display()
+        )
+    });
+    Ok(Startup {
+        snapshot: latest.snapshot,
+        history: store.run_history(HISTORY_ROWS)?,
+        store_problem,
+        ..Startup::default()
+    })
+}
+
 /// `$XDG_CONFIG_HOME/snaptop/themes`.
 pub fn user_theme_dir() -> Option<PathBuf> {
     config::default_config_path().and_then(|p| p.parent().map(|d| d.join("themes")))
@@ -222,10 +247,9 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let demo = matches!(source, Source::Demo);
     // The last snapshot and the history come from the store before any network call.
     let startup = Startup {
-        snapshot: store.latest_snapshot()?,
-        history: store.run_history(HISTORY_ROWS)?,
         demo,
         report_targets,
+        ..read_startup(&store)?
     };
     let mut app = App::new(startup, keys, theme, offset);
     let (app_tx, mut app_rx) = mpsc::unbounded_channel::<AppEvent>();
