@@ -12,6 +12,8 @@ use snaptop::ui::theme::Theme;
 use snaptop::ui::{AppEvent, Effect, Outcome, Tab, sample};
 use time::UtcOffset;
 
+mod store_lock;
+
 fn app_with(startup: Startup) -> App {
     App::new(
         startup,
@@ -643,6 +645,7 @@ fn a_store_whose_latest_snapshot_does_not_read_back_still_starts_and_says_so() {
         store.flush_blocking().unwrap();
         id
     };
+    store_lock::wait_released(&path);
     {
         // Garbage where the only snapshot was: nothing to fall back to.
         let db = sled::open(&path).unwrap();
@@ -652,6 +655,7 @@ fn a_store_whose_latest_snapshot_does_not_read_back_still_starts_and_says_so() {
             .unwrap();
         db.flush().unwrap();
     }
+    store_lock::wait_released(&path);
     let store = snaptop::store::Store::open(&path, 8).unwrap();
     let startup = snaptop::app::run::read_startup(&store).expect("not an error");
     assert!(startup.snapshot.is_none());

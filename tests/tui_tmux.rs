@@ -6,6 +6,7 @@
 //! never touches the user's tmux, config, store or logs.
 
 mod common;
+mod store_lock;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -599,6 +600,7 @@ fn a_corrupt_latest_snapshot_is_named_and_replaced_by_the_next_run() {
             .unwrap();
         db.flush().unwrap();
     }
+    store_lock::wait_released(&store_path);
 
     let secrets = sim.secrets();
     let env = [
