@@ -88,7 +88,7 @@ fn writes_past_permissions(dir: &Path) -> bool {
 
 /// Drops the capabilities that let root ignore file permissions from the child's
 /// bounding set, so the binary it runs is held to the directory's mode like anyone.
-/// False when that is not possible here (not root, or no CAP_SETPCAP).
+/// Where that is not allowed (no CAP_SETPCAP) spawning the command fails.
 fn hold_to_permissions(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER (linux/capability.h).
@@ -122,9 +122,7 @@ async fn a_store_that_is_not_writable_is_one_line_naming_it() {
         &format!("{:?}", fresh_store.display().to_string()),
     );
     std::fs::write(&fresh_config, text).unwrap();
-    for d in [&store_path, &fresh_parent] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o500)).unwrap();
-    }
+    let _locked = [&store_path, &fresh_parent].map(|d| ReadOnly::set(d));
     let privileged = writes_past_permissions(&store_path);
 
     // An existing store in a directory it cannot write, and a new one it cannot create.
@@ -167,8 +165,22 @@ async fn a_store_that_is_not_writable_is_one_line_naming_it() {
         );
         assert!(err.contains("[store] path"), "a hint: {err}");
     }
-    for d in [&store_path, &fresh_parent] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+/// A directory made read-only (0500) until dropped, so the temporary directory can
+/// still be removed when an assertion fails.
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn set(dir: &Path) -> ReadOnly {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        ReadOnly(dir.to_owned())
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
     }
 }
 
