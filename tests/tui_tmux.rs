@@ -163,14 +163,21 @@ impl Pane {
 
     /// Waits until every one of `needles` is on screen; panics with the screen if not.
     fn wait_for(&self, needles: &[&str]) -> String {
+        self.wait_until(&format!("{needles:?}"), |s| {
+            needles.iter().all(|n| s.contains(n))
+        })
+    }
+
+    /// Waits until `ready` holds for the screen; panics with the screen if not.
+    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
-            if needles.iter().all(|n| s.contains(n)) {
+            if ready(&s) {
                 return s;
             }
             if start.elapsed() > WAIT {
-                panic!("waited {WAIT:?} for {needles:?}; the screen is:\n{s}");
+                panic!("waited {WAIT:?} for {what}; the screen is:\n{s}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -494,10 +501,12 @@ fn ctrl_z_and_sigtstp_suspend_to_the_shell_and_fg_resumes() {
         pane.wait_for_alternate(false);
         pane.wait_for(&["Stopped"]);
         pane.tmux(&["send-keys", "-t", "0", "clear; ", TTY_REPORT, "Enter"]);
-        let s = pane.wait_for(&["TTY="]);
+        // The report's line, not the command line that prints it.
+        let s = pane.wait_until("a TTY= line", |s| s.lines().any(|l| l.starts_with("TTY=")));
         assert_terminal_restored(&pane, &s, how);
-        // `fg`: snaptop takes the terminal again and draws the whole screen.
-        pane.keys(&["fg", "Enter"]);
+        // `fg`: snaptop takes the terminal again and draws the whole screen. (The shell's
+        // screen is cleared first, so the next round reads only its own lines.)
+        pane.tmux(&["send-keys", "-t", "0", "clear; fg", "Enter"]);
         pane.wait_for_alternate(true);
         pane.wait_for(&["1 Snapshot", "DEMO", "No snapshot yet", "q quit"]);
         assert_eq!(pane.screen_mode(), (true, false), "{how}: resumed");
@@ -510,7 +519,9 @@ fn ctrl_z_and_sigtstp_suspend_to_the_shell_and_fg_resumes() {
     pane.keys(&["q"]);
     pane.wait_for_alternate(false);
     pane.tmux(&["send-keys", "-t", "0", "echo SNAPTOP_EXIT=$?", "Enter"]);
-    pane.wait_for(&["SNAPTOP_EXIT=0"]);
+    pane.wait_until("SNAPTOP_EXIT=0", |s| {
+        s.lines().any(|l| l.starts_with("SNAPTOP_EXIT=0"))
+    });
 }
 
 /// Without job control (nothing could ever continue the process) SIGTSTP does not stop
