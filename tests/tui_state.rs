@@ -334,29 +334,20 @@ fn assert_drawn_clean(app: &App, what: &str, visible: &[&str]) {
 
 #[test]
 fn hostile_text_reaches_no_cell_of_the_snapshot_tab() {
-    // Stored data (read from the store at start) and engine events both.
-    let mut snapshot = sample::snapshot();
+    // Stored data (read from the store at start) and engine events both. The cell is
+    // edited as JSON, as a store would hold it: checkout in dev, one ticket.
+    let mut snapshot = serde_json::to_value(sample::snapshot()).unwrap();
+    let cell = &mut snapshot["cells"]["dev"]["checkout"];
+    cell["tag"] = hostile("v9", "x1").into();
+    cell["tickets"][0]["summary"] = hostile("Refund", "rounding").into();
+    let events = cell["events"].as_array_mut().unwrap();
+    events.last_mut().unwrap()["to"] = hostile("v8", "y2").into();
+    let mut snapshot: snaptop::engine::model::Snapshot = serde_json::from_value(snapshot).unwrap();
     snapshot.partial = true;
     snapshot.failures = vec![snaptop::engine::model::Failure {
         message: hostile("Bad", "Gateway"),
         ..sample::failure()
     }];
-    let cell = snapshot
-        .cells
-        .get_mut("dev")
-        .unwrap()
-        .get_mut("payments")
-        .unwrap();
-    cell.tag = Some(hostile("v9", "x1"));
-    cell.tickets.insert(
-        0,
-        snaptop::engine::model::Ticket {
-            key: "PAY-1".into(),
-            status: Some("Done".into()),
-            summary: Some(hostile("Refund", "rounding")),
-        },
-    );
-    cell.events.last_mut().unwrap().to = Some(hostile("v8", "y2"));
     let mut app = app_with(Startup {
         snapshot: Some(snapshot),
         history: sample::history(),
@@ -368,6 +359,7 @@ fn hostile_text_reaches_no_cell_of_the_snapshot_tab() {
         &["v9 x1", "1 failed: Jira", "Bad Gateway"],
     );
 
+    app.on_action(Action::Down);
     app.on_action(Action::Open);
     assert_drawn_clean(&app, "detail view", &["Refund rounding", "v8 y2"]);
     app.on_action(Action::Back);
