@@ -68,7 +68,8 @@ fn main() -> ExitCode {
             targets: cli.targets,
             compare: cli.compare,
         }) {
-            Ok(()) => ExitCode::SUCCESS,
+            // 128 + the signal's number when a signal ended it.
+            Ok(exit) => ExitCode::from(exit.code()),
             Err(e) => fail(&e),
         },
     }

@@ -20,25 +20,34 @@ pub const DEFAULT_CACHE_MIB: u64 = 32;
 pub const KEEP_SNAPSHOTS: usize = 30;
 pub const KEEP_RUNS: usize = 500;
 
+// The underlying error is part of each message and never a `source`: `{:#}` at the edges
+// prints the chain, and a source would print the OS error a second time.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
         "store {path} is in use by another snaptop process (close it, or pass another store path)"
     )]
     Locked { path: PathBuf },
-    #[error("store {path}: {source}")]
-    Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "store {path} is not writable ({reason}): fix its permissions, or set `[store] path` to a directory snaptop can write"
+    )]
+    NotWritable { path: PathBuf, reason: &'static str },
+    #[error("store {path}: {error}")]
+    Open { path: PathBuf, error: sled::Error },
     #[error(
         "store {path} has schema version {found}, newer than this snaptop understands ({SCHEMA_VERSION})"
     )]
     NewerSchema { path: PathBuf, found: u32 },
     #[error("store: {0}")]
-    Db(#[from] sled::Error),
-    #[error("store: corrupt value under {key}: {source}")]
-    Decode {
-        key: String,
-        source: serde_json::Error,
-    },
+    Db(sled::Error),
+    #[error("store: corrupt value under {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        StoreError::Db(e)
+    }
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -143,14 +152,22 @@ impl std::fmt::Debug for Store {
 
 const LATEST_KEY: &[u8] = b"latest_snapshot";
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// The last run id handed out (big-endian u64).
+const RUN_COUNTER_KEY: &[u8] = b"last_run_id";
+
+/// What [`Store::latest_or_fallback`] found.
+#[derive(Debug, Clone, Default)]
+pub struct LatestSnapshot {
+    /// The latest snapshot, or the newest one that reads back when it does not.
+    pub snapshot: Option<Snapshot>,
+    /// Why the latest snapshot could not be read, when it could not.
+    pub unreadable: Option<String>,
+}
 
 impl Store {
     /// Opens (or creates) the store at `path`. A second process gets [`StoreError::Locked`].
     pub fn open(path: &Path, cache_mib: u64) -> Result<Store> {
-        std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
-            path: path.to_owned(),
-            source: sled::Error::Io(e),
-        })?;
+        std::fs::create_dir_all(path).map_err(|e| classify_open_error(path, sled::Error::Io(e)))?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mib.max(1) * 1024 * 1024)
@@ -316,9 +333,29 @@ impl Store {
 
     // --- snapshots and run history -------------------------------------------------------
 
-    /// A fresh, monotonic run id (survives restarts).
+    /// The next run id: 1, 2, 3... from a counter in the `meta` tree, so ids survive
+    /// restarts and read as run numbers. (sled's `generate_id` jumps by ~2,000,000 per
+    /// process start.) The counter never goes below the largest id already stored, so a
+    /// store written before it keeps its runs in order: their keys are big-endian ids.
     pub fn next_run_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()? + 1)
+        let mut floor = 0;
+        for tree in [&self.runs, &self.snapshots] {
+            if let Some((k, _)) = tree.last()? {
+                floor = floor.max(id_of(&k).unwrap_or(0));
+            }
+        }
+        let next = self
+            .meta
+            .update_and_fetch(RUN_COUNTER_KEY, |old| {
+                let last = old.and_then(id_of).unwrap_or(0).max(floor);
+                Some(last.saturating_add(1).to_be_bytes().to_vec())
+            })?
+            .as_deref()
+            .and_then(id_of);
+        next.ok_or_else(|| StoreError::Corrupt {
+            key: "meta last_run_id".into(),
+            reason: "not an 8-byte id".into(),
+        })
     }
 
     /// Records a finished run, and its snapshot if it produced one, in one transaction:
@@ -347,32 +384,100 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the oldest entries of `tree` beyond `keep`, but never the latest
+    /// snapshot's, wherever its key sorts.
     fn trim(&self, tree: &sled::Tree, keep: usize) -> Result<()> {
         let excess = tree.len().saturating_sub(keep);
+        if excess == 0 {
+            return Ok(());
+        }
         let latest = self.meta.get(LATEST_KEY)?;
-        for kv in tree.iter().take(excess) {
-            let (k, _) = kv?;
-            if latest.as_deref() != Some(&k[..]) {
-                tree.remove(k)?;
+        let mut doomed = Vec::with_capacity(excess);
+        for k in tree.iter().keys() {
+            let k = k?;
+            if Some(&k) != latest.as_ref() {
+                doomed.push(k);
+                if doomed.len() == excess {
+                    break;
+                }
             }
+        }
+        for k in doomed {
+            tree.remove(k)?;
         }
         Ok(())
     }
 
-    /// The last committed snapshot, complete or partial.
+    /// The last committed snapshot, complete or partial. A pointer or a snapshot that
+    /// does not decode is an error here; the TUI reads [`Store::latest_or_fallback`].
     pub fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
-        let Some(id) = self.meta.get(LATEST_KEY)? else {
+        let Some(ptr) = self.meta.get(LATEST_KEY)? else {
             return Ok(None);
         };
-        get_json(&self.snapshots, &id)
+        let Some(id) = id_of(&ptr) else {
+            return Err(StoreError::Corrupt {
+                key: "meta latest_snapshot".into(),
+                reason: format!("not an 8-byte run id ({} bytes)", ptr.len()),
+            });
+        };
+        match self.snapshots.get(ptr)? {
+            Some(v) => decode(&v, &format!("snapshot #{id}")).map(Some),
+            None => Err(StoreError::Corrupt {
+                key: "meta latest_snapshot".into(),
+                reason: format!("names snapshot #{id}, which is not in the store"),
+            }),
+        }
     }
 
-    /// Run summaries, newest first.
+    /// The latest snapshot if it reads back; if it does not (a damaged value, a snapshot
+    /// an older snaptop wrote), the newest one that does, and why the latest did not.
+    /// A store that cannot be read at all is still an error.
+    pub fn latest_or_fallback(&self) -> Result<LatestSnapshot> {
+        let problem = match self.latest_snapshot() {
+            Ok(snapshot) => {
+                return Ok(LatestSnapshot {
+                    snapshot,
+                    unreadable: None,
+                });
+            }
+            Err(e @ StoreError::Corrupt { .. }) => e.to_string(),
+            Err(e) => return Err(e),
+        };
+        let latest = self.meta.get(LATEST_KEY)?;
+        let mut snapshot = None;
+        for kv in self.snapshots.iter().rev() {
+            let (k, v) = kv?;
+            if Some(&k) == latest.as_ref() {
+                continue;
+            }
+            if let Ok(s) = serde_json::from_slice::<Snapshot>(&v) {
+                snapshot = Some(s);
+                break;
+            }
+        }
+        Ok(LatestSnapshot {
+            snapshot,
+            unreadable: Some(problem),
+        })
+    }
+
+    /// Run summaries, newest first. A summary that does not decode is skipped (and
+    /// logged): the history is for reading, and one bad row must not hide the rest.
     pub fn run_history(&self, limit: usize) -> Result<Vec<RunSummary>> {
         let mut out = Vec::new();
-        for kv in self.runs.iter().rev().take(limit) {
+        for kv in self.runs.iter().rev() {
+            if out.len() == limit {
+                break;
+            }
             let (k, v) = kv?;
-            out.push(decode(&v, &format!("run {k:?}"))?);
+            match serde_json::from_slice(&v) {
+                Ok(summary) => out.push(summary),
+                Err(e) => tracing::warn!(
+                    store = %self.path.display(),
+                    run = ?id_of(&k),
+                    "skipping a run summary that does not decode: {e}"
+                ),
+            }
         }
         Ok(out)
     }
@@ -417,19 +522,36 @@ impl Store {
 }
 
 fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
-    // sled reports the lock held by another process as an Io error ("could not acquire
-    // lock", WouldBlock); nothing else in open() produces that kind.
-    if let sled::Error::Io(io) = &e
-        && (io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"))
-    {
-        return StoreError::Locked {
-            path: path.to_owned(),
+    use std::io::ErrorKind;
+    if let sled::Error::Io(io) = &e {
+        // sled reports the lock held by another process as an Io error ("could not
+        // acquire lock", WouldBlock); nothing else in open() produces that kind.
+        if io.kind() == ErrorKind::WouldBlock || io.to_string().contains("lock") {
+            return StoreError::Locked {
+                path: path.to_owned(),
+            };
+        }
+        let reason = match io.kind() {
+            ErrorKind::PermissionDenied => Some("permission denied"),
+            ErrorKind::ReadOnlyFilesystem => Some("read-only file system"),
+            _ => None,
         };
+        if let Some(reason) = reason {
+            return StoreError::NotWritable {
+                path: path.to_owned(),
+                reason,
+            };
+        }
     }
     StoreError::Open {
         path: path.to_owned(),
-        source: e,
+        error: e,
     }
+}
+
+/// A big-endian run id key (the keys of `runs` and `snapshots`, the latest pointer).
+fn id_of(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
 }
 
 fn join_key(parts: &[&str]) -> Vec<u8> {
@@ -442,9 +564,9 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         key: key.to_owned(),
-        source,
+        reason: e.to_string(),
     })
 }
 
@@ -516,17 +638,175 @@ mod tests {
         assert_eq!(history.iter().map(|r| r.id).collect::<Vec<_>>(), [id2, id]);
     }
 
+    fn commit(store: &Store, id: u64) {
+        store
+            .commit_run(&sample_summary(id), Some(&sample_snapshot(id)))
+            .unwrap();
+    }
+
+    fn snapshot_ids(store: &Store) -> Vec<u64> {
+        store
+            .snapshots
+            .iter()
+            .keys()
+            .map(|k| id_of(&k.unwrap()).unwrap())
+            .collect()
+    }
+
     #[test]
     fn old_snapshots_are_trimmed_but_latest_kept() {
         let store = Store::temporary().unwrap();
         for _ in 0..KEEP_SNAPSHOTS + 5 {
-            let id = store.next_run_id().unwrap();
-            store
-                .commit_run(&sample_summary(id), Some(&sample_snapshot(id)))
-                .unwrap();
+            commit(&store, store.next_run_id().unwrap());
         }
-        assert_eq!(store.snapshots.len(), KEEP_SNAPSHOTS);
-        assert!(store.latest_snapshot().unwrap().is_some());
+        let newest = KEEP_SNAPSHOTS as u64 + 5;
+        assert_eq!(
+            snapshot_ids(&store),
+            (6..=newest).collect::<Vec<_>>(),
+            "the oldest five went"
+        );
+        assert_eq!(store.latest_snapshot().unwrap().unwrap().run_id, newest);
+    }
+
+    #[test]
+    fn trimming_keeps_the_latest_snapshot_even_when_it_is_the_oldest_key() {
+        // Committed newest id first, every run makes the latest pointer name the smallest
+        // key: the first one a trim that only counts from the oldest would take.
+        let store = Store::temporary().unwrap();
+        let ids: Vec<u64> = (100..100 + KEEP_SNAPSHOTS as u64 + 5).rev().collect();
+        for &id in &ids {
+            commit(&store, id);
+        }
+        let latest = *ids.last().unwrap();
+        let kept = snapshot_ids(&store);
+        assert_eq!(kept.len(), KEEP_SNAPSHOTS, "trimmed to size: {kept:?}");
+        assert_eq!(kept[0], latest, "the latest snapshot's own key is kept");
+        // What went instead: the oldest keys other than the latest.
+        let mut expected = vec![latest];
+        expected.extend(ids[..KEEP_SNAPSHOTS - 1].iter().rev());
+        assert_eq!(kept, expected);
+        let read = store.latest_or_fallback().unwrap();
+        assert_eq!(read.unreadable, None);
+        assert_eq!(read.snapshot.unwrap().run_id, latest);
+        assert_eq!(store.latest_snapshot().unwrap().unwrap().run_id, latest);
+        // The runs tree is trimmed the same way: the latest snapshot's run stays listed.
+        assert!(store.runs.contains_key(latest.to_be_bytes()).unwrap());
+    }
+
+    #[test]
+    fn run_ids_count_from_one_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 8).unwrap();
+            assert_eq!(store.next_run_id().unwrap(), 1);
+            commit(&store, 1);
+            assert_eq!(store.next_run_id().unwrap(), 2);
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open(dir.path(), 8).unwrap();
+        // 2 was handed out (its run never committed) and is not handed out again.
+        assert_eq!(store.next_run_id().unwrap(), 3);
+    }
+
+    #[test]
+    fn run_ids_continue_after_the_largest_id_of_an_older_store() {
+        // Stores written before the counter have ids from sled's generate_id.
+        let store = Store::temporary().unwrap();
+        for id in [1, 2_000_001, 4_000_003] {
+            commit(&store, id);
+        }
+        store.meta.remove(RUN_COUNTER_KEY).unwrap();
+        assert_eq!(store.next_run_id().unwrap(), 4_000_004);
+        commit(&store, 4_000_004);
+        assert_eq!(store.next_run_id().unwrap(), 4_000_005);
+        let history = store.run_history(10).unwrap();
+        assert_eq!(
+            history.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [4_000_004, 4_000_003, 2_000_001, 1],
+            "newest first"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_latest_snapshot_falls_back_to_the_newest_that_reads() {
+        let store = Store::temporary().unwrap();
+        commit(&store, 1);
+        commit(&store, 2);
+        store
+            .snapshots
+            .insert(2u64.to_be_bytes(), &b"\xff garbage"[..])
+            .unwrap();
+        assert!(store.latest_snapshot().is_err(), "the strict read says so");
+        let read = store.latest_or_fallback().unwrap();
+        assert_eq!(read.snapshot.map(|s| s.run_id), Some(1));
+        let why = read.unreadable.expect("says why");
+        assert!(why.contains("snapshot #2"), "{why}");
+
+        // JSON that no longer decodes as a snapshot (a field an older snaptop lacked).
+        store
+            .snapshots
+            .insert(2u64.to_be_bytes(), &br#"{"run_id": 2}"#[..])
+            .unwrap();
+        assert_eq!(
+            store.latest_or_fallback().unwrap().snapshot.unwrap().run_id,
+            1
+        );
+
+        // Garbage under the pointer itself.
+        store.meta.insert(LATEST_KEY, &b"bad"[..]).unwrap();
+        let read = store.latest_or_fallback().unwrap();
+        assert_eq!(read.snapshot.map(|s| s.run_id), Some(1));
+        assert!(read.unreadable.unwrap().contains("latest_snapshot"));
+
+        // Nothing readable at all: no snapshot, still a reason. The next run replaces it.
+        store
+            .snapshots
+            .insert(1u64.to_be_bytes(), &b"{"[..])
+            .unwrap();
+        let read = store.latest_or_fallback().unwrap();
+        assert!(read.snapshot.is_none() && read.unreadable.is_some());
+        commit(&store, store.next_run_id().unwrap());
+        let read = store.latest_or_fallback().unwrap();
+        assert_eq!(read.unreadable, None);
+        assert_eq!(read.snapshot.unwrap().run_id, 3);
+    }
+
+    #[test]
+    fn a_run_summary_that_does_not_decode_is_skipped() {
+        let store = Store::temporary().unwrap();
+        commit(&store, 1);
+        commit(&store, 2);
+        store
+            .runs
+            .insert(2u64.to_be_bytes(), &b"garbage"[..])
+            .unwrap();
+        let history = store.run_history(10).unwrap();
+        assert_eq!(history.iter().map(|r| r.id).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn permission_errors_say_not_writable_once() {
+        let path = Path::new("/srv/snaptop/store");
+        for (kind, reason) in [
+            (std::io::ErrorKind::PermissionDenied, "permission denied"),
+            (
+                std::io::ErrorKind::ReadOnlyFilesystem,
+                "read-only file system",
+            ),
+        ] {
+            let err = classify_open_error(path, sled::Error::Io(kind.into()));
+            let shown = format!("{:#}", anyhow::Error::from(err));
+            assert!(
+                shown.starts_with("store /srv/snaptop/store is not writable"),
+                "{shown}"
+            );
+            assert_eq!(shown.matches(reason).count(), 1, "{shown}");
+            assert!(!shown.contains('\n'), "one line: {shown}");
+        }
+        // Other I/O errors keep the OS message, once.
+        let err = classify_open_error(path, sled::Error::Io(std::io::ErrorKind::Other.into()));
+        let shown = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(shown.matches("other error").count(), 1, "{shown}");
     }
 
     #[test]

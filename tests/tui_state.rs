@@ -12,6 +12,8 @@ use snaptop::ui::theme::Theme;
 use snaptop::ui::{AppEvent, Effect, Outcome, Tab, sample};
 use time::UtcOffset;
 
+mod store_lock;
+
 fn app_with(startup: Startup) -> App {
     App::new(
         startup,
@@ -286,14 +288,195 @@ fn log_is_bounded() {
     assert_eq!(tab.log().count(), snaptop::ui::snapshot::LOG_LINES);
 }
 
+/// Between two visible words, every kind of sequence a hostile PR title, ticket
+/// summary, tag, error body or log line could carry: CSI (clear screen), OSC (set the
+/// window title), a C1 CSI, a C1 control, bidi overrides, a carriage return, a
+/// backspace. What must reach the screen is `"{before} {after}"`.
+fn hostile(before: &str, after: &str) -> String {
+    format!("{before}\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}2J\u{85}\u{202e}\u{2066}\r\u{8}{after}")
+}
+
+/// What a sequence leaves behind when only its ESC is replaced.
+const LEFTOVERS: [&str; 4] = ["]0;", "pwned", "[2J", "2J"];
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Draws `app` at 160×48 and checks that no cell holds a control character (C0, ESC,
+/// DEL, C1) or a bidi control, that no leftover of a sequence is drawn, and that the
+/// visible words around every sequence are.
+fn assert_drawn_clean(app: &App, what: &str, visible: &[&str]) {
+    let (w, h) = (160, 48);
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(|f| snaptop::ui::draw(f, app, sample::NOW)).unwrap();
+    let buf = t.backend().buffer();
+    for y in 0..h {
+        for x in 0..w {
+            let symbol = buf[(x, y)].symbol();
+            assert!(
+                !symbol.chars().any(|c| c.is_control() || is_bidi_control(c)),
+                "{what}: {symbol:?} drawn at ({x}, {y})"
+            );
+        }
+    }
+    let text = screen(app, w, h);
+    for leftover in LEFTOVERS {
+        assert!(
+            !text.contains(leftover),
+            "{what}: {leftover:?} on screen:\n{text}"
+        );
+    }
+    for v in visible {
+        assert!(text.contains(v), "{what}: {v:?} not on screen:\n{text}");
+    }
+}
+
 #[test]
-fn stored_data_is_sanitised_on_the_way_in() {
-    let app = idle_app();
-    let mut buf = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
-    buf.draw(|f| snaptop::ui::draw(f, &app, sample::NOW))
-        .unwrap();
-    let text = buf.backend().to_string();
-    assert!(!text.contains('\u{1b}'));
+fn hostile_text_reaches_no_cell_of_the_snapshot_tab() {
+    // Stored data (read from the store at start) and engine events both. The cell is
+    // edited as JSON, as a store would hold it: checkout in dev, one ticket.
+    let mut snapshot = serde_json::to_value(sample::snapshot()).unwrap();
+    let cell = &mut snapshot["cells"]["dev"]["checkout"];
+    cell["tag"] = hostile("v9", "x1").into();
+    cell["tickets"][0]["summary"] = hostile("Refund", "rounding").into();
+    let events = cell["events"].as_array_mut().unwrap();
+    events.last_mut().unwrap()["to"] = hostile("v8", "y2").into();
+    let mut snapshot: snaptop::engine::model::Snapshot = serde_json::from_value(snapshot).unwrap();
+    snapshot.partial = true;
+    snapshot.failures = vec![snaptop::engine::model::Failure {
+        message: hostile("Bad", "Gateway"),
+        ..sample::failure()
+    }];
+    let mut app = app_with(Startup {
+        snapshot: Some(snapshot),
+        history: sample::history(),
+        ..Startup::default()
+    });
+    assert_drawn_clean(
+        &app,
+        "idle matrix",
+        &["v9 x1", "1 failed: Jira", "Bad Gateway"],
+    );
+
+    app.on_action(Action::Down);
+    app.on_action(Action::Open);
+    assert_drawn_clean(&app, "detail view", &["Refund rounding", "v8 y2"]);
+    app.on_action(Action::Back);
+
+    app.on_event(engine(EngineEvent::Started(Box::new(sample::progress()))));
+    let mut line = sample::log().remove(0);
+    line.source = hostile("Ji", "ra");
+    line.message = hostile("source", "failed");
+    app.on_event(engine(EngineEvent::Log(line)));
+    assert_drawn_clean(&app, "run log", &["Ji ra", "source failed"]);
+
+    let mut summary = sample::history()[0].clone();
+    summary.id = 45;
+    summary.error = Some(hostile("disk", "full"));
+    app.on_event(engine(EngineEvent::Failed {
+        summary,
+        error: hostile("disk", "full"),
+    }));
+    assert_drawn_clean(
+        &app,
+        "failed run",
+        &["last error: disk full", "snapshot #45 failed: disk full"],
+    );
+}
+
+/// The real Locust 2.47 run with hostile text in its endpoint names, failure messages
+/// and an exception (CSV quoting keeps the carriage returns inside the fields).
+fn write_hostile_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/locust/2.47");
+    for kind in ["stats", "stats_history", "failures", "exceptions"] {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_path(src.join(format!("api_{kind}.csv")))
+            .unwrap();
+        let mut writer = csv::Writer::from_path(dir.join(format!("api_{kind}.csv"))).unwrap();
+        for record in reader.records() {
+            let record: Vec<String> = record
+                .unwrap()
+                .iter()
+                .map(|field| match field {
+                    "alerts_list" => hostile("alerts", "list"),
+                    f if f.contains("Internal Server Error") => hostile("HTTPError", "500"),
+                    f => f.to_string(),
+                })
+                .collect();
+            writer.write_record(&record).unwrap();
+        }
+        if kind == "exceptions" {
+            writer
+                .write_record([
+                    "3",
+                    &hostile("Boom", "crash"),
+                    &format!("Traceback:\n  {}\n", hostile("File", "locustfile.py")),
+                    "local",
+                ])
+                .unwrap();
+        }
+        writer.flush().unwrap();
+    }
+    dir.join("api")
+}
+
+#[test]
+fn hostile_text_reaches_no_cell_of_the_reports_tab() {
+    use snaptop::report::{ReportRequest, build_report};
+    let dir = tempfile::tempdir().unwrap();
+    let request = ReportRequest {
+        inputs: vec![write_hostile_run(dir.path())],
+        ..ReportRequest::default()
+    };
+    let result = build_report(&request, None).map_err(|e| e.to_string());
+    assert!(result.is_ok(), "{result:?}");
+    let mut app = idle_app();
+    app.on_action(Action::TabReports);
+    app.on_event(AppEvent::ReportLoading {
+        seq: 1,
+        request: request.clone(),
+        reload: false,
+    });
+    app.on_event(AppEvent::ReportLoaded(Box::new(snaptop::ui::ReportLoad {
+        seq: 1,
+        request,
+        reload: false,
+        at: sample::NOW,
+        result,
+    })));
+    // Endpoints, findings, advice, targets, over time, failures, exceptions, compare.
+    let visible: [&[&str]; 8] = [
+        &["alerts list"],
+        &[],
+        &[],
+        &[],
+        &[],
+        &["HTTPError 500"],
+        &["Boom crash", "File locustfile.py"],
+        &[],
+    ];
+    for (view, visible) in visible.iter().enumerate() {
+        assert_drawn_clean(&app, &format!("Reports view {view}"), visible);
+        app.on_action(Action::NextView);
+    }
+
+    // A load error is outside text too (a path, a CSV's own words).
+    app.on_event(AppEvent::ReportLoading {
+        seq: 2,
+        request: ReportRequest::default(),
+        reload: false,
+    });
+    app.on_event(AppEvent::ReportLoaded(Box::new(snaptop::ui::ReportLoad {
+        seq: 2,
+        request: ReportRequest::default(),
+        reload: false,
+        at: sample::NOW,
+        result: Err(hostile("bad", "csv")),
+    })));
+    assert_drawn_clean(&app, "Reports load error", &["bad csv"]);
 }
 
 #[test]
@@ -424,4 +607,60 @@ fn an_open_prompt_takes_the_keys_that_are_global_elsewhere() {
     )));
     assert!(!app.should_quit());
     assert!(!app.active_tab().takes_text());
+}
+
+/// The screen as text, one line per row.
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(|f| snaptop::ui::draw(f, app, sample::NOW)).unwrap();
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_store_whose_latest_snapshot_does_not_read_back_still_starts_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let id = {
+        let store = snaptop::store::Store::open(&path, 8).unwrap();
+        let id = store.next_run_id().unwrap();
+        let mut snapshot = sample::snapshot();
+        snapshot.run_id = id;
+        let summary = RunSummary {
+            id,
+            ..sample::history()[0].clone()
+        };
+        store.commit_run(&summary, Some(&snapshot)).unwrap();
+        store.flush_blocking().unwrap();
+        id
+    };
+    store_lock::wait_released(&path);
+    {
+        // Garbage where the only snapshot was: nothing to fall back to.
+        let db = sled::open(&path).unwrap();
+        db.open_tree("snapshots")
+            .unwrap()
+            .insert(id.to_be_bytes(), &b"{\"run_id\": tru"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    store_lock::wait_released(&path);
+    let store = snaptop::store::Store::open(&path, 8).unwrap();
+    let startup = snaptop::app::run::read_startup(&store).expect("not an error");
+    assert!(startup.snapshot.is_none());
+    assert_eq!(startup.history.len(), 1, "the run itself is still listed");
+    let app = app_with(startup);
+    let m = app.message().expect("an error line");
+    assert_eq!(m.level, Level::Error);
+    let text = screen(&app, 200, 30);
+    for needle in [
+        format!("store {}", path.display()),
+        "the latest snapshot could not be read (no snapshot to show".to_string(),
+        "No snapshot yet".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} not on screen:\n{text}");
+    }
 }

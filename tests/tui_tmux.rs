@@ -5,12 +5,24 @@
 //! Every run uses its own tmux server (`-L`) and temporary HOME/XDG directories, so it
 //! never touches the user's tmux, config, store or logs.
 
+mod common;
+mod store_lock;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_snaptop");
 const WAIT: Duration = Duration::from_secs(20);
+/// Prints `TTY=icanon echo` when the tty is cooked again (`TTY=-icanon -echo` in raw mode).
+const TTY_REPORT: &str = "stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | \
+     tr '\\n' ' ' | sed 's/^/TTY=/'; echo";
+
+/// HOME and XDG directories under `d`, as `env` arguments.
+fn home_env(d: &Path) -> String {
+    let d = d.display();
+    format!("HOME={d} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data XDG_STATE_HOME={d}/state")
+}
 
 fn have_tmux() -> bool {
     let ok = Command::new("tmux")
@@ -31,19 +43,43 @@ struct Pane {
 
 impl Pane {
     fn start(name: &str, width: u16, height: u16, snaptop_args: &str) -> Pane {
+        Pane::start_with_env(name, width, height, &[], snaptop_args)
+    }
+
+    /// snaptop in a pane with `env` set (values without quotes or spaces). When it
+    /// exits, the pane shows its exit status and whether the tty is back in canonical
+    /// mode with echo (raw mode shows `-icanon -echo`).
+    fn start_with_env(
+        name: &str,
+        width: u16,
+        height: u16,
+        env: &[(&str, String)],
+        snaptop_args: &str,
+    ) -> Pane {
         let dir = tempfile::tempdir().unwrap();
-        let socket = format!("snaptop-e2e-{name}-{}", std::process::id());
         let d = dir.path();
-        // After snaptop exits, print its exit code and whether the tty is back in
-        // canonical mode with echo (raw mode shows `-icanon -echo`).
+        let env: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         let script = format!(
-            "sh -c 'echo $$ > {pid}; exec env -u NO_COLOR -u TMUX HOME={d} XDG_CONFIG_HOME={d}/config \
-             XDG_DATA_HOME={d}/data XDG_STATE_HOME={d}/state {BIN} {snaptop_args}'; \
-             echo SNAPTOP_EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | \
-             tr '\\n' ' ' | sed 's/^/TTY=/'; echo; sleep 60",
+            "sh -c 'echo $$ > {pid}; exec env -u NO_COLOR -u TMUX {home} {env}{BIN} {snaptop_args}'; \
+             echo SNAPTOP_EXIT=$?; {TTY_REPORT}; sleep 60",
             pid = d.join("pid").display(),
-            d = d.display(),
+            home = home_env(d),
         );
+        Pane::new(name, width, height, dir, &script)
+    }
+
+    /// An interactive bash with job control (Ctrl-Z, `fg`), for the suspend test.
+    fn shell(name: &str, width: u16, height: u16) -> Pane {
+        let dir = tempfile::tempdir().unwrap();
+        let script = format!(
+            "exec env -u NO_COLOR -u TMUX {} PS1='test$ ' bash --norc --noprofile -i",
+            home_env(dir.path())
+        );
+        Pane::new(name, width, height, dir, &script)
+    }
+
+    fn new(name: &str, width: u16, height: u16, dir: tempfile::TempDir, script: &str) -> Pane {
+        let socket = format!("snaptop-e2e-{name}-{}", std::process::id());
         let status = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
             .args(["-x", &width.to_string(), "-y", &height.to_string()])
@@ -53,6 +89,43 @@ impl Pane {
             .unwrap();
         assert!(status.success(), "tmux new-session failed");
         Pane { socket, dir }
+    }
+
+    /// A tmux format of the pane: `#{alternate_on}`, `#{cursor_flag}`...
+    fn format(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "-t",
+                "0",
+                format,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Whether the pane shows the alternate screen, and whether its cursor is visible.
+    fn screen_mode(&self) -> (bool, bool) {
+        let f = self.format("#{alternate_on} #{cursor_flag}");
+        (f.starts_with('1'), f.ends_with('1'))
+    }
+
+    /// Waits until the pane's alternate screen is `on` or off.
+    fn wait_for_alternate(&self, on: bool) {
+        let start = Instant::now();
+        while self.screen_mode().0 != on {
+            if start.elapsed() > WAIT {
+                panic!(
+                    "waited {WAIT:?} for alternate screen {on}; the screen is:\n{}",
+                    self.screen()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn path(&self) -> &Path {
@@ -90,14 +163,21 @@ impl Pane {
 
     /// Waits until every one of `needles` is on screen; panics with the screen if not.
     fn wait_for(&self, needles: &[&str]) -> String {
+        self.wait_until(&format!("{needles:?}"), |s| {
+            needles.iter().all(|n| s.contains(n))
+        })
+    }
+
+    /// Waits until `ready` holds for the screen; panics with the screen if not.
+    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
-            if needles.iter().all(|n| s.contains(n)) {
+            if ready(&s) {
                 return s;
             }
             if start.elapsed() > WAIT {
-                panic!("waited {WAIT:?} for {needles:?}; the screen is:\n{s}");
+                panic!("waited {WAIT:?} for {what}; the screen is:\n{s}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -131,6 +211,94 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// How long the idle screen is watched, and what it may write meanwhile.
+const IDLE_WINDOW: Duration = Duration::from_secs(8);
+const IDLE_FRAMES_MAX: usize = 3;
+const IDLE_BYTES_MAX: usize = 1_500;
+
+/// Frames in what a pane was sent: ratatui ends each frame by hiding the cursor (or
+/// showing it, where a prompt has it).
+fn frames(bytes: &[u8]) -> usize {
+    bytes
+        .windows(6)
+        .filter(|w| *w == b"\x1b[?25l" || *w == b"\x1b[?25h")
+        .count()
+}
+
+/// What a pane was sent so far while [`Pane::record`] runs.
+struct Recording<'a> {
+    path: &'a Path,
+    started: Instant,
+    bytes: Vec<u8>,
+    last_growth: Instant,
+}
+
+impl Recording<'_> {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn elapsed(&self, d: Duration) -> bool {
+        self.started.elapsed() >= d
+    }
+
+    /// Nothing new for `d`.
+    fn quiet_for(&self, d: Duration) -> bool {
+        self.last_growth.elapsed() >= d
+    }
+}
+
+impl Pane {
+    /// Records what the pane is sent (tmux `pipe-pane`) until `done` says so, checked
+    /// every 100 ms; panics after [`WAIT`]. Returns the bytes.
+    fn record(&self, name: &str, mut done: impl FnMut(&Recording) -> bool) -> Vec<u8> {
+        let path = self.path().join(format!("pipe-{name}"));
+        std::fs::write(&path, b"").unwrap();
+        self.tmux(&[
+            "pipe-pane",
+            "-o",
+            "-t",
+            "0",
+            &format!("cat >> {}", path.display()),
+        ]);
+        let now = Instant::now();
+        let mut rec = Recording {
+            path: &path,
+            started: now,
+            bytes: Vec::new(),
+            last_growth: now,
+        };
+        loop {
+            let bytes = std::fs::read(rec.path).unwrap_or_default();
+            if bytes.len() != rec.bytes.len() {
+                rec.bytes = bytes;
+                rec.last_growth = Instant::now();
+            }
+            if done(&rec) {
+                break;
+            }
+            if rec.started.elapsed() > WAIT + IDLE_WINDOW {
+                panic!(
+                    "recording {name}: not done after {:?} ({} bytes, {} frames)",
+                    rec.started.elapsed(),
+                    rec.bytes.len(),
+                    frames(&rec.bytes)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.tmux(&["pipe-pane", "-t", "0"]);
+        rec.bytes
+    }
+}
+
+fn log_text(dir: &Path) -> String {
+    log_files(dir)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
 #[test]
 fn demo_session_start_tabs_snapshot_quit() {
     if !have_tmux() {
@@ -156,48 +324,41 @@ fn demo_session_start_tabs_snapshot_quit() {
     // A capture can land in the middle of a frame being written: wait for all of it.
     pane.wait_for(&["Last run #1", "complete", "component", "as of ", "Runs (1)"]);
 
-    // Idle means idle: nothing is written to the terminal while nothing changes. (A
-    // cell's "5h" can turn "6h" inside any window, rarely; a second window then must be
-    // silent.)
-    std::thread::sleep(Duration::from_millis(300));
-    let mut idle_bytes = Vec::new();
-    for attempt in 0..2 {
-        let written = pane.dir.path().join(format!("idle-bytes-{attempt}"));
-        pane.tmux(&[
-            "pipe-pane",
-            "-o",
-            "-t",
-            "0",
-            &format!("cat >> {}", written.display()),
-        ]);
-        std::thread::sleep(Duration::from_secs(3));
-        pane.tmux(&["pipe-pane", "-t", "0"]);
-        std::thread::sleep(Duration::from_millis(200));
-        idle_bytes.push(std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0));
-        if idle_bytes.last() == Some(&0) {
-            break;
-        }
-    }
-    assert_eq!(
-        idle_bytes.last(),
-        Some(&0),
-        "bytes written to the terminal in 3 idle seconds: {idle_bytes:?}"
+    // Idle means idle: once the run's last frames are out, a frame is drawn only when a
+    // relative time on screen changes its text ("just now" → "1m ago" in the header, a
+    // cell's "5h" → "6h"): in a window of seconds, at most one or two, where a ticker of
+    // even 1 Hz would draw one a second. Frames are counted by the cursor-hide sequence
+    // ratatui ends every frame with.
+    let settled = pane.record("settle", |w| w.quiet_for(Duration::from_millis(1_500)));
+    eprintln!("settled after {} bytes", settled.len());
+    let idle = pane.record("idle", |w| w.elapsed(IDLE_WINDOW));
+    assert!(
+        frames(&idle) <= IDLE_FRAMES_MAX && idle.len() <= IDLE_BYTES_MAX,
+        "in {IDLE_WINDOW:?} idle: {} frames, {} bytes written to the terminal",
+        frames(&idle),
+        idle.len()
     );
-    // ...while a key that changes the screen is written through the same pipe.
-    let busy = pane.dir.path().join("busy-bytes");
-    pane.tmux(&[
-        "pipe-pane",
-        "-o",
-        "-t",
-        "0",
-        &format!("cat >> {}", busy.display()),
-    ]);
-    pane.keys(&["2", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    pane.tmux(&["pipe-pane", "-t", "0"]);
-    std::thread::sleep(Duration::from_millis(200));
-    let bytes = std::fs::metadata(&busy).map(|m| m.len()).unwrap_or(0);
-    assert!(bytes > 100, "switching tabs wrote {bytes} bytes");
+    // ...while a key that changes the screen is written through the same pipe, and
+    // costs more than everything idle may write.
+    let busy = pane.record("busy", |w| {
+        if w.bytes().is_empty() {
+            pane.keys(&["2", "1"]);
+        }
+        frames(w.bytes()) >= 2
+    });
+    assert!(
+        busy.len() > IDLE_BYTES_MAX,
+        "switching tabs twice wrote {} bytes in {} frames",
+        busy.len(),
+        frames(&busy)
+    );
+    eprintln!(
+        "idle: {} frames {} bytes; busy: {} frames {} bytes",
+        frames(&idle),
+        idle.len(),
+        frames(&busy),
+        busy.len()
+    );
 
     // Drill into a cell and back, vim keys and arrows both.
     pane.keys(&["j", "Right", "Enter"]);
@@ -264,14 +425,29 @@ fn reports_open_complete_compare_and_reload_on_change() {
     assert!(s.contains("TTY=icanon echo"), "terminal not restored:\n{s}");
 }
 
+/// Asserts the pane is back to a cooked shell after snaptop exited: canonical mode with
+/// echo, the main screen, the cursor shown.
+fn assert_terminal_restored(pane: &Pane, s: &str, what: &str) {
+    assert!(
+        s.contains("TTY=icanon echo"),
+        "{what}: terminal not restored:\n{s}"
+    );
+    assert_eq!(
+        pane.screen_mode(),
+        (false, true),
+        "{what}: (alternate screen, cursor visible) after exit:\n{s}"
+    );
+}
+
 #[test]
-fn sigterm_and_sighup_restore_the_terminal() {
+fn catchable_signals_restore_the_terminal_and_exit_128_plus_the_signal() {
     if !have_tmux() {
         return;
     }
-    for signal in ["TERM", "HUP"] {
+    for (signal, status) in [("INT", 130), ("QUIT", 131), ("TERM", 143), ("HUP", 129)] {
         let pane = Pane::start(signal, 90, 26, "--theme high-contrast");
         pane.wait_for(&["1 Snapshot", "DEMO"]);
+        assert_eq!(pane.screen_mode(), (true, false), "SIG{signal}: running");
         let pid = pane.pid();
         let ok = Command::new("kill")
             .args([&format!("-{signal}"), &pid.to_string()])
@@ -279,12 +455,108 @@ fn sigterm_and_sighup_restore_the_terminal() {
             .unwrap();
         assert!(ok.success());
         let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
-        assert!(s.contains("SNAPTOP_EXIT=0"), "SIG{signal}: {s}");
         assert!(
-            s.contains("TTY=icanon echo"),
-            "SIG{signal}: terminal not restored:\n{s}"
+            s.contains(&format!("SNAPTOP_EXIT={status}")),
+            "SIG{signal}: exit status {status} expected:\n{s}"
         );
+        assert_terminal_restored(&pane, &s, &format!("SIG{signal}"));
     }
+}
+
+#[test]
+fn ctrl_z_and_sigtstp_suspend_to_the_shell_and_fg_resumes() {
+    if !have_tmux() {
+        return;
+    }
+    if !Command::new("bash")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("notice: bash is not installed; skipping the suspend test");
+        return;
+    }
+    let pane = Pane::shell("suspend", 100, 30);
+    pane.wait_for(&["test$"]);
+    let pid_file = pane.path().join("pid");
+    pane.keys(&[
+        &format!("sh -c 'echo $$ > {}; exec {BIN}'", pid_file.display()),
+        "Enter",
+    ]);
+    pane.wait_for(&["1 Snapshot", "DEMO", "No snapshot yet"]);
+    let pid = pane.pid();
+
+    for (how, suspend) in [("Ctrl-Z", None), ("SIGTSTP", Some("-TSTP"))] {
+        match suspend {
+            None => pane.keys(&["C-z"]),
+            Some(signal) => {
+                let ok = Command::new("kill")
+                    .args([signal, &pid.to_string()])
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+        }
+        // The shell has the terminal, cooked, with its cursor.
+        pane.wait_for_alternate(false);
+        pane.wait_for(&["Stopped"]);
+        pane.tmux(&["send-keys", "-t", "0", "clear; ", TTY_REPORT, "Enter"]);
+        // The report's line, not the command line that prints it.
+        let s = pane.wait_until("a TTY= line", |s| s.lines().any(|l| l.starts_with("TTY=")));
+        assert_terminal_restored(&pane, &s, how);
+        // `fg`: snaptop takes the terminal again and draws the whole screen. (The shell's
+        // screen is cleared first, so the next round reads only its own lines.)
+        pane.tmux(&["send-keys", "-t", "0", "clear; fg", "Enter"]);
+        pane.wait_for_alternate(true);
+        pane.wait_for(&["1 Snapshot", "DEMO", "No snapshot yet", "q quit"]);
+        assert_eq!(pane.screen_mode(), (true, false), "{how}: resumed");
+        // And the keys work again.
+        pane.keys(&["2"]);
+        pane.wait_for(&["manual only"]);
+        pane.keys(&["1"]);
+        pane.wait_for(&["No snapshot yet"]);
+    }
+    pane.keys(&["q"]);
+    pane.wait_for_alternate(false);
+    pane.tmux(&["send-keys", "-t", "0", "echo SNAPTOP_EXIT=$?", "Enter"]);
+    pane.wait_until("SNAPTOP_EXIT=0", |s| {
+        s.lines().any(|l| l.starts_with("SNAPTOP_EXIT=0"))
+    });
+}
+
+/// Without job control (nothing could ever continue the process) SIGTSTP does not stop
+/// snaptop: it gives the terminal back for a moment, takes it again, and carries on.
+#[test]
+fn sigtstp_without_job_control_carries_on() {
+    if !have_tmux() {
+        return;
+    }
+    let pane = Pane::start("tstp", 90, 26, "");
+    pane.wait_for(&["1 Snapshot", "DEMO"]);
+    let pid = pane.pid();
+    let ok = Command::new("kill")
+        .args(["-TSTP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // The log says when it is back.
+    let start = Instant::now();
+    while !log_text(pane.path()).contains("terminal taken back") {
+        assert!(
+            start.elapsed() < WAIT,
+            "no resume in the log:\n{}",
+            log_text(pane.path())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pane.wait_for(&["1 Snapshot", "DEMO", "q quit"]);
+    assert_eq!(pane.screen_mode(), (true, false));
+    pane.keys(&["2"]);
+    pane.wait_for(&["manual only"]);
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+    assert_terminal_restored(&pane, &s, "after SIGTSTP");
 }
 
 #[test]
@@ -296,6 +568,88 @@ fn too_small_pane_shows_a_notice_and_still_quits() {
     pane.wait_for(&["needs a bigger pane", "50×12"]);
     pane.keys(&["q"]);
     pane.wait_for(&["SNAPTOP_EXIT=0"]);
+}
+
+/// A latest snapshot whose bytes are damaged does not stop the TUI: it starts with the
+/// newest snapshot that reads back and a line naming the store, and the next run
+/// replaces the damaged one.
+#[test]
+fn a_corrupt_latest_snapshot_is_named_and_replaced_by_the_next_run() {
+    if !have_tmux() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(common::sim(snaptop::sim::SimOptions::default()));
+    let data = tempfile::tempdir().unwrap();
+    let config = common::write_config(&sim, data.path());
+    let store_path = data.path().join("store");
+    for _ in 0..2 {
+        let out = common::snaptop(&sim, data.path())
+            .args(["snapshot", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    {
+        let db = sled::open(&store_path).unwrap();
+        let latest = db
+            .open_tree("meta")
+            .unwrap()
+            .get("latest_snapshot")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&latest[..], 2u64.to_be_bytes(), "runs are numbered 1, 2");
+        db.open_tree("snapshots")
+            .unwrap()
+            .insert(latest, &b"\x00\xffnot json"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    store_lock::wait_released(&store_path);
+
+    let secrets = sim.secrets();
+    let env = [
+        (snaptop::sim::GITHUB_TOKEN_ENV, secrets.github_token),
+        (snaptop::sim::TEAMCITY_TOKEN_ENV, secrets.teamcity_token),
+        (snaptop::sim::DATADOG_API_KEY_ENV, secrets.datadog_api_key),
+        (snaptop::sim::DATADOG_APP_KEY_ENV, secrets.datadog_app_key),
+        (snaptop::sim::JIRA_EMAIL_ENV, secrets.jira_email),
+        (snaptop::sim::JIRA_TOKEN_ENV, secrets.jira_token),
+    ]
+    .map(|(k, v)| (k, v.unwrap_or_default()));
+    let pane = Pane::start_with_env(
+        "corrupt",
+        200,
+        40,
+        &env,
+        &format!("--config {}", config.display()),
+    );
+    let s = pane.wait_for(&[
+        "1 Snapshot",
+        "the latest snapshot could not be read (showing run #1;",
+        "component",
+    ]);
+    assert!(
+        s.contains(&format!("store {}", store_path.display())),
+        "{s}"
+    );
+    pane.keys(&["r"]);
+    pane.wait_for(&["Last run #3", "snapshot #3 finished"]);
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+
+    let store = snaptop::store::Store::open(&store_path, 8).unwrap();
+    let latest = store
+        .latest_snapshot()
+        .expect("the latest reads back again");
+    assert_eq!(latest.map(|s| s.run_id), Some(3));
 }
 
 /// Configuration mistakes stop the program before the terminal is touched, naming

@@ -26,6 +26,7 @@ impl Group {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     Quit,
+    Suspend,
     Help,
     NextTab,
     PrevTab,
@@ -56,8 +57,9 @@ pub enum Action {
 
 impl Action {
     /// Every action, in help-overlay order.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::Quit,
+        Action::Suspend,
         Action::Help,
         Action::NextTab,
         Action::PrevTab,
@@ -90,6 +92,7 @@ impl Action {
     pub fn name(self) -> &'static str {
         match self {
             Action::Quit => "quit",
+            Action::Suspend => "suspend",
             Action::Help => "help",
             Action::NextTab => "next_tab",
             Action::PrevTab => "prev_tab",
@@ -127,6 +130,7 @@ impl Action {
     pub fn description(self) -> &'static str {
         match self {
             Action::Quit => "quit (asks first while a snapshot runs)",
+            Action::Suspend => "suspend to the shell (its fg command resumes)",
             Action::Help => "show or hide this help",
             Action::NextTab => "next tab",
             Action::PrevTab => "previous tab",
@@ -160,6 +164,7 @@ impl Action {
     pub fn hint(self) -> &'static str {
         match self {
             Action::Quit => "quit",
+            Action::Suspend => "suspend",
             Action::Help => "help",
             Action::NextTab => "next tab",
             Action::PrevTab => "prev tab",
@@ -192,6 +197,7 @@ impl Action {
     pub fn group(self) -> Group {
         match self {
             Action::Quit
+            | Action::Suspend
             | Action::Help
             | Action::NextTab
             | Action::PrevTab

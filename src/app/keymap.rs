@@ -192,6 +192,8 @@ impl KeyMap {
         let p = KeyChord::plain;
         let by_action = BTreeMap::from([
             (Action::Quit, vec![c('q'), ctrl('c')]),
+            // Raw mode turns Ctrl-Z into a key; it does what it does in a shell.
+            (Action::Suspend, vec![ctrl('z')]),
             (Action::Help, vec![c('?'), p(F(1))]),
             (Action::NextTab, vec![p(Tab)]),
             (Action::PrevTab, vec![p(BackTab)]),

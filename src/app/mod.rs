@@ -55,6 +55,9 @@ pub struct Startup {
     pub demo: bool,
     /// `--targets FILE`: checked against every report opened in the Reports tab.
     pub report_targets: Option<std::path::PathBuf>,
+    /// What was wrong with the store's data (a latest snapshot that did not read back),
+    /// shown as an error line.
+    pub store_problem: Option<String>,
 }
 
 pub struct App {
@@ -101,7 +104,10 @@ impl App {
             demo: startup.demo,
             running: None,
             data_as_of,
-            message: None,
+            message: startup.store_problem.map(|p| Message {
+                level: Level::Error,
+                text: text::sanitize(&p).into_owned(),
+            }),
             quit: false,
             effects: Vec::new(),
         }
@@ -166,6 +172,11 @@ impl App {
 
     pub fn on_key(&mut self, key: &KeyEvent) -> bool {
         let had_message = self.message.take().is_some();
+        // Suspending works wherever the keys go, a prompt included.
+        if key.kind != KeyEventKind::Release && self.keys.action_for(key) == Some(Action::Suspend) {
+            self.effects.push(Effect::Suspend);
+            return had_message;
+        }
         if self.overlay == Overlay::None && self.tabs[self.active].takes_text() {
             if key.kind == KeyEventKind::Release {
                 return had_message;

@@ -1,6 +1,11 @@
 //! The event loop: terminal input, engine events and signals in one `select!`, the
 //! screen drawn only when something changed.
 //!
+//! Every catchable signal that ends a program (INT, QUIT, TERM, HUP) gives the terminal
+//! back, flushes the store and exits with 128 + the signal's number, as a shell reports
+//! a program a signal ended. SIGTSTP (and Ctrl-Z, which raw mode turns into a key)
+//! suspends: the terminal is given back until the shell continues the process.
+//!
 //! Idle means idle: there is no tick. The loop sleeps until a key, an engine event, a
 //! signal, or the moment a relative time on screen ("7m ago") changes its text. Bursts
 //! are coalesced: every pending engine event is applied before drawing, and frames are
@@ -40,6 +45,25 @@ const CANCEL_WAIT_MS: u64 = 3_000;
 /// How long quitting waits for the store to reach the disk.
 const FLUSH_WAIT_MS: u64 = 10_000;
 
+/// How the TUI ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The user quit, or the terminal's input ended.
+    Quit,
+    /// A signal ended it (its number).
+    Signal(i32),
+}
+
+impl Exit {
+    /// The process exit status: 0, or 128 + the signal's number.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Quit => 0,
+            Exit::Signal(n) => (128 + n).clamp(0, 255) as u8,
+        }
+    }
+}
+
 /// Command-line choices for the TUI.
 #[derive(Debug, Clone, Default)]
 pub struct TuiOptions {
@@ -64,9 +88,10 @@ enum Source {
     Demo,
 }
 
-/// Runs the TUI until the user quits. Everything that can be wrong with the config, the
-/// keys, the theme or the store is reported before the terminal is touched.
-pub fn main(opts: TuiOptions) -> anyhow::Result<()> {
+/// Runs the TUI until the user quits or a signal ends it. Everything that can be wrong
+/// with the config, the keys, the theme or the store is reported before the terminal is
+/// touched.
+pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
     let started = Instant::now();
     // Asked while there is a single thread: `time` refuses later (and UTC is the fallback).
     let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
@@ -151,6 +176,31 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<()> {
     result
 }
 
+/// What the TUI shows first, read from the store before any network call. A latest
+/// snapshot that does not read back (damaged bytes, a format this snaptop cannot
+/// decode) does not stop the TUI: the newest snapshot that does is shown, or none, with
+/// an error line naming the store; the next run replaces it.
+pub fn read_startup(store: &Store) -> anyhow::Result<Startup> {
+    let latest = store.latest_or_fallback()?;
+    let store_problem = latest.unreadable.map(|why| {
+        tracing::error!(store = %store.path().display(), "latest snapshot unreadable: {why}");
+        let shown = match &latest.snapshot {
+            Some(s) => format!("showing run #{}", s.run_id),
+            None => "no snapshot to show".to_string(),
+        };
+        format!(
+            "store {}: the latest snapshot could not be read ({shown}; the next run replaces it)",
+            store.path().display()
+        )
+    });
+    Ok(Startup {
+        snapshot: latest.snapshot,
+        history: store.run_history(HISTORY_ROWS)?,
+        store_problem,
+        ..Startup::default()
+    })
+}
+
 /// `$XDG_CONFIG_HOME/snaptop/themes`.
 pub fn user_theme_dir() -> Option<PathBuf> {
     config::default_config_path().and_then(|p| p.parent().map(|d| d.join("themes")))
@@ -182,7 +232,7 @@ struct Engine {
     _sim: Option<crate::sim::RunningSim>,
 }
 
-async fn run(setup: Setup) -> anyhow::Result<()> {
+async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let Setup {
         started,
         offset,
@@ -197,10 +247,9 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
     let demo = matches!(source, Source::Demo);
     // The last snapshot and the history come from the store before any network call.
     let startup = Startup {
-        snapshot: store.latest_snapshot()?,
-        history: store.run_history(HISTORY_ROWS)?,
         demo,
         report_targets,
+        ..read_startup(&store)?
     };
     let mut app = App::new(startup, keys, theme, offset);
     let (app_tx, mut app_rx) = mpsc::unbounded_channel::<AppEvent>();
@@ -208,8 +257,9 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
     if let Some(request) = report {
         app.on_event(reports.load(request, false));
     }
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    // Before the terminal is touched: from here on no signal ends the process with the
+    // terminal left raw.
+    let mut signals = Signals::new()?;
 
     let mut guard = TerminalGuard::enter(mouse).context("cannot set up the terminal")?;
     guard
@@ -232,6 +282,7 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
     // The engine may have said something already (a start error); show it.
     pacer.mark_dirty();
     let mut input = EventStream::new();
+    let mut exit = Exit::Quit;
 
     loop {
         let wake = pacer.wake_at();
@@ -271,17 +322,38 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
                     dirty |= app.on_event(ev);
                 }
             }
-            _ = sigterm.recv() => {
-                tracing::info!("SIGTERM: quitting");
-                break;
-            }
-            _ = sighup.recv() => {
-                tracing::info!("SIGHUP (terminal gone): quitting");
-                break;
-            }
+            signal = signals.recv() => match signal {
+                Signal::End(n) => {
+                    tracing::info!("signal {n} ({}): quitting", signal_name(n));
+                    exit = Exit::Signal(n);
+                    break;
+                }
+                Signal::Stop => {
+                    tracing::info!("SIGTSTP: suspending");
+                    if !suspend(&mut guard) {
+                        break;
+                    }
+                    pacer.mark_dirty();
+                }
+                Signal::Continued => {
+                    // Continued after a stop: ours (the terminal is already taken again;
+                    // redrawing it whole once more is harmless) or a SIGSTOP from outside.
+                    if let Err(e) = guard.resume() {
+                        tracing::warn!("cannot take the terminal back after SIGCONT: {e}");
+                        break;
+                    }
+                    pacer.mark_dirty();
+                }
+            },
             _ = sleep_until(wake) => {}
         }
+        let mut terminal_lost = false;
         for effect in app.take_effects() {
+            if effect == Effect::Suspend {
+                terminal_lost |= !suspend(&mut guard);
+                dirty = true;
+                continue;
+            }
             dirty |= run_effect(
                 effect,
                 &mut app,
@@ -291,7 +363,7 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
                 &mut reports,
             );
         }
-        if app.should_quit() {
+        if app.should_quit() || terminal_lost {
             break;
         }
         if dirty {
@@ -311,6 +383,22 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
 
     let was_running = app.running_fraction().is_some();
     drop(guard);
+    // Winding down can take seconds (a cancelled run committing, sled flushing); a
+    // second signal stops waiting. The store stays whole either way: every commit is
+    // one transaction.
+    tokio::select! {
+        () = wind_down(engine, was_running, &store) => {}
+        signal = signals.next_end() => {
+            tracing::warn!("signal {signal} while winding down: not waiting for the store");
+            exit = Exit::Signal(signal);
+        }
+    }
+    tracing::info!("snaptop quit");
+    Ok(exit)
+}
+
+/// Lets a cancelled run commit its partial result, then flushes the store.
+async fn wind_down(engine: Option<Engine>, was_running: bool, store: &Store) {
     if let Some(mut e) = engine
         && was_running
     {
@@ -332,8 +420,90 @@ async fn run(setup: Setup) -> anyhow::Result<()> {
         Ok(Err(e)) => tracing::error!("store flush failed: {e}"),
         Err(_) => tracing::error!("store flush did not finish in {FLUSH_WAIT_MS} ms"),
     }
-    tracing::info!("snaptop quit");
-    Ok(())
+}
+
+/// Suspends the app (Ctrl-Z, SIGTSTP) until the shell continues it; false when the
+/// terminal could not be taken back (the loop then ends).
+fn suspend(guard: &mut TerminalGuard) -> bool {
+    match guard.suspend() {
+        Ok(()) => {
+            tracing::info!("continued: terminal taken back");
+            true
+        }
+        Err(e) => {
+            tracing::warn!("cannot take the terminal back after a suspend: {e}");
+            false
+        }
+    }
+}
+
+/// What a signal asks of the event loop.
+enum Signal {
+    /// INT, QUIT, TERM or HUP: quit, and exit with 128 + this number.
+    End(i32),
+    /// SIGTSTP: suspend.
+    Stop,
+    /// SIGCONT: the process was stopped and is running again.
+    Continued,
+}
+
+/// The signals the TUI handles. Registering them replaces their default actions, so
+/// they are registered before the terminal is touched and held until the process ends.
+struct Signals {
+    ends: Vec<(i32, tokio::signal::unix::Signal)>,
+    stop: tokio::signal::unix::Signal,
+    cont: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        let mut ends = Vec::new();
+        for n in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+            ends.push((n, signal(SignalKind::from_raw(n))?));
+        }
+        Ok(Signals {
+            ends,
+            stop: signal(SignalKind::from_raw(libc::SIGTSTP))?,
+            cont: signal(SignalKind::from_raw(libc::SIGCONT))?,
+        })
+    }
+
+    async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            n = Self::any_end(&mut self.ends) => Signal::End(n),
+            Some(()) = self.stop.recv() => Signal::Stop,
+            Some(()) = self.cont.recv() => Signal::Continued,
+        }
+    }
+
+    /// The next signal that ends the program (its number).
+    async fn next_end(&mut self) -> i32 {
+        Self::any_end(&mut self.ends).await
+    }
+
+    async fn any_end(ends: &mut [(i32, tokio::signal::unix::Signal)]) -> i32 {
+        let waits = ends.iter_mut().map(|(n, s)| {
+            let n = *n;
+            Box::pin(async move {
+                // None: the signal driver is gone (never while the runtime runs).
+                if s.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+                n
+            })
+        });
+        futures::future::select_all(waits).await.0
+    }
+}
+
+fn signal_name(n: i32) -> &'static str {
+    match n {
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP (terminal gone)",
+        _ => "signal",
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -407,6 +577,8 @@ fn run_effect(
             None => app.say(Level::Info, "no report has loaded yet: nothing to reload"),
         },
         (Effect::CompletePath(input), _) => reports.complete(input),
+        // The loop suspends: it owns the terminal.
+        (Effect::Suspend, _) => {}
     }
     false
 }

@@ -88,6 +88,8 @@ pub enum Effect {
     ReloadReport,
     /// List what could complete this typed path.
     CompletePath(String),
+    /// Give the terminal back and stop until the shell continues the process (Ctrl-Z).
+    Suspend,
 }
 
 /// What handling a key did.
