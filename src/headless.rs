@@ -59,7 +59,12 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// Sends tracing output to a daily file under `dir` (never to the terminal).
 pub fn init_file_logging(dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(dir).ok()?;
-    let appender = tracing_appender::rolling::daily(dir, "snaptop.log");
+    // The builder reports a directory it cannot write to; `rolling::daily` panics.
+    let appender = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("snaptop.log")
+        .build(dir)
+        .ok()?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = tracing_subscriber::EnvFilter::try_from_env("SNAPTOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
