@@ -58,6 +58,9 @@ pub struct Startup {
     /// What was wrong with the store's data (a latest snapshot that did not read back),
     /// shown as an error line.
     pub store_problem: Option<String>,
+    /// Warnings from the config (a token file others can read), shown as a warning line
+    /// when there is no store problem to show.
+    pub warnings: Vec<String>,
 }
 
 pub struct App {
@@ -104,10 +107,14 @@ impl App {
             demo: startup.demo,
             running: None,
             data_as_of,
-            message: startup.store_problem.map(|p| Message {
-                level: Level::Error,
-                text: text::sanitize(&p).into_owned(),
-            }),
+            message: startup
+                .store_problem
+                .map(|p| (Level::Error, p))
+                .or_else(|| startup.warnings.first().map(|w| (Level::Warn, w.clone())))
+                .map(|(level, p)| Message {
+                    level,
+                    text: text::sanitize(&p).into_owned(),
+                }),
             quit: false,
             effects: Vec::new(),
         }

@@ -246,9 +246,14 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     } = setup;
     let demo = matches!(source, Source::Demo);
     // The last snapshot and the history come from the store before any network call.
+    let warnings = match &source {
+        Source::Live { secrets, .. } => secrets.warnings.clone(),
+        Source::Demo => vec![],
+    };
     let startup = Startup {
         demo,
         report_targets,
+        warnings,
         ..read_startup(&store)?
     };
     let mut app = App::new(startup, keys, theme, offset);
