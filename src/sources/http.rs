@@ -44,6 +44,11 @@ pub const MAX_TRANSIENT_RETRIES: usize = 3;
 pub const RETRY_BUDGET_BASE: u64 = 10;
 /// Redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
+/// A body may grow past this only while it holds one of [`LARGE_BODY_SLOTS`]: memory stays
+/// near `concurrency × 4 MiB + 4 × cap` however many huge bodies arrive at once (a real
+/// page of GitHub pulls is ~3 MiB and never waits).
+pub const LARGE_BODY_BYTES: usize = 4 << 20;
+pub const LARGE_BODY_SLOTS: usize = 4;
 /// Rate-limit waits one request may sit through before it gives up.
 pub const MAX_RATE_LIMIT_WAITS: u32 = 5;
 /// The longest a single rate-limit wait may be before the request fails instead.
@@ -463,6 +468,8 @@ struct Inner {
     auth: Auth,
     headers: HeaderMap,
     concurrency: Semaphore,
+    /// Held by bodies larger than [`LARGE_BODY_BYTES`] while they are read.
+    large_bodies: Semaphore,
     limiter: Limiter,
     rate_headers: RateHeaders,
     /// ETag cache for GETs; None: no conditional requests.
@@ -626,6 +633,7 @@ impl SourceClient {
                 auth: opts.auth,
                 headers,
                 concurrency: Semaphore::new(opts.max_concurrency.max(1)),
+                large_bodies: Semaphore::new(LARGE_BODY_SLOTS),
                 limiter,
                 rate_headers: opts.rate_headers,
                 cache: opts.cache,
@@ -1297,6 +1305,7 @@ impl SourceClient {
             Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 20) as usize);
         let timeouts = self.inner.timeouts;
         let deadline = tokio::time::Instant::now() + timeouts.body;
+        let mut large = None;
         loop {
             let silence = tokio::time::Instant::now() + timeouts.read;
             let chunk = tokio::time::timeout_at(silence.min(deadline), resp.chunk())
@@ -1322,7 +1331,22 @@ impl SourceClient {
                 Some(c) if buf.len() + c.len() > cap => {
                     return Err(too_large(format!("more than {}", buf.len() + c.len())));
                 }
-                Some(c) => buf.extend_from_slice(&c),
+                Some(c) => {
+                    if large.is_none() && buf.len() + c.len() > LARGE_BODY_BYTES {
+                        let slot =
+                            tokio::time::timeout_at(deadline, self.inner.large_bodies.acquire());
+                        large = Some(slot.await.ok().and_then(Result::ok).ok_or_else(|| {
+                            self.error(
+                                method_name,
+                                endpoint,
+                                Some(status.as_u16()),
+                                format!("body not complete after {}", seconds(timeouts.body)),
+                                true,
+                            )
+                        })?);
+                    }
+                    buf.extend_from_slice(&c)
+                }
                 None => break,
             }
         }
