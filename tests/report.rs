@@ -587,3 +587,171 @@ async fn async_build_reports_progress_of_the_history_read() {
     );
     assert!((progress.fraction() - 1.0).abs() < 1e-9);
 }
+
+// ---------------------------------------------------------------------------------------
+// A gate never passes on input it could not read (issue 9, items 11–14).
+// ---------------------------------------------------------------------------------------
+
+/// The real 2.47 run copied into a temp dir as `api_*`, so a test can damage one file.
+fn run_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["stats", "stats_history", "failures", "exceptions"] {
+        let name = format!("api_{kind}.csv");
+        fs::copy(fixture(&format!("2.47/{name}")), dir.path().join(&name)).unwrap();
+    }
+    dir
+}
+
+/// The binary, killed after 20 s: a FIFO must never block it.
+fn snaptop_bounded(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snaptop"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drained while it runs, so a long report cannot fill the pipe and stall it.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("snaptop {args:?} did not finish in 20 s (blocked on a FIFO?)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status.code().unwrap_or(-1),
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
+    )
+}
+
+fn report_cli(inputs: &[PathBuf], extra: &[&str]) -> (i32, String, String) {
+    let mut args: Vec<std::ffi::OsString> = vec!["report".into()];
+    args.extend(inputs.iter().map(|p| p.clone().into_os_string()));
+    args.extend(extra.iter().map(Into::into));
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    snaptop_bounded(&refs)
+}
+
+fn stats_text() -> String {
+    fs::read_to_string(fixture("2.47/api_stats.csv")).unwrap()
+}
+
+// --- item 12: bounded records and tables -------------------------------------------------
+
+const OVER_THE_CAP: usize = 3 * 1024 * 1024;
+
+#[test]
+fn records_over_the_cap_are_refused_naming_file_line_and_cap() {
+    let long = "x".repeat(OVER_THE_CAP);
+    let stats = stats_text();
+    let mut stats_lines: Vec<String> = stats.lines().map(str::to_owned).collect();
+    stats_lines[2] = stats_lines[2].replacen("dashboard_overview", &long, 1);
+    let failures = fs::read_to_string(fixture("2.47/api_failures.csv")).unwrap();
+    let history = fs::read_to_string(fixture("2.47/api_stats_history.csv")).unwrap();
+    let mut history_lines: Vec<String> = history.lines().map(str::to_owned).collect();
+    let mut cells: Vec<&str> = history_lines[4].split(',').collect();
+    cells[3] = &long;
+    history_lines[4] = cells.join(",");
+    let cases: Vec<(&str, String, u64)> = vec![
+        ("api_stats.csv", stats_lines.join("\r\n") + "\r\n", 3),
+        (
+            "api_failures.csv",
+            failures.replacen("HTTPError(", &format!("HTTPError({long}"), 1),
+            2,
+        ),
+        (
+            "api_exceptions.csv",
+            format!("Count,Message,Traceback,Nodes\r\n3,boom,\"{long}\",local\r\n"),
+            2,
+        ),
+        (
+            "api_stats_history.csv",
+            history_lines.join("\r\n") + "\r\n",
+            5,
+        ),
+        // no line break at all
+        ("api_stats.csv", long.clone(), 1),
+        ("api_failures.csv", long.clone(), 1),
+        ("api_stats_history.csv", long.clone(), 1),
+    ];
+    for (name, text, line) in cases {
+        let dir = run_copy();
+        fs::write(dir.path().join(name), &text).unwrap();
+        let (code, _, stderr) = report_cli(&[dir.path().join("api")], &[]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}:{line}: record longer than 1 MiB")),
+            "{name}: {stderr}"
+        );
+    }
+    // 0.13's requests and distribution files
+    for name in ["run_requests.csv", "run_distribution.csv"] {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["run_requests.csv", "run_distribution.csv"] {
+            fs::copy(fixture(&format!("0.13/{f}")), dir.path().join(f)).unwrap();
+        }
+        let text = fs::read_to_string(dir.path().join(name)).unwrap();
+        fs::write(
+            dir.path().join(name),
+            text.replacen("/reports/slow", &long, 1),
+        )
+        .unwrap();
+        let (code, _, stderr) = report_cli(&[dir.path().join("run")], &[]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}:4: record longer than 1 MiB")),
+            "{name}: {stderr}"
+        );
+    }
+    // targets and thresholds files
+    let dir = run_copy();
+    let toml = write(dir.path(), "big.toml", &format!("# {long}\n"));
+    for flag in ["--targets", "--thresholds"] {
+        let (code, _, stderr) =
+            report_cli(&[dir.path().join("api")], &[flag, toml.to_str().unwrap()]);
+        assert_eq!(code, 2, "{flag}: {stderr}");
+        assert!(
+            stderr.contains("big.toml") && stderr.contains("longer than 1 MiB"),
+            "{flag}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn too_many_endpoints_is_an_error_not_a_silent_cut() {
+    let cap = snaptop::report::locust::MAX_STATS_ENDPOINTS;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
+         Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,95%,99%\n",
+    );
+    for i in 0..=cap {
+        text.push_str(&format!("GET,/e{i},1,0,1,1,1,1,0,0.1,0,1,1,1\n"));
+    }
+    text.push_str(&format!(",Aggregated,{},0,1,1,1,1,0,1,0,1,1,1\n", cap + 1));
+    let path = write(dir.path(), "many_stats.csv", &text);
+    let (code, _, stderr) = report_cli(&[path], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("many_stats.csv") && stderr.contains(&format!("{cap}")),
+        "{stderr}"
+    );
+}

@@ -26,6 +26,13 @@ pub enum ReportError {
     NoInput { path: PathBuf },
     #[error("{path}: {message}", path = path.display())]
     Ambiguous { path: PathBuf, message: String },
+    /// Something that is not a regular file where one was expected: never opened (a FIFO
+    /// would block).
+    #[error("{path}: {kind}, not a regular file: nothing was read from it", path = path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+    /// A file refused as a whole (too large for what it should be...).
+    #[error("{path}: {message}", path = path.display())]
+    Refused { path: PathBuf, message: String },
     #[error(
         "{path}: the run is empty: no request was recorded (did the load test reach the host?)",
         path = path.display()

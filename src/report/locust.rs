@@ -4,12 +4,10 @@
 //! file names are used to find a prefix's files, never to judge their content.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use csv::ByteRecord;
-
+use super::csv_file::{CsvReader, MAX_RECORD_BYTES, NUL_BYTES, Record, open_text};
 use super::error::ReportError;
 use super::history;
 use super::model::{
@@ -22,8 +20,14 @@ pub use super::history::{MAX_SERIES_POINTS, ReadProgress};
 pub const MAX_FAILURE_ROWS: usize = 10_000;
 /// Longest traceback kept per exception row; the rest is cut (a note says so).
 pub const MAX_TRACEBACK_BYTES: usize = 64 * 1024;
-/// Endpoint rows of a stats file kept; Locust runs with unnamed URLs can have many.
+/// Endpoint rows a stats file may have; more is an error, since the gate judges every
+/// endpoint (Locust runs that name requests by full URL can have thousands).
 pub const MAX_STATS_ENDPOINTS: usize = 100_000;
+/// Bytes of endpoint names (and methods) a stats file may have in all: with the record cap
+/// alone, 100,000 names of 1 MiB would be 100 GB.
+pub const MAX_STATS_NAME_BYTES: usize = 16 * 1024 * 1024;
+/// Text kept of a failures or exceptions file; rows past it are counted, not kept.
+pub const MAX_KEPT_TEXT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Suffixes Locust gives its CSV files after the prefix: used only to *find* a prefix's
 /// files; what each one holds is read from its header.
@@ -54,9 +58,9 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn from_record(record: &ByteRecord) -> Self {
-        let names: Vec<String> = record
-            .iter()
+    pub(crate) fn from_fields<'a>(fields: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let names: Vec<String> = fields
+            .into_iter()
             .enumerate()
             .map(|(i, raw)| {
                 let text = String::from_utf8_lossy(raw);
@@ -264,60 +268,61 @@ pub(crate) fn shorten(text: &str) -> String {
 /// A streaming CSV reader of one file, with errors that name `file:line`.
 struct CsvFile {
     path: PathBuf,
-    reader: csv::Reader<BufReader<File>>,
+    reader: CsvReader,
     header: Header,
-    raw_header: ByteRecord,
+    raw_header: Vec<Vec<u8>>,
 }
 
 impl CsvFile {
     fn open(path: &Path) -> Result<Self, ReportError> {
-        let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(BufReader::with_capacity(256 * 1024, file));
-        let mut raw_header = ByteRecord::new();
-        let has_header = reader
-            .read_byte_record(&mut raw_header)
-            .map_err(|e| csv_error(path, &e))?;
-        if !has_header {
+        let mut reader = CsvReader::open(path)?;
+        let mut first = Record::default();
+        if !reader.read(&mut first)? {
             return Err(ReportError::malformed(
                 path,
                 1,
-                "empty file: expected a header row such as \"Type,Name,Request Count,...\"",
+                "empty file: no endpoints (expected a header row such as \"Type,Name,Request Count,...\")",
             ));
+        }
+        if first.has_nul() {
+            return Err(ReportError::malformed(path, first.line(), NUL_BYTES));
         }
         Ok(Self {
             path: path.to_owned(),
-            header: Header::from_record(&raw_header),
+            header: Header::from_fields(first.iter()),
+            raw_header: first.iter().map(<[u8]>::to_vec).collect(),
             reader,
-            raw_header,
         })
     }
 
-    /// The next data row and its byte offset ([`line_of_byte`] turns it into a line for
-    /// an error message); skips blank lines and repeated header rows
-    /// (Locust rewrites the header when a run restarts into the same file).
-    fn next(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, ReportError> {
+    fn at(&self, record: &Record, message: impl Into<String>) -> ReportError {
+        ReportError::malformed(&self.path, record.line(), message)
+    }
+
+    /// The next data row; skips blank lines and repeated header rows (Locust rewrites the
+    /// header when a run restarts into the same file).
+    fn next(&mut self, record: &mut Record) -> Result<bool, ReportError> {
         loop {
-            if !self
-                .reader
-                .read_byte_record(record)
-                .map_err(|e| csv_error(&self.path, &e))?
+            if !self.reader.read(record)? {
+                return Ok(false);
+            }
+            if record.is_blank() {
+                continue;
+            }
+            if record.len() == self.raw_header.len()
+                && record
+                    .iter()
+                    .zip(&self.raw_header)
+                    .all(|(a, b)| a == b.as_slice())
             {
-                return Ok(None);
-            }
-            let byte = record.position().map_or(0, |p| p.byte());
-            if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue;
             }
-            if *record == self.raw_header {
-                continue;
+            if record.has_nul() {
+                return Err(self.at(record, NUL_BYTES));
             }
             if record.len() != self.header.names.len() {
-                return Err(ReportError::malformed(
-                    &self.path,
-                    line_of_byte(&self.path, byte),
+                return Err(self.at(
+                    record,
                     format!(
                         "expected {} fields as in the header, found {}",
                         self.header.names.len(),
@@ -325,7 +330,7 @@ impl CsvFile {
                     ),
                 ));
             }
-            return Ok(Some(byte));
+            return Ok(true);
         }
     }
 
@@ -337,36 +342,6 @@ impl CsvFile {
                 format!("expected a \"{}\" column in the {what} header", aliases[0]),
             )
         })
-    }
-}
-
-/// The 1-based line of a byte offset, counted from the file itself: the csv crate's own
-/// line numbers drift on the CRLF endings Python's csv module (and so Locust) writes.
-/// Counted lazily, per record, only for files that are small (stats, failures); the
-/// history file counts its lines as it goes.
-fn line_of_byte(path: &Path, offset: u64) -> u64 {
-    let Ok(file) = File::open(path) else { return 0 };
-    // On CRLF files the csv crate places a record's start at the `\n` ending the line
-    // before it, hence the byte at `offset` itself is counted too.
-    let mut reader = BufReader::new(file.take(offset + 1));
-    let mut newlines = 0_u64;
-    let mut buf = [0_u8; 64 * 1024];
-    while let Ok(n) = reader.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-    }
-    newlines + 1
-}
-
-fn csv_error(path: &Path, error: &csv::Error) -> ReportError {
-    let line = error.position().map_or(0, |p| line_of_byte(path, p.byte()));
-    match error.kind() {
-        csv::ErrorKind::Io(e) => {
-            ReportError::io(path, std::io::Error::new(e.kind(), e.to_string()))
-        }
-        _ => ReportError::malformed(path, line, format!("not valid CSV: {error}")),
     }
 }
 
@@ -402,12 +377,12 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
 
     let mut endpoints = Vec::new();
     let mut aggregate = None;
-    let mut notes = Vec::new();
-    let mut dropped = 0_u64;
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let notes = Vec::new();
+    let mut name_bytes = 0_usize;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
         let names = &file.header.names;
-        let at = |e: String| ReportError::malformed(path, line_of_byte(path, byte), e);
+        let at = |e: String| ReportError::malformed(path, record.line(), e);
         let num = |idx: Option<usize>| -> Result<Option<f64>, ReportError> {
             match idx {
                 Some(i) => number_cell(&record[i], &names[i]).map_err(at),
@@ -447,17 +422,24 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
         };
         if is_aggregate {
             aggregate = Some(stats);
-        } else if endpoints.len() < MAX_STATS_ENDPOINTS {
-            endpoints.push(stats);
-        } else {
-            dropped += 1;
+            continue;
         }
-    }
-    if dropped > 0 {
-        notes.push(format!(
-            "{}: {dropped} endpoint rows beyond the first {MAX_STATS_ENDPOINTS} were ignored",
-            path.display()
-        ));
+        // Every endpoint is judged, so none may be dropped: past the caps, the file is
+        // refused rather than judged in part.
+        name_bytes += stats.method.len() + stats.name.len();
+        if endpoints.len() >= MAX_STATS_ENDPOINTS {
+            return Err(at(format!(
+                "more than {MAX_STATS_ENDPOINTS} endpoints, the most a report reads (does \
+                 the locustfile name requests by their full URL? group them with name=)"
+            )));
+        }
+        if name_bytes > MAX_STATS_NAME_BYTES {
+            return Err(at(format!(
+                "endpoint names longer than {} MiB in all, the most a report reads",
+                MAX_STATS_NAME_BYTES / (1024 * 1024)
+            )));
+        }
+        endpoints.push(stats);
     }
     Ok(StatsTable {
         generation,
@@ -499,20 +481,31 @@ pub fn read_distribution(
         ));
     }
     let mut rows = HashMap::new();
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let mut name_bytes = 0_usize;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
+        let at = |e: String| ReportError::malformed(path, record.line(), e);
         let mut percentiles = Vec::with_capacity(percentile_cols.len());
         for &(i, percent) in &percentile_cols {
             percentiles.push(PercentileValue {
                 percent,
-                millis: number_cell(&record[i], &file.header.names[i])
-                    .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?,
+                millis: number_cell(&record[i], &file.header.names[i]).map_err(at)?,
             });
         }
-        rows.insert(text_cell(&record[name_col]), percentiles);
+        let name = text_cell(&record[name_col]);
+        name_bytes += name.len();
         if rows.len() > MAX_STATS_ENDPOINTS {
-            break;
+            return Err(at(format!(
+                "more than {MAX_STATS_ENDPOINTS} endpoints, the most a report reads"
+            )));
         }
+        if name_bytes > MAX_STATS_NAME_BYTES {
+            return Err(at(format!(
+                "endpoint names longer than {} MiB in all, the most a report reads",
+                MAX_STATS_NAME_BYTES / (1024 * 1024)
+            )));
+        }
+        rows.insert(name, percentiles);
     }
     Ok(rows)
 }
@@ -555,14 +548,16 @@ pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), Repo
     let last_col = file.header.find(col::LAST_SEEN);
     let mut rows = Vec::new();
     let mut dropped = 0_u64;
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let mut kept_bytes = 0_usize;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
         let occurrences = count_cell(
             &record[occurrences_col],
             &file.header.names[occurrences_col],
         )
-        .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
-        if rows.len() >= MAX_FAILURE_ROWS {
+        .map_err(|e| ReportError::malformed(path, record.line(), e))?;
+        kept_bytes += record.iter().map(<[u8]>::len).sum::<usize>();
+        if rows.len() >= MAX_FAILURE_ROWS || kept_bytes > MAX_KEPT_TEXT_BYTES {
             dropped += 1;
             continue;
         }
@@ -589,8 +584,11 @@ pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), Repo
     rows.sort_by_key(|r| std::cmp::Reverse(r.occurrences));
     let notes = if dropped > 0 {
         vec![format!(
-            "{}: {dropped} failure rows beyond the first {MAX_FAILURE_ROWS} were ignored",
-            path.display()
+            "{}: {dropped} failure rows beyond the first {} were ignored (at most \
+             {MAX_FAILURE_ROWS} rows and {} MiB of text are kept)",
+            path.display(),
+            rows.len(),
+            MAX_KEPT_TEXT_BYTES / (1024 * 1024)
         )]
     } else {
         Vec::new()
@@ -609,11 +607,15 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
     let mut notes = Vec::new();
     let mut dropped = 0_u64;
     let mut cut = 0_u64;
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let mut kept_bytes = 0_usize;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
         let count = count_cell(&record[count_col], &file.header.names[count_col])
-            .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
-        if rows.len() >= MAX_FAILURE_ROWS {
+            .map_err(|e| ReportError::malformed(path, record.line(), e))?;
+        kept_bytes += record[message_col].len()
+            + record[traceback_col].len().min(MAX_TRACEBACK_BYTES)
+            + nodes_col.map_or(0, |i| record[i].len());
+        if rows.len() >= MAX_FAILURE_ROWS || kept_bytes > MAX_KEPT_TEXT_BYTES {
             dropped += 1;
             continue;
         }
@@ -637,8 +639,11 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
     rows.sort_by_key(|r| std::cmp::Reverse(r.count));
     if dropped > 0 {
         notes.push(format!(
-            "{}: {dropped} exception rows beyond the first {MAX_FAILURE_ROWS} were ignored",
-            path.display()
+            "{}: {dropped} exception rows beyond the first {} were ignored (at most \
+             {MAX_FAILURE_ROWS} rows and {} MiB of text are kept)",
+            path.display(),
+            rows.len(),
+            MAX_KEPT_TEXT_BYTES / (1024 * 1024)
         ));
     }
     if cut > 0 {
@@ -799,15 +804,39 @@ pub fn read_run(
     })
 }
 
-/// Reads all of `reader` into a string, for small config files.
+/// A targets or thresholds file is parsed whole: this is its record cap.
+pub const MAX_CONFIG_BYTES: usize = MAX_RECORD_BYTES;
+
+/// Reads a small config file (TOML) whole, refusing anything longer than
+/// [`MAX_CONFIG_BYTES`] and anything that is not a regular UTF-8 file.
 pub(crate) fn read_small_file(path: &Path) -> Result<String, ReportError> {
-    const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
-    let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES)
-        .read_to_string(&mut text)
+    let (file, _) = open_text(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| ReportError::io(path, e))?;
-    Ok(text)
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ReportError::Refused {
+            path: path.to_owned(),
+            message: format!(
+                "longer than {} MiB, the most a targets or thresholds file may be",
+                MAX_CONFIG_BYTES / (1024 * 1024)
+            ),
+        });
+    }
+    if memchr::memchr(0, &bytes).is_some() {
+        return Err(ReportError::malformed(path, 1, NUL_BYTES));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ReportError::malformed(
+            path,
+            super::analysis::line_of(
+                &String::from_utf8_lossy(e.as_bytes()),
+                e.utf8_error().valid_up_to(),
+            ),
+            "not UTF-8 text",
+        )
+    })
 }
 
 #[cfg(test)]

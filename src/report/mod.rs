@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod compare;
+pub mod csv_file;
 pub mod demo;
 pub mod error;
 pub mod history;
