@@ -207,10 +207,7 @@ fn malformed_files_name_file_line_and_expectation() {
 
     let path = write(dir.path(), "other.csv", "a,b,c\n1,2,3\n");
     let error = read_run(&[path], None).unwrap_err().to_string();
-    assert!(
-        error.contains("other.csv:1:") && error.contains("not recognised"),
-        "{error}"
-    );
+    assert!(error.contains("other.csv:1: not a Locust CSV"), "{error}");
 }
 
 #[test]
@@ -652,6 +649,237 @@ fn report_cli(inputs: &[PathBuf], extra: &[&str]) -> (i32, String, String) {
 
 fn stats_text() -> String {
     fs::read_to_string(fixture("2.47/api_stats.csv")).unwrap()
+}
+
+/// Thresholds under which the intact 2.47 run passes: a run that silently loses its stats
+/// table would pass too, so every "must not pass" case below can fail.
+fn relaxed_thresholds(dir: &Path) -> PathBuf {
+    write(
+        dir,
+        "relaxed.toml",
+        "p99_critical_ms = 5000\np99_warning_ms = 1000\nerror_rate_critical_pct = 5\nerror_rate_warning_pct = 3\n",
+    )
+}
+
+/// The three ways to name a run: prefix, directory, and every file listed.
+fn input_forms(dir: &Path) -> Vec<(&'static str, Vec<PathBuf>)> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("api_"))
+        .collect();
+    files.sort();
+    vec![
+        ("prefix", vec![dir.join("api")]),
+        ("directory", vec![dir.to_owned()]),
+        ("files", files),
+    ]
+}
+
+/// Removes the column named `name` from every line of a plain (unquoted) CSV text.
+fn without_column(text: &str, name: &str) -> String {
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == name).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        cells.remove(at);
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn utf16le(text: &str, bom: bool) -> Vec<u8> {
+    let mut bytes = if bom { vec![0xff, 0xfe] } else { Vec::new() };
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    bytes
+}
+
+enum Damage {
+    Bytes(Vec<u8>),
+    Missing,
+    Directory,
+    Fifo,
+}
+
+fn damaged_stats_cases() -> Vec<(&'static str, Damage, &'static str)> {
+    let text = stats_text();
+    let header_only = format!("{}\r\n", text.lines().next().unwrap());
+    let aggregated_only = format!("{header_only}{}\r\n", text.lines().last().unwrap());
+    let lines: Vec<&str> = text.lines().collect();
+    let row_deleted = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| format!("{l}\r\n"))
+        .collect::<String>();
+    let b = |s: String| Damage::Bytes(s.into_bytes());
+    vec![
+        ("missing", Damage::Missing, "api_stats.csv"),
+        (
+            "typo in Name",
+            b(text.replacen(",Name,", ",Nmae,", 1)),
+            "`Name`",
+        ),
+        (
+            "typo in Failure Count",
+            b(text.replacen("Failure Count", "Failure Cuont", 1)),
+            "`Failure Count`",
+        ),
+        (
+            "Request Count deleted",
+            b(without_column(&text, "Request Count")),
+            "`Request Count`",
+        ),
+        ("Name deleted", b(without_column(&text, "Name")), "`Name`"),
+        (
+            "typo in a column the gate does not read",
+            b(text.replacen("Average Content Size", "Average Content Sise", 1)),
+            "Average Content Sise",
+        ),
+        ("typo in 99%", b(text.replacen(",99%,", ",9%,", 1)), "9%"),
+        (
+            "UTF-16 with BOM",
+            Damage::Bytes(utf16le(&text, true)),
+            "UTF-16",
+        ),
+        (
+            "UTF-16 without BOM",
+            Damage::Bytes(utf16le(&text, false)),
+            "NUL",
+        ),
+        ("a directory", Damage::Directory, "directory"),
+        ("a FIFO", Damage::Fifo, "FIFO"),
+        ("empty", b(String::new()), "no endpoints"),
+        ("header only", b(header_only), "no endpoints"),
+        ("Aggregated row only", b(aggregated_only), "no endpoints"),
+        (
+            "a word in a number column",
+            b(text.replacen(
+                "GET,dashboard_overview,689,0,520,",
+                "GET,dashboard_overview,689,0,fast,",
+                1,
+            )),
+            "api_stats.csv:3:",
+        ),
+        ("an endpoint row deleted", b(row_deleted), "Aggregated"),
+    ]
+}
+
+fn apply(dir: &Path, damage: &Damage) -> bool {
+    let stats = dir.join("api_stats.csv");
+    fs::remove_file(&stats).unwrap();
+    match damage {
+        Damage::Bytes(bytes) => fs::write(&stats, bytes).unwrap(),
+        Damage::Missing => {}
+        Damage::Directory => fs::create_dir(&stats).unwrap(),
+        Damage::Fifo => {
+            let made = Command::new("mkfifo").arg(&stats).status();
+            if !made.is_ok_and(|s| s.success()) {
+                eprintln!("mkfifo unavailable: FIFO case skipped");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[test]
+fn cli_never_passes_when_the_stats_table_cannot_be_read() {
+    let thresholds_dir = tempfile::tempdir().unwrap();
+    let relaxed = relaxed_thresholds(thresholds_dir.path());
+    let relaxed = relaxed.to_str().unwrap();
+    // The intact run passes under these thresholds, in every input form.
+    let intact = run_copy();
+    for (form, inputs) in input_forms(intact.path()) {
+        let (code, stdout, stderr) = report_cli(&inputs, &["--thresholds", relaxed]);
+        assert_eq!(code, 0, "intact run, {form}: {stdout}{stderr}");
+    }
+    for (case, damage, named) in damaged_stats_cases() {
+        let dir = run_copy();
+        if !apply(dir.path(), &damage) {
+            continue;
+        }
+        for (form, inputs) in input_forms(dir.path()) {
+            let (code, stdout, stderr) = report_cli(&inputs, &["--thresholds", relaxed]);
+            assert_eq!(code, 2, "{case}, {form}: exit {code}\n{stdout}\n{stderr}");
+            assert!(!stdout.contains("PASS"), "{case}, {form}: {stdout}");
+            assert!(
+                stderr.contains(named),
+                "{case}, {form}: stderr should name {named:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unidentified_file_names_the_file_and_the_headers_expected() {
+    let dir = run_copy();
+    let stats = dir.path().join("api_stats.csv");
+    fs::write(&stats, stats_text().replacen(",Name,", ",Nmae,", 1)).unwrap();
+    let (code, _, stderr) = report_cli(std::slice::from_ref(&stats), &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("api_stats.csv:1: not a Locust stats file: no `Name` column")
+            && stderr.contains("expected Type,Name,Request Count,"),
+        "{stderr}"
+    );
+    // A file whose name says nothing is compared with the closest kind.
+    let other = write(dir.path(), "other.csv", "a,b,c\n1,2,3\n");
+    let (code, _, stderr) = report_cli(&[other], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("other.csv:1: not a Locust CSV") && stderr.contains("expected"),
+        "{stderr}"
+    );
+    // With only the failures and history of a run, the missing stats file is named.
+    let (code, _, stderr) = report_cli(
+        &[
+            dir.path().join("api_failures.csv"),
+            dir.path().join("api_stats_history.csv"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("stats"), "{stderr}");
+}
+
+#[test]
+fn a_utf8_byte_order_mark_still_reads() {
+    let dir = run_copy();
+    for kind in ["stats", "stats_history", "failures"] {
+        let path = dir.path().join(format!("api_{kind}.csv"));
+        let mut bytes = vec![0xef, 0xbb, 0xbf];
+        bytes.extend(fs::read(&path).unwrap());
+        fs::write(&path, bytes).unwrap();
+    }
+    let with_bom = read_run(&[dir.path().join("api")], None).unwrap();
+    let plain = read("2.47/api");
+    assert_eq!(with_bom.endpoints, plain.endpoints);
+    assert_eq!(with_bom.failures, plain.failures);
+    assert_eq!(
+        with_bom.history.as_ref().map(|h| h.rows),
+        plain.history.as_ref().map(|h| h.rows)
+    );
+}
+
+/// The Reports tab builds its report with the same engine: it gets the error too.
+#[tokio::test]
+async fn the_reports_tab_engine_refuses_what_the_cli_refuses() {
+    let dir = run_copy();
+    fs::remove_file(dir.path().join("api_stats.csv")).unwrap();
+    let request = ReportRequest {
+        inputs: vec![dir.path().join("api")],
+        ..ReportRequest::default()
+    };
+    let error = snaptop::report::build_report_async(request, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("api_stats.csv"), "{error}");
 }
 
 // --- item 12: bounded records and tables -------------------------------------------------

@@ -183,6 +183,7 @@ pub fn judge(
     let cache_ttls = run.endpoints.iter().map(ttl_advice).collect();
     let recommendations = recommend(&run, &findings, targets.is_some());
     let verdict = verdict(&findings, targets.as_ref(), options);
+    let warnings = std::mem::take(&mut run.warnings);
     Report {
         run,
         findings,
@@ -191,6 +192,7 @@ pub fn judge(
         targets,
         comparison,
         verdict,
+        warnings,
     }
 }
 

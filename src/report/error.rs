@@ -33,11 +33,17 @@ pub enum ReportError {
     /// A file refused as a whole (too large for what it should be...).
     #[error("{path}: {message}", path = path.display())]
     Refused { path: PathBuf, message: String },
+    /// A stats table without an endpoint to judge.
+    #[error("{path}: no endpoints: {reason}", path = path.display())]
+    EmptyRun { path: PathBuf, reason: String },
+    /// A run whose files were found, but not its stats table: nothing to judge.
     #[error(
-        "{path}: the run is empty: no request was recorded (did the load test reach the host?)",
+        "{path}: missing: the run has {found} but no stats file, and the report and its gate \
+         are built from the stats table (Locust writes PREFIX_stats.csv with --csv PREFIX; \
+         PREFIX_requests.csv before 0.13.3)",
         path = path.display()
     )]
-    EmptyRun { path: PathBuf },
+    NoStats { path: PathBuf, found: String },
     /// A targets or thresholds file that is not valid.
     #[error("{path}:{line}: {message}", path = path.display())]
     Config {

@@ -1119,6 +1119,7 @@ impl HistoryFold {
             timeline: self.timeline.points(),
             endpoints,
             notes,
+            warnings: Vec::new(),
         }
     }
 }

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub use super::columns::FileRole;
+pub(crate) use super::columns::{Header, col, percentile_of_header};
 use super::csv_file::{CsvReader, MAX_RECORD_BYTES, NUL_BYTES, Record, open_text};
 use super::error::ReportError;
 use super::history;
@@ -39,123 +41,6 @@ const LOCUST_SUFFIXES: &[&str] = &[
     "_requests.csv",
     "_distribution.csv",
 ];
-
-/// What a CSV file holds, judged from its header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileRole {
-    Stats,
-    Distribution,
-    History,
-    Failures,
-    Exceptions,
-}
-
-/// A header row, lower-cased and trimmed, so lookups are by name.
-#[derive(Debug, Clone)]
-pub(crate) struct Header {
-    pub(crate) names: Vec<String>,
-    index: HashMap<String, usize>,
-}
-
-impl Header {
-    pub(crate) fn from_fields<'a>(fields: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let names: Vec<String> = fields
-            .into_iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                let text = String::from_utf8_lossy(raw);
-                // A UTF-8 byte-order mark can precede the first header (Excel round trips).
-                let text = if i == 0 {
-                    text.trim_start_matches('\u{feff}')
-                } else {
-                    &text
-                };
-                text.trim().trim_matches('"').trim().to_ascii_lowercase()
-            })
-            .collect();
-        let mut index = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            index.entry(name.clone()).or_insert(i);
-        }
-        Self { names, index }
-    }
-
-    /// The first column named by any of `aliases` (already lower-case).
-    pub(crate) fn find(&self, aliases: &[&str]) -> Option<usize> {
-        aliases.iter().find_map(|a| self.index.get(*a).copied())
-    }
-
-    /// Columns whose name is a percentile (`50%`, `99.9%`, `99.999`), with the percent.
-    pub(crate) fn percentiles(&self) -> Vec<(usize, f64)> {
-        self.names
-            .iter()
-            .enumerate()
-            .filter_map(|(i, name)| percentile_of_header(name).map(|p| (i, p)))
-            .collect()
-    }
-
-    pub(crate) fn role(&self) -> Option<FileRole> {
-        let has = |aliases: &[&str]| self.find(aliases).is_some();
-        if has(col::TIMESTAMP) && has(col::NAME) {
-            Some(FileRole::History)
-        } else if has(col::TRACEBACK) && has(col::MESSAGE) {
-            Some(FileRole::Exceptions)
-        } else if has(col::ERROR) && has(col::OCCURRENCES) {
-            Some(FileRole::Failures)
-        } else if has(col::NAME) && has(col::REQUESTS) && has(col::FAILURES) {
-            Some(FileRole::Stats)
-        } else if has(col::NAME) && has(col::REQUESTS) && !self.percentiles().is_empty() {
-            Some(FileRole::Distribution)
-        } else {
-            None
-        }
-    }
-
-    /// Which Locust generation wrote a stats file with this header.
-    pub(crate) fn stats_generation(&self) -> LocustGeneration {
-        let old_count_name = self.find(&["# requests"]).is_some();
-        match (old_count_name, self.percentiles().is_empty()) {
-            (true, true) => LocustGeneration::Legacy,
-            (true, false) => LocustGeneration::Transitional,
-            (false, _) => LocustGeneration::Modern,
-        }
-    }
-}
-
-/// Column names across generations (lower-case), newest spelling first.
-pub(crate) mod col {
-    pub const METHOD: &[&str] = &["type", "method"];
-    pub const NAME: &[&str] = &["name"];
-    pub const REQUESTS: &[&str] = &["request count", "# requests"];
-    pub const FAILURES: &[&str] = &["failure count", "# failures"];
-    pub const MEDIAN: &[&str] = &["median response time"];
-    pub const AVERAGE: &[&str] = &["average response time"];
-    pub const MIN: &[&str] = &["min response time"];
-    pub const MAX: &[&str] = &["max response time"];
-    pub const RPS: &[&str] = &["requests/s"];
-    pub const FAILURES_PER_SEC: &[&str] = &["failures/s", "requests failed/s"];
-    pub const TIMESTAMP: &[&str] = &["timestamp"];
-    pub const USERS: &[&str] = &["user count"];
-    pub const ERROR: &[&str] = &["error"];
-    /// Locust before 1.0 spelled it "Occurences".
-    pub const OCCURRENCES: &[&str] = &["occurrences", "occurences"];
-    pub const FIRST_SEEN: &[&str] = &["first seen"];
-    pub const LAST_SEEN: &[&str] = &["last seen"];
-    pub const COUNT: &[&str] = &["count"];
-    pub const MESSAGE: &[&str] = &["message"];
-    pub const TRACEBACK: &[&str] = &["traceback"];
-    pub const NODES: &[&str] = &["nodes"];
-}
-
-/// `50%` → 50, `99.999` → 99.999 (0.13.3–0.14 wrote it without `%`), anything else → None.
-pub(crate) fn percentile_of_header(name: &str) -> Option<f64> {
-    let digits = name.strip_suffix('%').unwrap_or(name);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return None;
-    }
-    let percent: f64 = digits.parse().ok()?;
-    (percent > 0.0 && percent <= 100.0).then_some(percent)
-}
 
 /// True for Locust's total row: "Aggregated" (or "Total" before 1.0) with no real method.
 pub fn is_aggregate_row(method: &str, name: &str) -> bool {
@@ -295,6 +180,15 @@ impl CsvFile {
         })
     }
 
+    /// Opens a file that must be of `role` (its header is checked).
+    fn open_as(path: &Path, role: FileRole) -> Result<Self, ReportError> {
+        let file = Self::open(path)?;
+        file.header
+            .check(role)
+            .map_err(|message| ReportError::malformed(path, 1, message))?;
+        Ok(file)
+    }
+
     fn at(&self, record: &Record, message: impl Into<String>) -> ReportError {
         ReportError::malformed(&self.path, record.line(), message)
     }
@@ -345,9 +239,16 @@ impl CsvFile {
     }
 }
 
-/// Reads the header row of a file only.
-pub fn read_header_role(path: &Path) -> Result<Option<FileRole>, ReportError> {
-    Ok(CsvFile::open(path)?.header.role())
+/// Which kind of Locust file `path` is, from its header row; an error naming the file and
+/// the header expected when it is none (the file's name picks the kind it is compared with).
+pub fn identify_file(path: &Path) -> Result<FileRole, ReportError> {
+    let file = CsvFile::open(path)?;
+    let hint = path
+        .file_name()
+        .and_then(|n| FileRole::from_file_name(&n.to_string_lossy()));
+    file.header
+        .identify(hint)
+        .map_err(|message| ReportError::malformed(path, 1, message))
 }
 
 /// The final per-endpoint table of a stats (or 0.13-and-older requests) file.
@@ -359,11 +260,24 @@ pub struct StatsTable {
     pub notes: Vec<String>,
 }
 
-/// Reads a stats file of any generation.
+/// A latency or rate cell: a number of 0 or more, or N/A.
+fn measure_cell(raw: &[u8], column: &str) -> Result<Option<f64>, String> {
+    match number_cell(raw, column)? {
+        Some(v) if v < 0.0 => Err(format!(
+            "expected 0 or more in column \"{column}\", found {v}"
+        )),
+        value => Ok(value),
+    }
+}
+
+/// Reads a stats file of any generation, and checks it is the whole table Locust wrote:
+/// endpoint rows, then one total row (`Aggregated`, `Total` before 1.0) whose request and
+/// failure counts are the endpoints' sums, as Locust computes them. A table cut short,
+/// caught half rewritten or edited fails one of these, and is refused rather than judged.
 pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
-    let mut file = CsvFile::open(path)?;
+    let mut file = CsvFile::open_as(path, FileRole::Stats)?;
     let generation = file.header.stats_generation();
-    let method_col = file.header.find(col::METHOD);
+    let method_col = file.required(col::METHOD, "stats")?;
     let name_col = file.required(col::NAME, "stats")?;
     let requests_col = file.required(col::REQUESTS, "stats")?;
     let failures_col = file.required(col::FAILURES, "stats")?;
@@ -376,22 +290,21 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
     let percentile_cols = file.header.percentiles();
 
     let mut endpoints = Vec::new();
-    let mut aggregate = None;
-    let notes = Vec::new();
+    let mut aggregate: Option<(EndpointStats, u64)> = None;
     let mut name_bytes = 0_usize;
+    let mut last_line = 1;
     let mut record = Record::default();
     while file.next(&mut record)? {
+        last_line = record.line();
         let names = &file.header.names;
         let at = |e: String| ReportError::malformed(path, record.line(), e);
         let num = |idx: Option<usize>| -> Result<Option<f64>, ReportError> {
             match idx {
-                Some(i) => number_cell(&record[i], &names[i]).map_err(at),
+                Some(i) => measure_cell(&record[i], &names[i]).map_err(at),
                 None => Ok(None),
             }
         };
-        let method = method_col
-            .map(|i| text_cell(&record[i]))
-            .unwrap_or_default();
+        let method = text_cell(&record[method_col]);
         let name = text_cell(&record[name_col]);
         let requests = count_cell(&record[requests_col], &names[requests_col]).map_err(at)?;
         let failures = count_cell(&record[failures_col], &names[failures_col]).map_err(at)?;
@@ -399,10 +312,22 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
         for &(i, percent) in &percentile_cols {
             percentiles.push(PercentileValue {
                 percent,
-                millis: number_cell(&record[i], &names[i]).map_err(at)?,
+                millis: measure_cell(&record[i], &names[i]).map_err(at)?,
             });
         }
         let is_aggregate = is_aggregate_row(&method, &name);
+        if let Some((total, _)) = &aggregate {
+            return Err(at(format!(
+                "{} after the total row (`{}`), which Locust writes last: the file holds more \
+                 than one table (caught while Locust rewrote it?)",
+                if is_aggregate {
+                    "a second total row"
+                } else {
+                    "an endpoint row"
+                },
+                total.name
+            )));
+        }
         let stats = EndpointStats {
             method: if is_aggregate { String::new() } else { method },
             name,
@@ -421,7 +346,7 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
             percentiles,
         };
         if is_aggregate {
-            aggregate = Some(stats);
+            aggregate = Some((stats, record.line()));
             continue;
         }
         // Every endpoint is judged, so none may be dropped: past the caps, the file is
@@ -441,11 +366,65 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
         }
         endpoints.push(stats);
     }
+    let empty = |reason: &str| ReportError::EmptyRun {
+        path: path.to_owned(),
+        reason: reason.into(),
+    };
+    let total_name = if generation == LocustGeneration::Legacy {
+        "Total"
+    } else {
+        "Aggregated"
+    };
+    match (&aggregate, endpoints.is_empty()) {
+        (None, true) => return Err(empty("the table has its header and no row")),
+        (Some((total, _)), true) if total.requests == 0 => {
+            return Err(empty(
+                "no request was recorded (did the load test reach the host?)",
+            ));
+        }
+        (Some((total, _)), true) => {
+            return Err(empty(&format!(
+                "only the total row (`{}`), no endpoint row",
+                total.name
+            )));
+        }
+        (None, false) => {
+            return Err(ReportError::malformed(
+                path,
+                last_line + 1,
+                format!(
+                    "no total row (`{total_name}`), which Locust writes last: the table is \
+                     cut short (or still being written?)"
+                ),
+            ));
+        }
+        (Some(_), false) => {}
+    }
+    let (total, total_line) = aggregate.expect("checked above");
+    let requests: u64 = endpoints.iter().map(|e| e.requests).sum();
+    let failures: u64 = endpoints.iter().map(|e| e.failures).sum();
+    if (requests, failures) != (total.requests, total.failures) {
+        return Err(ReportError::malformed(
+            path,
+            total_line,
+            format!(
+                "the total row (`{}`) counts {} requests and {} failures, the endpoint rows \
+                 add up to {requests} and {failures}: the table is damaged (or was caught \
+                 while Locust rewrote it)",
+                total.name, total.requests, total.failures
+            ),
+        ));
+    }
+    if requests == 0 {
+        return Err(empty(
+            "no request was recorded (did the load test reach the host?)",
+        ));
+    }
     Ok(StatsTable {
         generation,
         endpoints,
-        aggregate,
-        notes,
+        aggregate: Some(total),
+        notes: Vec::new(),
     })
 }
 
@@ -470,7 +449,7 @@ pub(crate) fn percentile_at(percentiles: &[PercentileValue], percent: f64) -> Op
 pub fn read_distribution(
     path: &Path,
 ) -> Result<HashMap<String, Vec<PercentileValue>>, ReportError> {
-    let mut file = CsvFile::open(path)?;
+    let mut file = CsvFile::open_as(path, FileRole::Distribution)?;
     let name_col = file.required(col::NAME, "distribution")?;
     let percentile_cols = file.header.percentiles();
     if percentile_cols.is_empty() {
@@ -539,7 +518,7 @@ fn join_distribution(table: &mut StatsTable, distribution: &HashMap<String, Vec<
 
 /// Reads a failures file (with or without `First Seen,Last Seen`).
 pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), ReportError> {
-    let mut file = CsvFile::open(path)?;
+    let mut file = CsvFile::open_as(path, FileRole::Failures)?;
     let method_col = file.header.find(col::METHOD);
     let name_col = file.required(col::NAME, "failures")?;
     let error_col = file.required(col::ERROR, "failures")?;
@@ -598,7 +577,7 @@ pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), Repo
 
 /// Reads an exceptions file; tracebacks span several lines inside quotes.
 pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), ReportError> {
-    let mut file = CsvFile::open(path)?;
+    let mut file = CsvFile::open_as(path, FileRole::Exceptions)?;
     let count_col = file.required(col::COUNT, "exceptions")?;
     let message_col = file.required(col::MESSAGE, "exceptions")?;
     let traceback_col = file.required(col::TRACEBACK, "exceptions")?;
@@ -657,62 +636,81 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
 
 /// Finds the Locust files of one run from what the user typed: one or more paths, each a
 /// file, a directory or a prefix (`results/api` for `results/api_stats.csv`, ...).
-pub fn locate_run(inputs: &[PathBuf]) -> Result<RunFiles, ReportError> {
+///
+/// Every file found by a Locust name (`*_stats.csv`, ...) or given by the user must be
+/// identified from its header, or it is an error naming it; other `.csv` files of a
+/// directory are skipped with a warning. A run without a stats table is an error naming
+/// the stats file that should be there.
+pub fn locate_run(inputs: &[PathBuf], warnings: &mut Vec<String>) -> Result<RunFiles, ReportError> {
     let shown = inputs.first().cloned().unwrap_or_default();
     let mut found: Vec<(FileRole, PathBuf)> = Vec::new();
+    let mut skipped: Vec<PathBuf> = Vec::new();
+    // Where the stats file of the run should be, for the error when it is not.
+    let mut stats_expected: Option<PathBuf> = None;
     for input in inputs {
-        if input.is_file() {
-            match read_header_role(input)? {
-                Some(role) => found.push((role, input.clone())),
-                None => {
-                    return Err(ReportError::malformed(
-                        input,
-                        1,
-                        "header not recognised as a Locust CSV: expected the columns of a \
-                         stats, stats_history, failures, exceptions, requests or distribution file",
-                    ));
+        let named_as_file = input
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".csv"));
+        match std::fs::metadata(input) {
+            // A directory named like a CSV file is a mistake, not a run's directory.
+            Ok(meta) if meta.is_dir() && !named_as_file => {
+                let mut entries = Vec::new();
+                for entry in std::fs::read_dir(input).map_err(|e| ReportError::io(input, e))? {
+                    let entry = entry.map_err(|e| ReportError::io(input, e))?;
+                    entries.push(entry.path());
                 }
-            }
-        } else if input.is_dir() {
-            let mut candidates = Vec::new();
-            let entries = std::fs::read_dir(input).map_err(|e| ReportError::io(input, e))?;
-            for entry in entries {
-                let path = entry.map_err(|e| ReportError::io(input, e))?.path();
-                if path.is_file()
-                    && path
-                        .extension()
-                        .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
-                {
-                    candidates.push(path);
-                }
-            }
-            candidates.sort();
-            for path in candidates {
-                if let Some(role) = read_header_role(&path)? {
-                    found.push((role, path));
-                }
-            }
-        } else {
-            let prefix = input.to_string_lossy();
-            let mut any = false;
-            for suffix in LOCUST_SUFFIXES {
-                let path = PathBuf::from(format!("{prefix}{suffix}"));
-                if path.is_file() {
-                    any = true;
-                    if let Some(role) = read_header_role(&path)? {
-                        found.push((role, path));
+                entries.sort();
+                for path in entries {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if FileRole::from_file_name(&name).is_some() {
+                        // Named as Locust names its files: it must be one.
+                        found.push((identify_file(&path)?, path));
+                    } else if name.to_ascii_lowercase().ends_with(".csv") {
+                        match std::fs::metadata(&path) {
+                            Ok(m) if m.is_file() => match identify_file(&path) {
+                                Ok(role) => found.push((role, path)),
+                                Err(error) => {
+                                    warnings.push(format!("skipped: {error}"));
+                                    skipped.push(path);
+                                }
+                            },
+                            _ => skipped.push(path),
+                        }
                     }
                 }
+                stats_expected.get_or_insert_with(|| input.join("PREFIX_stats.csv"));
             }
-            if !any {
-                return Err(ReportError::NoInput {
-                    path: input.clone(),
-                });
+            // A file, or a FIFO, socket...: identify_file refuses what is not a file.
+            Ok(_) => found.push((identify_file(input)?, input.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let prefix = input.to_string_lossy();
+                let mut any = false;
+                for suffix in LOCUST_SUFFIXES {
+                    let path = PathBuf::from(format!("{prefix}{suffix}"));
+                    match std::fs::metadata(&path) {
+                        Ok(_) => {
+                            any = true;
+                            found.push((identify_file(&path)?, path));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(ReportError::io(&path, e)),
+                    }
+                }
+                if !any {
+                    return Err(ReportError::NoInput {
+                        path: input.clone(),
+                    });
+                }
+                stats_expected.get_or_insert_with(|| PathBuf::from(format!("{prefix}_stats.csv")));
             }
+            Err(e) => return Err(ReportError::io(input, e)),
         }
     }
     let mut files = RunFiles::default();
-    for (role, path) in found {
+    for (role, path) in &found {
         let slot = match role {
             FileRole::Stats => &mut files.stats,
             FileRole::Distribution => &mut files.distribution,
@@ -731,10 +729,39 @@ pub fn locate_run(inputs: &[PathBuf]) -> Result<RunFiles, ReportError> {
                 ),
             });
         }
-        *slot = Some(path);
+        *slot = Some(path.clone());
     }
-    if files.stats.is_none() && files.history.is_none() {
-        return Err(ReportError::NoInput { path: shown });
+    if files.stats.is_none() {
+        if found.is_empty() {
+            return Err(ReportError::NoInput { path: shown });
+        }
+        // Name the stats file beside a file Locust named, else where the user pointed.
+        let beside = found.iter().find_map(|(_, path)| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            let prefix = LOCUST_SUFFIXES
+                .iter()
+                .find_map(|s| name.strip_suffix(s))?
+                .to_owned();
+            let suffix = if files.distribution.is_some() {
+                "_requests.csv"
+            } else {
+                "_stats.csv"
+            };
+            Some(path.with_file_name(format!("{prefix}{suffix}")))
+        });
+        let mut what: Vec<String> = found
+            .iter()
+            .map(|(role, path)| format!("{} ({})", path.display(), role.kind()))
+            .collect();
+        what.extend(
+            skipped
+                .iter()
+                .map(|p| format!("{} (not a Locust CSV)", p.display())),
+        );
+        return Err(ReportError::NoStats {
+            path: beside.or(stats_expected).unwrap_or(shown),
+            found: what.join(", "),
+        });
     }
     Ok(files)
 }
@@ -745,43 +772,35 @@ pub fn read_run(
     inputs: &[PathBuf],
     progress: Option<&ReadProgress>,
 ) -> Result<RunData, ReportError> {
-    let files = locate_run(inputs)?;
+    let mut warnings = Vec::new();
+    let files = locate_run(inputs, &mut warnings)?;
     let mut notes = Vec::new();
-    let mut generation = None;
-    let mut endpoints = Vec::new();
-    let mut aggregate = None;
-    if let Some(path) = &files.stats {
-        let mut table = read_stats(path)?;
-        if table.generation == LocustGeneration::Legacy {
-            match &files.distribution {
-                Some(dist) => join_distribution(&mut table, &read_distribution(dist)?),
-                None => notes.push(format!(
-                    "{}: no _distribution.csv beside this Locust 0.13-or-older file: \
-                     percentiles are unknown",
-                    path.display()
-                )),
-            }
+    let stats_path = files.stats.as_ref().expect("locate_run finds a stats file");
+    let mut table = read_stats(stats_path)?;
+    if table.generation == LocustGeneration::Legacy {
+        match &files.distribution {
+            Some(dist) => join_distribution(&mut table, &read_distribution(dist)?),
+            None => warnings.push(format!(
+                "{}: no _distribution.csv beside this Locust 0.13-or-older file: \
+                 percentiles are unknown",
+                stats_path.display()
+            )),
         }
-        generation = Some(table.generation);
-        notes.append(&mut table.notes);
-        endpoints = table.endpoints;
-        aggregate = table.aggregate;
-        let total_requests = aggregate
-            .as_ref()
-            .map(|a| a.requests)
-            .unwrap_or_else(|| endpoints.iter().map(|e| e.requests).sum());
-        if total_requests == 0 {
-            return Err(ReportError::EmptyRun { path: path.clone() });
-        }
-    } else {
-        notes.push(
-            "no stats file: the endpoint table, findings and targets need PREFIX_stats.csv".into(),
-        );
     }
-    let history = match &files.history {
+    if table.endpoints.iter().all(|e| e.p99_ms.is_none()) {
+        warnings.push(format!(
+            "{}: no endpoint has a 99% percentile: latency (p99) is not judged",
+            stats_path.display()
+        ));
+    }
+    notes.append(&mut table.notes);
+    let mut history = match &files.history {
         Some(path) => Some(history::read_history(path, progress)?),
         None => None,
     };
+    if let Some(h) = &mut history {
+        warnings.append(&mut h.warnings);
+    }
     let (failures, mut failure_notes) = match &files.failures {
         Some(path) => read_failures(path)?,
         None => (Vec::new(), Vec::new()),
@@ -794,13 +813,14 @@ pub fn read_run(
     notes.append(&mut exception_notes);
     Ok(RunData {
         files,
-        generation,
-        endpoints,
-        aggregate,
+        generation: Some(table.generation),
+        endpoints: table.endpoints,
+        aggregate: table.aggregate,
         history,
         failures,
         exceptions,
         notes,
+        warnings,
     })
 }
 
