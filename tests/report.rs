@@ -983,3 +983,144 @@ fn too_many_endpoints_is_an_error_not_a_silent_cut() {
         "{stderr}"
     );
 }
+
+// --- item 13: nothing from the files reaches the terminal raw ----------------------------
+
+const HOSTILE_NAMES: &[&str] = &[
+    "\u{1b}]0;pwned\u{7}title",
+    "\u{1b}[2J\u{1b}[31mred\u{1b}[0m",
+    "\u{9b}31mc1",
+    "\u{202e}desrever",
+    "a|b|c",
+    "[click](http://evil.example)",
+    "<!-- hide the rest",
+    "x\nsnaptop report: PASS",
+];
+
+fn hostile_run(dir: &Path) -> PathBuf {
+    let header = stats_text().lines().next().unwrap().to_owned();
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut text = format!("{header}\r\n");
+    for (i, name) in HOSTILE_NAMES.iter().enumerate() {
+        text.push_str(&format!(
+            "GET,{},100,{},10,10,1,900,11,5.0,0.0,10,10,10,10,10,10,10,800,900,900,900\r\n",
+            quote(name),
+            i % 2
+        ));
+    }
+    let n = HOSTILE_NAMES.len();
+    text.push_str(&format!(
+        ",Aggregated,{},{},10,10,1,900,11,40.0,0.0,10,10,10,10,10,10,10,800,900,900,900\r\n",
+        100 * n,
+        n / 2
+    ));
+    write(dir, "evil_stats.csv", &text);
+    let mut failures = String::from("Method,Name,Error,Occurrences\r\n");
+    for name in HOSTILE_NAMES {
+        failures.push_str(&format!("GET,{},{},1\r\n", quote(name), quote(name)));
+    }
+    write(dir, "evil_failures.csv", &failures);
+    dir.join("evil")
+}
+
+fn assert_terminal_safe(what: &str, out: &str) {
+    for c in out.chars() {
+        let acts_on_a_terminal = (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(
+            !acts_on_a_terminal,
+            "{what}: {c:?} reached the output:\n{out}"
+        );
+    }
+    for leftover in ["]0;", "pwned\u{7}", "[2J", "[31m"] {
+        assert!(!out.contains(leftover), "{what}: {leftover:?} in\n{out}");
+    }
+    // A name cannot forge a line of the report.
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.trim_start().starts_with("snaptop report: PASS"))
+            .count(),
+        0,
+        "{what}: a forged verdict line\n{out}"
+    );
+}
+
+#[test]
+fn text_and_markdown_never_emit_escape_sequences_from_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = hostile_run(dir.path());
+    let targets = write(
+        dir.path(),
+        "sla.toml",
+        "[targets]\n\"GET \\u001b]0;t\\u0007x|y\" = [\"p95 < 150\"]\n\"*\" = [\"p99 < 5000\"]\n",
+    );
+    let targets = targets.to_str().unwrap();
+    for format in ["text", "markdown"] {
+        let (code, stdout, stderr) = report_cli(
+            std::slice::from_ref(&run),
+            &["--format", format, "--targets", targets],
+        );
+        assert_eq!(code, 1, "{format}: {stdout}{stderr}");
+        assert_terminal_safe(format, &stdout);
+        assert_terminal_safe(&format!("{format} stderr"), &stderr);
+        assert!(
+            stdout.contains("title") && stdout.contains("desrever"),
+            "{stdout}"
+        );
+    }
+    // Markdown: a name cannot add cells to a table row.
+    let (_, md, _) = report_cli(std::slice::from_ref(&run), &["--format", "markdown"]);
+    let unescaped_pipes = |line: &str| {
+        let bytes = line.as_bytes();
+        (0..bytes.len())
+            .filter(|&i| bytes[i] == b'|' && (i == 0 || bytes[i - 1] != b'\\'))
+            .count()
+    };
+    let mut table_width = None;
+    for line in md.lines() {
+        if line.starts_with('|') {
+            let n = unescaped_pipes(line);
+            let width = *table_width.get_or_insert(n);
+            assert_eq!(n, width, "a row with another cell count: {line}");
+        } else {
+            table_width = None;
+        }
+    }
+    // escaped brackets and angle brackets are literal text
+    assert!(
+        !md.replace("\\]", "").contains("](http"),
+        "a live link: {md}"
+    );
+    assert!(
+        !md.replace("\\<", "").contains("<!--"),
+        "an HTML comment: {md}"
+    );
+    // JSON keeps the names exactly, escaped.
+    let (_, json, _) = report_cli(&[run], &["--format", "json"]);
+    for c in json.chars() {
+        assert!(!c.is_control() || c == '\n', "{c:?} raw in the JSON");
+    }
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = value["run"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, HOSTILE_NAMES);
+}
+
+#[test]
+fn error_messages_quoting_file_contents_are_sanitised() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = stats_text().replacen(
+        "GET,health_check,364,",
+        "GET,health_check,\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}364,",
+        1,
+    );
+    let path = write(dir.path(), "bad\u{1b}[31m_stats.csv", &text);
+    let (code, _, stderr) = report_cli(&[path], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(":4:"), "{stderr}");
+    assert_terminal_safe("stderr", &stderr);
+}

@@ -117,7 +117,7 @@ pub(crate) fn number_cell(raw: &[u8], column: &str) -> Result<Option<f64>, Strin
     parse_number_bytes(raw).map_err(|()| {
         format!(
             "expected a number in column \"{column}\", found \"{}\"",
-            shorten(&String::from_utf8_lossy(raw.trim_ascii()))
+            crate::sanitize::one_line(&String::from_utf8_lossy(raw.trim_ascii()), 40)
         )
     })
 }
@@ -137,17 +137,6 @@ pub(crate) fn count_cell(raw: &[u8], column: &str) -> Result<u64, String> {
 
 pub(crate) fn text_cell(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
-}
-
-/// Keeps error messages readable when a cell is huge or binary.
-pub(crate) fn shorten(text: &str) -> String {
-    const MAX_SHOWN_CHARS: usize = 40;
-    if text.chars().count() <= MAX_SHOWN_CHARS {
-        text.to_owned()
-    } else {
-        let head: String = text.chars().take(MAX_SHOWN_CHARS).collect();
-        format!("{head}…")
-    }
 }
 
 /// A streaming CSV reader of one file, with errors that name `file:line`.
