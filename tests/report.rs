@@ -298,14 +298,16 @@ fn repeated_headers_and_crlf_are_tolerated() {
         .unwrap()
         .replace("\r\n", "\n");
     let header = text.lines().next().unwrap();
+    // Ends with a line end as Locust writes it (a last line without one is left out).
     let doubled = format!(
-        "{text}{header}\n{}",
+        "{text}{header}\n{}\n",
         text.lines().skip(1).collect::<Vec<_>>().join("\n")
     );
     let crlf = doubled.replace('\n', "\r\n");
     let path = write(dir.path(), "x_stats_history.csv", &crlf);
     let history = snaptop::report::history::read_history(&path, None).unwrap();
     assert_eq!(history.rows, 2 * 309);
+    assert!(history.warnings.is_empty(), "{:?}", history.warnings);
 }
 
 #[test]
@@ -1123,4 +1125,96 @@ fn error_messages_quoting_file_contents_are_sanitised() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains(":4:"), "{stderr}");
     assert_terminal_safe("stderr", &stderr);
+}
+
+// --- item 14: files Locust is still writing ----------------------------------------------
+
+/// `text` with its last line cut in the middle (no line end).
+fn cut_last_line(text: &str) -> String {
+    let body = text.trim_end_matches(['\r', '\n']);
+    let last_start = body.rfind('\n').map_or(0, |i| i + 1);
+    let keep = last_start + (body.len() - last_start) / 2;
+    body[..keep].to_owned()
+}
+
+#[test]
+fn a_history_still_being_written_is_read_with_a_warning() {
+    let dir = run_copy();
+    let path = dir.path().join("api_stats_history.csv");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, cut_last_line(&text)).unwrap();
+    let lines = text.trim_end().lines().count();
+
+    let history = snaptop::report::history::read_history(&path, None).unwrap();
+    assert_eq!(history.rows, 309 - 1);
+    assert_eq!(history.warnings.len(), 1, "{:?}", history.warnings);
+    assert!(
+        history.warnings[0].contains(&format!("api_stats_history.csv:{lines}:"))
+            && history.warnings[0].contains("last line incomplete"),
+        "{:?}",
+        history.warnings
+    );
+
+    // The CLI judges the run as if the file were whole, and says what it ignored.
+    let (code, stdout, stderr) = report_cli(&[dir.path().join("api")], &["--format", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("last line incomplete"),
+        "{stderr}"
+    );
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let warnings = value["warnings"].as_array().expect("a warnings array");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("last line incomplete")),
+        "{warnings:?}"
+    );
+
+    // A malformed line anywhere else is still an error.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[100] = "1795346560,10,GET,alerts_list,1.0";
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (code, _, stderr) = report_cli(&[dir.path().join("api")], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("api_stats_history.csv:101:"), "{stderr}");
+}
+
+#[test]
+fn a_stats_file_caught_mid_rewrite_is_an_error_a_whole_one_without_line_end_is_read() {
+    let dir = run_copy();
+    let path = dir.path().join("api_stats.csv");
+    let text = stats_text();
+    fs::write(&path, cut_last_line(&text)).unwrap();
+    let (code, _, stderr) = report_cli(&[dir.path().join("api")], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("api_stats.csv:8:") && stderr.contains("last line incomplete"),
+        "{stderr}"
+    );
+    // Whole rows, only the last line end missing: read, with a warning.
+    fs::write(&path, text.trim_end()).unwrap();
+    let (code, _, stderr) = report_cli(&[dir.path().join("api")], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("api_stats.csv:8:") && stderr.contains("no line end"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failures_file_still_being_written_is_read_with_a_warning() {
+    let dir = run_copy();
+    let path = dir.path().join("api_failures.csv");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, cut_last_line(&text)).unwrap();
+    let run = read_run(&[dir.path().join("api")], None).unwrap();
+    assert!(run.failures.is_empty());
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("api_failures.csv:2:") && w.contains("last line incomplete")),
+        "{:?}",
+        run.warnings
+    );
 }

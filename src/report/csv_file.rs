@@ -140,7 +140,6 @@ impl Record {
     }
 
     /// False for a last record that the end of the file cut (no line break after it).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn complete(&self) -> bool {
         self.complete
     }

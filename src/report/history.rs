@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -18,8 +18,8 @@ use csv::ByteRecord;
 use super::csv_file::{NUL_BYTES, open_text, record_too_long};
 use super::error::ReportError;
 use super::locust::{
-    Header, col, count_cell, is_aggregate_row, number_cell, parse_number_bytes,
-    percentile_of_header,
+    Header, LAST_LINE_INCOMPLETE, col, count_cell, is_aggregate_row, number_cell,
+    parse_number_bytes, percentile_of_header,
 };
 use super::model::{EndpointHistory, HistoryPoint, HistorySummary};
 
@@ -815,6 +815,7 @@ enum ReaderMessage {
 
 /// Reads `file` (positioned after the header, `carry` = bytes already read past it) in
 /// chunks cut at record ends.
+#[allow(clippy::too_many_arguments)]
 fn read_chunks(
     mut file: File,
     mut carry: Vec<u8>,
@@ -823,6 +824,7 @@ fn read_chunks(
     progress: Option<&ReadProgress>,
     pools: &BufferPools,
     in_flight: &Receiver<()>,
+    cut_last_line: &AtomicBool,
 ) {
     let mut seq = 0_u64;
     loop {
@@ -861,6 +863,17 @@ fn read_chunks(
                 None => want = buf.len() * 2,
             }
         };
+        if at_end {
+            // Locust ends every row with a line break: a last line without one is a row
+            // it is still writing. It is left out (the caller warns); a last record that
+            // spans lines is an unbalanced quote and is parsed, to fail as before.
+            let whole = last_record_end(&buf).unwrap_or(0);
+            let tail = &buf[whole..];
+            if !tail.trim_ascii().is_empty() && memchr::memchr(b'\n', tail).is_none() {
+                cut_last_line.store(true, Ordering::Relaxed);
+                buf.truncate(whole);
+            }
+        }
         // One token per chunk until it is folded: the reader can never run further ahead
         // of the fold than MAX_CHUNKS_IN_FLIGHT chunks, however uneven the parsing.
         if !buf.is_empty()
@@ -1194,10 +1207,23 @@ pub fn read_history(
     let work_rx = Arc::new(Mutex::new(work_rx));
     let reader_failure: Mutex<Option<(u64, ReportError)>> = Mutex::new(None);
     let pools = BufferPools::default();
+    let cut_last_line = AtomicBool::new(false);
 
     std::thread::scope(|scope| {
         let pools = &pools;
-        scope.spawn(move || read_chunks(file, carry, path, &work_tx, progress, pools, &token_rx));
+        let cut_last_line = &cut_last_line;
+        scope.spawn(move || {
+            read_chunks(
+                file,
+                carry,
+                path,
+                &work_tx,
+                progress,
+                pools,
+                &token_rx,
+                cut_last_line,
+            )
+        });
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
@@ -1217,6 +1243,16 @@ pub fn read_history(
         // Dropping the receiver lets any thread still sending stop.
         drop(work_rx);
         result
+    })
+    .map(|(mut summary, lines)| {
+        if cut_last_line.load(Ordering::Relaxed) {
+            summary.warnings.push(format!(
+                "{}:{}: {LAST_LINE_INCOMPLETE} It was ignored.",
+                path.display(),
+                lines + 1
+            ));
+        }
+        summary
     })
 }
 
@@ -1259,7 +1295,7 @@ fn collect(
     reader_failure: &Mutex<Option<(u64, ReportError)>>,
     pools: &BufferPools,
     in_flight: SyncSender<()>,
-) -> Result<HistorySummary, ReportError> {
+) -> Result<(HistorySummary, u64), ReportError> {
     let mut fold = HistoryFold::default();
     let mut pending: BTreeMap<u64, Result<ChunkOutput, ChunkError>> = BTreeMap::new();
     let mut next_seq = 0_u64;
@@ -1302,7 +1338,7 @@ fn collect(
             other => other,
         });
     }
-    Ok(fold.finish())
+    Ok((fold.finish(), lines_before))
 }
 
 #[cfg(test)]

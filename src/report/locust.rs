@@ -139,12 +139,32 @@ pub(crate) fn text_cell(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
 }
 
+/// What a reader does with a last line that has no line end. Locust ends every row with
+/// one, so such a line is one it is still writing (it rewrites stats, failures and
+/// exceptions every interval), or a file cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastLine {
+    /// The table is judged whole: a row that has all its fields and numbers is read, with
+    /// a warning; one cut short is an error (a half row cannot be judged, and dropping it
+    /// could drop the row that fails the gate).
+    ReadIfWhole,
+    /// Rows that only inform (failures, exceptions): the line is ignored, with a warning.
+    Ignore,
+}
+
+/// Message of a half-written last line, the same for every file.
+pub(crate) const LAST_LINE_INCOMPLETE: &str = "last line incomplete (no line end): still being \
+                                               written?";
+
 /// A streaming CSV reader of one file, with errors that name `file:line`.
 struct CsvFile {
     path: PathBuf,
     reader: CsvReader,
     header: Header,
     raw_header: Vec<Vec<u8>>,
+    last_line: LastLine,
+    /// What the reader was unsure of (a last line without its line end).
+    warnings: Vec<String>,
 }
 
 impl CsvFile {
@@ -166,20 +186,26 @@ impl CsvFile {
             header: Header::from_fields(first.iter()),
             raw_header: first.iter().map(<[u8]>::to_vec).collect(),
             reader,
+            last_line: LastLine::ReadIfWhole,
+            warnings: Vec::new(),
         })
     }
 
     /// Opens a file that must be of `role` (its header is checked).
     fn open_as(path: &Path, role: FileRole) -> Result<Self, ReportError> {
-        let file = Self::open(path)?;
+        let mut file = Self::open(path)?;
         file.header
             .check(role)
             .map_err(|message| ReportError::malformed(path, 1, message))?;
+        file.last_line = match role {
+            FileRole::Stats | FileRole::Distribution => LastLine::ReadIfWhole,
+            FileRole::History | FileRole::Failures | FileRole::Exceptions => LastLine::Ignore,
+        };
         Ok(file)
     }
 
     fn at(&self, record: &Record, message: impl Into<String>) -> ReportError {
-        ReportError::malformed(&self.path, record.line(), message)
+        row_error(&self.path, record, message.into())
     }
 
     /// The next data row; skips blank lines and repeated header rows (Locust rewrites the
@@ -203,6 +229,14 @@ impl CsvFile {
             if record.has_nul() {
                 return Err(self.at(record, NUL_BYTES));
             }
+            if !record.complete() && self.last_line == LastLine::Ignore {
+                self.warnings.push(format!(
+                    "{}:{}: {LAST_LINE_INCOMPLETE} It was ignored.",
+                    self.path.display(),
+                    record.line()
+                ));
+                return Ok(false);
+            }
             if record.len() != self.header.names.len() {
                 return Err(self.at(
                     record,
@@ -211,6 +245,16 @@ impl CsvFile {
                         self.header.names.len(),
                         record.len()
                     ),
+                ));
+            }
+            if !record.complete() {
+                // Whole as far as the fields go; its numbers are checked by the caller,
+                // whose errors say the line is incomplete (see `row_error`).
+                self.warnings.push(format!(
+                    "{}:{}: last line has no line end (Locust ends every row with one): read \
+                     as a whole row, but its last field may be cut",
+                    self.path.display(),
+                    record.line()
                 ));
             }
             return Ok(true);
@@ -226,6 +270,17 @@ impl CsvFile {
             )
         })
     }
+}
+
+/// An error about a row; a last line without its line end is said to be incomplete, since
+/// that is the likelier cause of anything wrong with it.
+fn row_error(path: &Path, record: &Record, message: String) -> ReportError {
+    let message = if record.complete() {
+        message
+    } else {
+        format!("{LAST_LINE_INCOMPLETE} {message}")
+    };
+    ReportError::malformed(path, record.line(), message)
 }
 
 /// Which kind of Locust file `path` is, from its header row; an error naming the file and
@@ -247,6 +302,8 @@ pub struct StatsTable {
     pub endpoints: Vec<EndpointStats>,
     pub aggregate: Option<EndpointStats>,
     pub notes: Vec<String>,
+    /// What the reader was unsure of (a last line without its line end).
+    pub warnings: Vec<String>,
 }
 
 /// A latency or rate cell: a number of 0 or more, or N/A.
@@ -286,7 +343,7 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
     while file.next(&mut record)? {
         last_line = record.line();
         let names = &file.header.names;
-        let at = |e: String| ReportError::malformed(path, record.line(), e);
+        let at = |e: String| row_error(path, &record, e);
         let num = |idx: Option<usize>| -> Result<Option<f64>, ReportError> {
             match idx {
                 Some(i) => measure_cell(&record[i], &names[i]).map_err(at),
@@ -414,6 +471,7 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
         endpoints,
         aggregate: Some(total),
         notes: Vec::new(),
+        warnings: file.warnings,
     })
 }
 
@@ -435,9 +493,7 @@ pub(crate) fn percentile_at(percentiles: &[PercentileValue], percent: f64) -> Op
 
 /// Percentiles of each row of a 0.13-and-older `_distribution.csv`, by its Name cell
 /// (`"GET /path"`, or `"Total"`).
-pub fn read_distribution(
-    path: &Path,
-) -> Result<HashMap<String, Vec<PercentileValue>>, ReportError> {
+pub fn read_distribution(path: &Path) -> Result<Rows<(String, Vec<PercentileValue>)>, ReportError> {
     let mut file = CsvFile::open_as(path, FileRole::Distribution)?;
     let name_col = file.required(col::NAME, "distribution")?;
     let percentile_cols = file.header.percentiles();
@@ -452,7 +508,7 @@ pub fn read_distribution(
     let mut name_bytes = 0_usize;
     let mut record = Record::default();
     while file.next(&mut record)? {
-        let at = |e: String| ReportError::malformed(path, record.line(), e);
+        let at = |e: String| row_error(path, &record, e);
         let mut percentiles = Vec::with_capacity(percentile_cols.len());
         for &(i, percent) in &percentile_cols {
             percentiles.push(PercentileValue {
@@ -475,7 +531,30 @@ pub fn read_distribution(
         }
         rows.insert(name, percentiles);
     }
-    Ok(rows)
+    Ok(Rows {
+        rows: rows.into_iter().collect(),
+        notes: Vec::new(),
+        warnings: file.warnings,
+    })
+}
+
+/// Rows of a file that informs the report, with what was left out (notes) and what the
+/// reader was unsure of (warnings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows<T> {
+    pub rows: Vec<T>,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// Gives the endpoints of a 0.13-and-older requests file their percentiles.
@@ -506,7 +585,7 @@ fn join_distribution(table: &mut StatsTable, distribution: &HashMap<String, Vec<
 }
 
 /// Reads a failures file (with or without `First Seen,Last Seen`).
-pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), ReportError> {
+pub fn read_failures(path: &Path) -> Result<Rows<FailureRow>, ReportError> {
     let mut file = CsvFile::open_as(path, FileRole::Failures)?;
     let method_col = file.header.find(col::METHOD);
     let name_col = file.required(col::NAME, "failures")?;
@@ -561,11 +640,15 @@ pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), Repo
     } else {
         Vec::new()
     };
-    Ok((rows, notes))
+    Ok(Rows {
+        rows,
+        notes,
+        warnings: file.warnings,
+    })
 }
 
 /// Reads an exceptions file; tracebacks span several lines inside quotes.
-pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), ReportError> {
+pub fn read_exceptions(path: &Path) -> Result<Rows<ExceptionRow>, ReportError> {
     let mut file = CsvFile::open_as(path, FileRole::Exceptions)?;
     let count_col = file.required(col::COUNT, "exceptions")?;
     let message_col = file.required(col::MESSAGE, "exceptions")?;
@@ -620,7 +703,11 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
             path.display()
         ));
     }
-    Ok((rows, notes))
+    Ok(Rows {
+        rows,
+        notes,
+        warnings: file.warnings,
+    })
 }
 
 /// Finds the Locust files of one run from what the user typed: one or more paths, each a
@@ -766,9 +853,14 @@ pub fn read_run(
     let mut notes = Vec::new();
     let stats_path = files.stats.as_ref().expect("locate_run finds a stats file");
     let mut table = read_stats(stats_path)?;
+    warnings.append(&mut table.warnings);
     if table.generation == LocustGeneration::Legacy {
         match &files.distribution {
-            Some(dist) => join_distribution(&mut table, &read_distribution(dist)?),
+            Some(dist) => {
+                let mut distribution = read_distribution(dist)?;
+                warnings.append(&mut distribution.warnings);
+                join_distribution(&mut table, &distribution.rows.into_iter().collect());
+            }
             None => warnings.push(format!(
                 "{}: no _distribution.csv beside this Locust 0.13-or-older file: \
                  percentiles are unknown",
@@ -790,24 +882,26 @@ pub fn read_run(
     if let Some(h) = &mut history {
         warnings.append(&mut h.warnings);
     }
-    let (failures, mut failure_notes) = match &files.failures {
+    let mut failures = match &files.failures {
         Some(path) => read_failures(path)?,
-        None => (Vec::new(), Vec::new()),
+        None => Rows::default(),
     };
-    notes.append(&mut failure_notes);
-    let (exceptions, mut exception_notes) = match &files.exceptions {
+    notes.append(&mut failures.notes);
+    warnings.append(&mut failures.warnings);
+    let mut exceptions = match &files.exceptions {
         Some(path) => read_exceptions(path)?,
-        None => (Vec::new(), Vec::new()),
+        None => Rows::default(),
     };
-    notes.append(&mut exception_notes);
+    notes.append(&mut exceptions.notes);
+    warnings.append(&mut exceptions.warnings);
     Ok(RunData {
         files,
         generation: Some(table.generation),
         endpoints: table.endpoints,
         aggregate: table.aggregate,
         history,
-        failures,
-        exceptions,
+        failures: failures.rows,
+        exceptions: exceptions.rows,
         notes,
         warnings,
     })
