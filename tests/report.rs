@@ -1218,3 +1218,44 @@ fn a_failures_file_still_being_written_is_read_with_a_warning() {
         run.warnings
     );
 }
+
+// --- found by the fuzz: figures the gate needs but cannot read --------------------------
+
+#[test]
+fn a_missing_figure_in_a_row_with_requests_is_an_error() {
+    let dir = run_copy();
+    // alerts_list's 99% (420) as N/A: Locust writes N/A only in rows without requests
+    let text = stats_text().replacen(",390,420,440,", ",390,N/A,440,", 1);
+    fs::write(dir.path().join("api_stats.csv"), text).unwrap();
+    let thresholds = relaxed_thresholds(dir.path());
+    let (code, _, stderr) = report_cli(
+        &[dir.path().join("api")],
+        &["--thresholds", thresholds.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("api_stats.csv:2:") && stderr.contains("\"99%\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_p99_fails_the_gate_instead_of_passing_it() {
+    let dir = run_copy();
+    fs::write(
+        dir.path().join("api_stats.csv"),
+        without_column(&stats_text(), "99%"),
+    )
+    .unwrap();
+    let thresholds = relaxed_thresholds(dir.path());
+    let (code, stdout, stderr) = report_cli(
+        &[dir.path().join("api")],
+        &["--thresholds", thresholds.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("latency not judged"), "{stdout}");
+    assert!(
+        stderr.contains("no endpoint has a 99% percentile"),
+        "{stderr}"
+    );
+}

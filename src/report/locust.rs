@@ -361,6 +361,23 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
                 millis: measure_cell(&record[i], &names[i]).map_err(at)?,
             });
         }
+        // Locust writes N/A only in the percentiles of a row without requests; a row with
+        // requests has every figure, so a missing one is damage, not "no data".
+        if requests > 0 {
+            let judged = [median_col, average_col, min_col, max_col, rps_col]
+                .into_iter()
+                .flatten()
+                .chain(percentile_cols.iter().map(|(i, _)| *i));
+            for i in judged {
+                if parse_number_bytes(&record[i]) == Ok(None) {
+                    return Err(at(format!(
+                        "no value in column \"{}\" of a row with {requests} requests (Locust \
+                         writes N/A only in rows without requests)",
+                        names[i]
+                    )));
+                }
+            }
+        }
         let is_aggregate = is_aggregate_row(&method, &name);
         if let Some((total, _)) = &aggregate {
             return Err(at(format!(
