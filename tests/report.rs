@@ -1259,3 +1259,22 @@ fn an_unknown_p99_fails_the_gate_instead_of_passing_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn files_locust_has_not_flushed_yet_are_left_out_with_a_warning() {
+    // Locust flushes its CSVs every few seconds: early in a run they can be empty.
+    let dir = run_copy();
+    for kind in ["stats_history", "failures", "exceptions"] {
+        fs::write(dir.path().join(format!("api_{kind}.csv")), "").unwrap();
+    }
+    for (form, inputs) in input_forms(dir.path()) {
+        let (code, stdout, stderr) = report_cli(&inputs, &[]);
+        assert_eq!(code, 1, "{form}: {stdout}{stderr}");
+        for kind in ["stats_history", "failures", "exceptions"] {
+            assert!(
+                stderr.contains(&format!("api_{kind}.csv: empty")),
+                "{form}: {stderr}"
+            );
+        }
+    }
+}

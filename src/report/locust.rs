@@ -727,6 +727,34 @@ pub fn read_exceptions(path: &Path) -> Result<Rows<ExceptionRow>, ReportError> {
     })
 }
 
+/// Identifies a file of the run and adds it to `found`. An empty history, failures or
+/// exceptions file is one Locust has not written yet (it flushes every few seconds): it
+/// is left out with a warning. An empty stats file is an error like any other.
+fn add_found(
+    path: &Path,
+    found: &mut Vec<(FileRole, PathBuf)>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ReportError> {
+    let named = path
+        .file_name()
+        .and_then(|n| FileRole::from_file_name(&n.to_string_lossy()));
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0);
+    if empty
+        && matches!(
+            named,
+            Some(FileRole::History | FileRole::Failures | FileRole::Exceptions)
+        )
+    {
+        warnings.push(format!(
+            "{}: empty (not written by Locust yet?): ignored",
+            path.display()
+        ));
+        return Ok(());
+    }
+    found.push((identify_file(path)?, path.to_owned()));
+    Ok(())
+}
+
 /// Finds the Locust files of one run from what the user typed: one or more paths, each a
 /// file, a directory or a prefix (`results/api` for `results/api_stats.csv`, ...).
 ///
@@ -760,7 +788,7 @@ pub fn locate_run(inputs: &[PathBuf], warnings: &mut Vec<String>) -> Result<RunF
                         .unwrap_or_default();
                     if FileRole::from_file_name(&name).is_some() {
                         // Named as Locust names its files: it must be one.
-                        found.push((identify_file(&path)?, path));
+                        add_found(&path, &mut found, warnings)?;
                     } else if name.to_ascii_lowercase().ends_with(".csv") {
                         match std::fs::metadata(&path) {
                             Ok(m) if m.is_file() => match identify_file(&path) {
@@ -770,14 +798,20 @@ pub fn locate_run(inputs: &[PathBuf], warnings: &mut Vec<String>) -> Result<RunF
                                     skipped.push(path);
                                 }
                             },
-                            _ => skipped.push(path),
+                            _ => {
+                                warnings.push(format!(
+                                    "skipped: {}: not a regular file",
+                                    path.display()
+                                ));
+                                skipped.push(path);
+                            }
                         }
                     }
                 }
                 stats_expected.get_or_insert_with(|| input.join("PREFIX_stats.csv"));
             }
             // A file, or a FIFO, socket...: identify_file refuses what is not a file.
-            Ok(_) => found.push((identify_file(input)?, input.clone())),
+            Ok(_) => add_found(input, &mut found, warnings)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let prefix = input.to_string_lossy();
                 let mut any = false;
@@ -786,7 +820,7 @@ pub fn locate_run(inputs: &[PathBuf], warnings: &mut Vec<String>) -> Result<RunF
                     match std::fs::metadata(&path) {
                         Ok(_) => {
                             any = true;
-                            found.push((identify_file(&path)?, path));
+                            add_found(&path, &mut found, warnings)?;
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => return Err(ReportError::io(&path, e)),
