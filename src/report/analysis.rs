@@ -182,7 +182,8 @@ pub fn judge(
     }
     let cache_ttls = run.endpoints.iter().map(ttl_advice).collect();
     let recommendations = recommend(&run, &findings, targets.is_some());
-    let verdict = verdict(&findings, targets.as_ref(), options);
+    let verdict = verdict(&run, &findings, targets.as_ref(), options);
+    let warnings = std::mem::take(&mut run.warnings);
     Report {
         run,
         findings,
@@ -191,6 +192,7 @@ pub fn judge(
         targets,
         comparison,
         verdict,
+        warnings,
     }
 }
 
@@ -655,11 +657,25 @@ fn top_error_of(run: &RunData, endpoint: &str) -> Option<String> {
 }
 
 fn verdict(
+    run: &RunData,
     findings: &[Finding],
     targets: Option<&TargetsResult>,
     options: &JudgeOptions,
 ) -> Verdict {
     let mut reasons = Vec::new();
+    // A latency nobody could read is not a latency under the threshold: an unknown p99
+    // fails the gate, as a target whose metric is missing does.
+    let unjudged = run
+        .endpoints
+        .iter()
+        .filter(|e| e.requests >= options.thresholds.min_requests.max(1) && e.p99_ms.is_none())
+        .count();
+    if unjudged > 0 {
+        reasons.push(format!(
+            "latency not judged: p99 unknown for {unjudged} endpoint(s) with requests (the \
+             stats file has no 99% column?)"
+        ));
+    }
     let critical = findings
         .iter()
         .filter(|f| f.severity == Severity::Critical)

@@ -56,10 +56,12 @@ pub fn run(args: ReportArgs) -> i32 {
             // A closed pipe (`| head`) is not a failed gate.
             let _ = stdout.write_all(text.as_bytes());
             let _ = stdout.flush();
-            if let Some(targets) = &report.targets {
-                for warning in &targets.warnings {
-                    eprintln!("snaptop report: warning: {warning}");
-                }
+            let target_warnings = report.targets.iter().flat_map(|t| t.warnings.iter());
+            for warning in report.warnings.iter().chain(target_warnings) {
+                eprintln!(
+                    "snaptop report: warning: {}",
+                    crate::sanitize::for_terminal(warning)
+                );
             }
             if report.verdict.passed {
                 EXIT_PASS

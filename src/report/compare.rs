@@ -168,6 +168,7 @@ mod tests {
             failures: Vec::new(),
             exceptions: Vec::new(),
             notes: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 

@@ -9,23 +9,23 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use csv::ByteRecord;
 
+use super::csv_file::{NUL_BYTES, open_text, record_too_long};
 use super::error::ReportError;
 use super::locust::{
-    Header, col, count_cell, is_aggregate_row, number_cell, parse_number_bytes,
-    percentile_of_header,
+    Header, LAST_LINE_INCOMPLETE, col, count_cell, is_aggregate_row, number_cell,
+    parse_number_bytes, percentile_of_header,
 };
 use super::model::{EndpointHistory, HistoryPoint, HistorySummary};
 
 /// Bytes handed to a parser thread at a time.
 pub const CHUNK_BYTES: usize = 2 * 1024 * 1024;
-/// A single CSV record longer than this is refused (it is an unbalanced quote in practice).
-pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+pub use super::csv_file::MAX_RECORD_BYTES;
 /// Chunks read but not yet folded; bounds memory to about this many × (chunk + its rows).
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 8;
 /// Points per time series: a chart is never wider than a terminal.
@@ -34,6 +34,8 @@ pub const MAX_SERIES_POINTS: usize = 240;
 const LINEAR_LOOKUP_ENDPOINTS: usize = 32;
 /// Endpoints followed over time; rows of further endpoints are counted, not charted.
 pub const MAX_HISTORY_ENDPOINTS: usize = 2_000;
+/// Bytes of endpoint names followed over time, in all (names can be up to a record long).
+pub const MAX_HISTORY_NAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// Bytes of the history file read so far, for a progress gauge polled from the UI.
 #[derive(Debug, Default, Clone)]
@@ -76,7 +78,7 @@ struct HistoryColumns {
 
 impl HistoryColumns {
     fn new(path: &Path, raw_header: ByteRecord, header_line: &[u8]) -> Result<Self, ReportError> {
-        let header = Header::from_record(&raw_header);
+        let header = Header::from_fields(raw_header.iter());
         let need = |aliases: &[&str]| {
             header.find(aliases).ok_or_else(|| {
                 ReportError::malformed(
@@ -504,6 +506,9 @@ impl RecordSplitter {
             consumed += nin;
             written += nout;
             ended += nend;
+            if consumed > MAX_RECORD_BYTES {
+                return Err(record_too_long());
+            }
             match result {
                 R::InputEmpty => {
                     if consumed >= input.len() {
@@ -523,7 +528,7 @@ impl RecordSplitter {
                 }
                 R::OutputFull => {
                     if self.unescaped.len() >= MAX_RECORD_BYTES {
-                        return Err("a record longer than 64 MiB".into());
+                        return Err(record_too_long());
                     }
                     let doubled = self.unescaped.len() * 2;
                     self.unescaped.resize(doubled, 0);
@@ -565,6 +570,9 @@ fn parse_chunk(
         points,
         ..ChunkOutput::default()
     };
+    // NUL bytes are refused in the header (UTF-16, binary); in rows they cost a pass over
+    // every chunk (~15 % of the parse) for little: a number with one fails to parse, and a
+    // name with one is cleaned like any control character when shown.
     // Rows of one second share their timestamp: parse it once.
     let mut last_timestamp: (Vec<u8>, i64) = (Vec::new(), 0);
     let mut ids: HashMap<Vec<u8>, u32> = HashMap::new();
@@ -587,6 +595,9 @@ fn parse_chunk(
         let rest = &chunk[pos..];
         let (bytes, field_count) = if quote_free {
             let (line_len, exact_count) = splitter.split_plain(rest, columns.last_needed + 1);
+            if line_len > MAX_RECORD_BYTES {
+                return Err(at(record_too_long()));
+            }
             pos += (line_len + 1).min(rest.len());
             line_no += 1;
             let line = &rest[..line_len];
@@ -604,6 +615,9 @@ fn parse_chunk(
         } else {
             match splitter.split_unquoted(rest, columns.last_needed + 1) {
                 Some((line_len, count)) => {
+                    if line_len > MAX_RECORD_BYTES {
+                        return Err(at(record_too_long()));
+                    }
                     pos += (line_len + 1).min(rest.len());
                     line_no += 1;
                     let line = &rest[..line_len];
@@ -798,6 +812,7 @@ enum ReaderMessage {
 
 /// Reads `file` (positioned after the header, `carry` = bytes already read past it) in
 /// chunks cut at record ends.
+#[allow(clippy::too_many_arguments)]
 fn read_chunks(
     mut file: File,
     mut carry: Vec<u8>,
@@ -806,6 +821,7 @@ fn read_chunks(
     progress: Option<&ReadProgress>,
     pools: &BufferPools,
     in_flight: &Receiver<()>,
+    cut_last_line: &AtomicBool,
 ) {
     let mut seq = 0_u64;
     loop {
@@ -836,21 +852,25 @@ fn read_chunks(
                     buf.truncate(end);
                     break false;
                 }
-                None if buf.len() >= MAX_RECORD_BYTES => {
-                    let error = ReportError::malformed(
-                        path,
-                        0,
-                        format!(
-                            "a record longer than {} MiB (an unbalanced quote?)",
-                            MAX_RECORD_BYTES / (1024 * 1024)
-                        ),
-                    );
+                None if buf.len() > MAX_RECORD_BYTES => {
+                    let error = ReportError::malformed(path, 0, record_too_long());
                     let _ = work.send(ReaderMessage::Failed(seq, error));
                     return;
                 }
                 None => want = buf.len() * 2,
             }
         };
+        if at_end {
+            // Locust ends every row with a line break: a last line without one is a row
+            // it is still writing. It is left out (the caller warns); a last record that
+            // spans lines is an unbalanced quote and is parsed, to fail as before.
+            let whole = last_record_end(&buf).unwrap_or(0);
+            let tail = &buf[whole..];
+            if !tail.trim_ascii().is_empty() && memchr::memchr(b'\n', tail).is_none() {
+                cut_last_line.store(true, Ordering::Relaxed);
+                buf.truncate(whole);
+            }
+        }
         // One token per chunk until it is folded: the reader can never run further ahead
         // of the fold than MAX_CHUNKS_IN_FLIGHT chunks, however uneven the parsing.
         if !buf.is_empty()
@@ -1005,6 +1025,7 @@ struct EndpointAccumulator {
 struct HistoryFold {
     ids: HashMap<(String, String), usize>,
     endpoints: Vec<EndpointAccumulator>,
+    name_bytes: usize,
     timeline: BoundedSeries,
     rows: u64,
     skipped_rows: u64,
@@ -1023,7 +1044,11 @@ impl HistoryFold {
             .map(|((method, name), partial)| {
                 let id = match self.ids.get(&(method.clone(), name.clone())) {
                     Some(id) => *id,
-                    None if self.endpoints.len() < MAX_HISTORY_ENDPOINTS => {
+                    None if self.endpoints.len() < MAX_HISTORY_ENDPOINTS
+                        && self.name_bytes + method.len() + name.len()
+                            <= MAX_HISTORY_NAME_BYTES =>
+                    {
+                        self.name_bytes += method.len() + name.len();
                         let id = self.endpoints.len();
                         self.ids.insert((method.clone(), name.clone()), id);
                         self.endpoints.push(EndpointAccumulator {
@@ -1062,6 +1087,7 @@ impl HistoryFold {
     }
 
     fn finish(self) -> HistorySummary {
+        let followed = self.endpoints.len();
         let endpoints = self
             .endpoints
             .into_iter()
@@ -1086,8 +1112,11 @@ impl HistoryFold {
             .collect();
         let notes = if self.skipped_rows > 0 {
             vec![format!(
-                "{} history rows of endpoints beyond the first {MAX_HISTORY_ENDPOINTS} were not charted",
-                self.skipped_rows
+                "{} history rows of endpoints beyond the first {} were not charted (at most \
+                 {MAX_HISTORY_ENDPOINTS} endpoints and {} MiB of names are followed)",
+                self.skipped_rows,
+                followed,
+                MAX_HISTORY_NAME_BYTES / (1024 * 1024)
             )]
         } else {
             Vec::new()
@@ -1100,6 +1129,7 @@ impl HistoryFold {
             timeline: self.timeline.points(),
             endpoints,
             notes,
+            warnings: Vec::new(),
         }
     }
 }
@@ -1109,10 +1139,10 @@ pub fn read_history(
     path: &Path,
     progress: Option<&ReadProgress>,
 ) -> Result<HistorySummary, ReportError> {
-    let mut file = File::open(path).map_err(|e| ReportError::io(path, e))?;
+    let (mut file, skipped) = open_text(path)?;
     if let (Some(p), Ok(meta)) = (progress, file.metadata()) {
         p.bytes_total.store(meta.len(), Ordering::Relaxed);
-        p.bytes_read.store(0, Ordering::Relaxed);
+        p.bytes_read.store(skipped, Ordering::Relaxed);
     }
     // The header: read until its record ends.
     let mut head = Vec::new();
@@ -1126,14 +1156,16 @@ pub fn read_history(
             break head.len();
         }
         if head.len() >= MAX_RECORD_BYTES {
-            return Err(ReportError::malformed(
-                path,
-                1,
-                "a header row longer than 64 MiB",
-            ));
+            return Err(ReportError::malformed(path, 1, record_too_long()));
         }
-        want *= 2;
+        want = (want * 2).min(MAX_RECORD_BYTES);
     };
+    if header_end > MAX_RECORD_BYTES {
+        return Err(ReportError::malformed(path, 1, record_too_long()));
+    }
+    if memchr::memchr(0, &head[..header_end]).is_some() {
+        return Err(ReportError::malformed(path, 1, NUL_BYTES));
+    }
     if head[..header_end].trim_ascii().is_empty() {
         return Err(ReportError::malformed(
             path,
@@ -1154,8 +1186,10 @@ pub fn read_history(
     let carry = head[header_end..].to_vec();
     drop(head);
     if let Some(p) = progress {
-        p.bytes_read
-            .store((header_end + carry.len()) as u64, Ordering::Relaxed);
+        p.bytes_read.store(
+            skipped + (header_end + carry.len()) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     let workers = std::thread::available_parallelism()
@@ -1170,10 +1204,23 @@ pub fn read_history(
     let work_rx = Arc::new(Mutex::new(work_rx));
     let reader_failure: Mutex<Option<(u64, ReportError)>> = Mutex::new(None);
     let pools = BufferPools::default();
+    let cut_last_line = AtomicBool::new(false);
 
     std::thread::scope(|scope| {
         let pools = &pools;
-        scope.spawn(move || read_chunks(file, carry, path, &work_tx, progress, pools, &token_rx));
+        let cut_last_line = &cut_last_line;
+        scope.spawn(move || {
+            read_chunks(
+                file,
+                carry,
+                path,
+                &work_tx,
+                progress,
+                pools,
+                &token_rx,
+                cut_last_line,
+            )
+        });
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
@@ -1193,6 +1240,16 @@ pub fn read_history(
         // Dropping the receiver lets any thread still sending stop.
         drop(work_rx);
         result
+    })
+    .map(|(mut summary, lines)| {
+        if cut_last_line.load(Ordering::Relaxed) {
+            summary.warnings.push(format!(
+                "{}:{}: {LAST_LINE_INCOMPLETE} It was ignored.",
+                path.display(),
+                lines + 1
+            ));
+        }
+        summary
     })
 }
 
@@ -1235,7 +1292,7 @@ fn collect(
     reader_failure: &Mutex<Option<(u64, ReportError)>>,
     pools: &BufferPools,
     in_flight: SyncSender<()>,
-) -> Result<HistorySummary, ReportError> {
+) -> Result<(HistorySummary, u64), ReportError> {
     let mut fold = HistoryFold::default();
     let mut pending: BTreeMap<u64, Result<ChunkOutput, ChunkError>> = BTreeMap::new();
     let mut next_seq = 0_u64;
@@ -1278,7 +1335,7 @@ fn collect(
             other => other,
         });
     }
-    Ok(fold.finish())
+    Ok((fold.finish(), lines_before))
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 //! file names are used to find a prefix's files, never to judge their content.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use csv::ByteRecord;
-
+pub use super::columns::FileRole;
+pub(crate) use super::columns::{Header, col, percentile_of_header};
+use super::csv_file::{CsvReader, MAX_RECORD_BYTES, NUL_BYTES, Record, open_text};
 use super::error::ReportError;
 use super::history;
 use super::model::{
@@ -22,8 +22,14 @@ pub use super::history::{MAX_SERIES_POINTS, ReadProgress};
 pub const MAX_FAILURE_ROWS: usize = 10_000;
 /// Longest traceback kept per exception row; the rest is cut (a note says so).
 pub const MAX_TRACEBACK_BYTES: usize = 64 * 1024;
-/// Endpoint rows of a stats file kept; Locust runs with unnamed URLs can have many.
+/// Endpoint rows a stats file may have; more is an error, since the gate judges every
+/// endpoint (Locust runs that name requests by full URL can have thousands).
 pub const MAX_STATS_ENDPOINTS: usize = 100_000;
+/// Bytes of endpoint names (and methods) a stats file may have in all: with the record cap
+/// alone, 100,000 names of 1 MiB would be 100 GB.
+pub const MAX_STATS_NAME_BYTES: usize = 16 * 1024 * 1024;
+/// Text kept of a failures or exceptions file; rows past it are counted, not kept.
+pub const MAX_KEPT_TEXT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Suffixes Locust gives its CSV files after the prefix: used only to *find* a prefix's
 /// files; what each one holds is read from its header.
@@ -35,123 +41,6 @@ const LOCUST_SUFFIXES: &[&str] = &[
     "_requests.csv",
     "_distribution.csv",
 ];
-
-/// What a CSV file holds, judged from its header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileRole {
-    Stats,
-    Distribution,
-    History,
-    Failures,
-    Exceptions,
-}
-
-/// A header row, lower-cased and trimmed, so lookups are by name.
-#[derive(Debug, Clone)]
-pub(crate) struct Header {
-    pub(crate) names: Vec<String>,
-    index: HashMap<String, usize>,
-}
-
-impl Header {
-    pub(crate) fn from_record(record: &ByteRecord) -> Self {
-        let names: Vec<String> = record
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                let text = String::from_utf8_lossy(raw);
-                // A UTF-8 byte-order mark can precede the first header (Excel round trips).
-                let text = if i == 0 {
-                    text.trim_start_matches('\u{feff}')
-                } else {
-                    &text
-                };
-                text.trim().trim_matches('"').trim().to_ascii_lowercase()
-            })
-            .collect();
-        let mut index = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            index.entry(name.clone()).or_insert(i);
-        }
-        Self { names, index }
-    }
-
-    /// The first column named by any of `aliases` (already lower-case).
-    pub(crate) fn find(&self, aliases: &[&str]) -> Option<usize> {
-        aliases.iter().find_map(|a| self.index.get(*a).copied())
-    }
-
-    /// Columns whose name is a percentile (`50%`, `99.9%`, `99.999`), with the percent.
-    pub(crate) fn percentiles(&self) -> Vec<(usize, f64)> {
-        self.names
-            .iter()
-            .enumerate()
-            .filter_map(|(i, name)| percentile_of_header(name).map(|p| (i, p)))
-            .collect()
-    }
-
-    pub(crate) fn role(&self) -> Option<FileRole> {
-        let has = |aliases: &[&str]| self.find(aliases).is_some();
-        if has(col::TIMESTAMP) && has(col::NAME) {
-            Some(FileRole::History)
-        } else if has(col::TRACEBACK) && has(col::MESSAGE) {
-            Some(FileRole::Exceptions)
-        } else if has(col::ERROR) && has(col::OCCURRENCES) {
-            Some(FileRole::Failures)
-        } else if has(col::NAME) && has(col::REQUESTS) && has(col::FAILURES) {
-            Some(FileRole::Stats)
-        } else if has(col::NAME) && has(col::REQUESTS) && !self.percentiles().is_empty() {
-            Some(FileRole::Distribution)
-        } else {
-            None
-        }
-    }
-
-    /// Which Locust generation wrote a stats file with this header.
-    pub(crate) fn stats_generation(&self) -> LocustGeneration {
-        let old_count_name = self.find(&["# requests"]).is_some();
-        match (old_count_name, self.percentiles().is_empty()) {
-            (true, true) => LocustGeneration::Legacy,
-            (true, false) => LocustGeneration::Transitional,
-            (false, _) => LocustGeneration::Modern,
-        }
-    }
-}
-
-/// Column names across generations (lower-case), newest spelling first.
-pub(crate) mod col {
-    pub const METHOD: &[&str] = &["type", "method"];
-    pub const NAME: &[&str] = &["name"];
-    pub const REQUESTS: &[&str] = &["request count", "# requests"];
-    pub const FAILURES: &[&str] = &["failure count", "# failures"];
-    pub const MEDIAN: &[&str] = &["median response time"];
-    pub const AVERAGE: &[&str] = &["average response time"];
-    pub const MIN: &[&str] = &["min response time"];
-    pub const MAX: &[&str] = &["max response time"];
-    pub const RPS: &[&str] = &["requests/s"];
-    pub const FAILURES_PER_SEC: &[&str] = &["failures/s", "requests failed/s"];
-    pub const TIMESTAMP: &[&str] = &["timestamp"];
-    pub const USERS: &[&str] = &["user count"];
-    pub const ERROR: &[&str] = &["error"];
-    /// Locust before 1.0 spelled it "Occurences".
-    pub const OCCURRENCES: &[&str] = &["occurrences", "occurences"];
-    pub const FIRST_SEEN: &[&str] = &["first seen"];
-    pub const LAST_SEEN: &[&str] = &["last seen"];
-    pub const COUNT: &[&str] = &["count"];
-    pub const MESSAGE: &[&str] = &["message"];
-    pub const TRACEBACK: &[&str] = &["traceback"];
-    pub const NODES: &[&str] = &["nodes"];
-}
-
-/// `50%` → 50, `99.999` → 99.999 (0.13.3–0.14 wrote it without `%`), anything else → None.
-pub(crate) fn percentile_of_header(name: &str) -> Option<f64> {
-    let digits = name.strip_suffix('%').unwrap_or(name);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return None;
-    }
-    let percent: f64 = digits.parse().ok()?;
-    (percent > 0.0 && percent <= 100.0).then_some(percent)
-}
 
 /// True for Locust's total row: "Aggregated" (or "Total" before 1.0) with no real method.
 pub fn is_aggregate_row(method: &str, name: &str) -> bool {
@@ -228,7 +117,7 @@ pub(crate) fn number_cell(raw: &[u8], column: &str) -> Result<Option<f64>, Strin
     parse_number_bytes(raw).map_err(|()| {
         format!(
             "expected a number in column \"{column}\", found \"{}\"",
-            shorten(&String::from_utf8_lossy(raw.trim_ascii()))
+            crate::sanitize::one_line(&String::from_utf8_lossy(raw.trim_ascii()), 40)
         )
     })
 }
@@ -250,74 +139,107 @@ pub(crate) fn text_cell(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
 }
 
-/// Keeps error messages readable when a cell is huge or binary.
-pub(crate) fn shorten(text: &str) -> String {
-    const MAX_SHOWN_CHARS: usize = 40;
-    if text.chars().count() <= MAX_SHOWN_CHARS {
-        text.to_owned()
-    } else {
-        let head: String = text.chars().take(MAX_SHOWN_CHARS).collect();
-        format!("{head}…")
-    }
+/// What a reader does with a last line that has no line end. Locust ends every row with
+/// one, so such a line is one it is still writing (it rewrites stats, failures and
+/// exceptions every interval), or a file cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastLine {
+    /// The table is judged whole: a row that has all its fields and numbers is read, with
+    /// a warning; one cut short is an error (a half row cannot be judged, and dropping it
+    /// could drop the row that fails the gate).
+    ReadIfWhole,
+    /// Rows that only inform (failures, exceptions): the line is ignored, with a warning.
+    Ignore,
 }
+
+/// Message of a half-written last line, the same for every file.
+pub(crate) const LAST_LINE_INCOMPLETE: &str = "last line incomplete (no line end): still being \
+                                               written?";
 
 /// A streaming CSV reader of one file, with errors that name `file:line`.
 struct CsvFile {
     path: PathBuf,
-    reader: csv::Reader<BufReader<File>>,
+    reader: CsvReader,
     header: Header,
-    raw_header: ByteRecord,
+    raw_header: Vec<Vec<u8>>,
+    last_line: LastLine,
+    /// What the reader was unsure of (a last line without its line end).
+    warnings: Vec<String>,
 }
 
 impl CsvFile {
     fn open(path: &Path) -> Result<Self, ReportError> {
-        let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(BufReader::with_capacity(256 * 1024, file));
-        let mut raw_header = ByteRecord::new();
-        let has_header = reader
-            .read_byte_record(&mut raw_header)
-            .map_err(|e| csv_error(path, &e))?;
-        if !has_header {
+        let mut reader = CsvReader::open(path)?;
+        let mut first = Record::default();
+        if !reader.read(&mut first)? {
             return Err(ReportError::malformed(
                 path,
                 1,
-                "empty file: expected a header row such as \"Type,Name,Request Count,...\"",
+                "empty file: no endpoints (expected a header row such as \"Type,Name,Request Count,...\")",
             ));
+        }
+        if first.has_nul() {
+            return Err(ReportError::malformed(path, first.line(), NUL_BYTES));
         }
         Ok(Self {
             path: path.to_owned(),
-            header: Header::from_record(&raw_header),
+            header: Header::from_fields(first.iter()),
+            raw_header: first.iter().map(<[u8]>::to_vec).collect(),
             reader,
-            raw_header,
+            last_line: LastLine::ReadIfWhole,
+            warnings: Vec::new(),
         })
     }
 
-    /// The next data row and its byte offset ([`line_of_byte`] turns it into a line for
-    /// an error message); skips blank lines and repeated header rows
-    /// (Locust rewrites the header when a run restarts into the same file).
-    fn next(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, ReportError> {
+    /// Opens a file that must be of `role` (its header is checked).
+    fn open_as(path: &Path, role: FileRole) -> Result<Self, ReportError> {
+        let mut file = Self::open(path)?;
+        file.header
+            .check(role)
+            .map_err(|message| ReportError::malformed(path, 1, message))?;
+        file.last_line = match role {
+            FileRole::Stats | FileRole::Distribution => LastLine::ReadIfWhole,
+            FileRole::History | FileRole::Failures | FileRole::Exceptions => LastLine::Ignore,
+        };
+        Ok(file)
+    }
+
+    fn at(&self, record: &Record, message: impl Into<String>) -> ReportError {
+        row_error(&self.path, record, message.into())
+    }
+
+    /// The next data row; skips blank lines and repeated header rows (Locust rewrites the
+    /// header when a run restarts into the same file).
+    fn next(&mut self, record: &mut Record) -> Result<bool, ReportError> {
         loop {
-            if !self
-                .reader
-                .read_byte_record(record)
-                .map_err(|e| csv_error(&self.path, &e))?
+            if !self.reader.read(record)? {
+                return Ok(false);
+            }
+            if record.is_blank() {
+                continue;
+            }
+            if record.len() == self.raw_header.len()
+                && record
+                    .iter()
+                    .zip(&self.raw_header)
+                    .all(|(a, b)| a == b.as_slice())
             {
-                return Ok(None);
-            }
-            let byte = record.position().map_or(0, |p| p.byte());
-            if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue;
             }
-            if *record == self.raw_header {
-                continue;
+            if record.has_nul() {
+                return Err(self.at(record, NUL_BYTES));
+            }
+            if !record.complete() && self.last_line == LastLine::Ignore {
+                self.warnings.push(format!(
+                    "{}:{}: {LAST_LINE_INCOMPLETE} It was ignored.",
+                    self.path.display(),
+                    record.line()
+                ));
+                return Ok(false);
             }
             if record.len() != self.header.names.len() {
-                return Err(ReportError::malformed(
-                    &self.path,
-                    line_of_byte(&self.path, byte),
+                return Err(self.at(
+                    record,
                     format!(
                         "expected {} fields as in the header, found {}",
                         self.header.names.len(),
@@ -325,7 +247,17 @@ impl CsvFile {
                     ),
                 ));
             }
-            return Ok(Some(byte));
+            if !record.complete() {
+                // Whole as far as the fields go; its numbers are checked by the caller,
+                // whose errors say the line is incomplete (see `row_error`).
+                self.warnings.push(format!(
+                    "{}:{}: last line has no line end (Locust ends every row with one): read \
+                     as a whole row, but its last field may be cut",
+                    self.path.display(),
+                    record.line()
+                ));
+            }
+            return Ok(true);
         }
     }
 
@@ -340,39 +272,27 @@ impl CsvFile {
     }
 }
 
-/// The 1-based line of a byte offset, counted from the file itself: the csv crate's own
-/// line numbers drift on the CRLF endings Python's csv module (and so Locust) writes.
-/// Counted lazily, per record, only for files that are small (stats, failures); the
-/// history file counts its lines as it goes.
-fn line_of_byte(path: &Path, offset: u64) -> u64 {
-    let Ok(file) = File::open(path) else { return 0 };
-    // On CRLF files the csv crate places a record's start at the `\n` ending the line
-    // before it, hence the byte at `offset` itself is counted too.
-    let mut reader = BufReader::new(file.take(offset + 1));
-    let mut newlines = 0_u64;
-    let mut buf = [0_u8; 64 * 1024];
-    while let Ok(n) = reader.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-    }
-    newlines + 1
+/// An error about a row; a last line without its line end is said to be incomplete, since
+/// that is the likelier cause of anything wrong with it.
+fn row_error(path: &Path, record: &Record, message: String) -> ReportError {
+    let message = if record.complete() {
+        message
+    } else {
+        format!("{LAST_LINE_INCOMPLETE} {message}")
+    };
+    ReportError::malformed(path, record.line(), message)
 }
 
-fn csv_error(path: &Path, error: &csv::Error) -> ReportError {
-    let line = error.position().map_or(0, |p| line_of_byte(path, p.byte()));
-    match error.kind() {
-        csv::ErrorKind::Io(e) => {
-            ReportError::io(path, std::io::Error::new(e.kind(), e.to_string()))
-        }
-        _ => ReportError::malformed(path, line, format!("not valid CSV: {error}")),
-    }
-}
-
-/// Reads the header row of a file only.
-pub fn read_header_role(path: &Path) -> Result<Option<FileRole>, ReportError> {
-    Ok(CsvFile::open(path)?.header.role())
+/// Which kind of Locust file `path` is, from its header row; an error naming the file and
+/// the header expected when it is none (the file's name picks the kind it is compared with).
+pub fn identify_file(path: &Path) -> Result<FileRole, ReportError> {
+    let file = CsvFile::open(path)?;
+    let hint = path
+        .file_name()
+        .and_then(|n| FileRole::from_file_name(&n.to_string_lossy()));
+    file.header
+        .identify(hint)
+        .map_err(|message| ReportError::malformed(path, 1, message))
 }
 
 /// The final per-endpoint table of a stats (or 0.13-and-older requests) file.
@@ -382,13 +302,28 @@ pub struct StatsTable {
     pub endpoints: Vec<EndpointStats>,
     pub aggregate: Option<EndpointStats>,
     pub notes: Vec<String>,
+    /// What the reader was unsure of (a last line without its line end).
+    pub warnings: Vec<String>,
 }
 
-/// Reads a stats file of any generation.
+/// A latency or rate cell: a number of 0 or more, or N/A.
+fn measure_cell(raw: &[u8], column: &str) -> Result<Option<f64>, String> {
+    match number_cell(raw, column)? {
+        Some(v) if v < 0.0 => Err(format!(
+            "expected 0 or more in column \"{column}\", found {v}"
+        )),
+        value => Ok(value),
+    }
+}
+
+/// Reads a stats file of any generation, and checks it is the whole table Locust wrote:
+/// endpoint rows, then one total row (`Aggregated`, `Total` before 1.0) whose request and
+/// failure counts are the endpoints' sums, as Locust computes them. A table cut short,
+/// caught half rewritten or edited fails one of these, and is refused rather than judged.
 pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
-    let mut file = CsvFile::open(path)?;
+    let mut file = CsvFile::open_as(path, FileRole::Stats)?;
     let generation = file.header.stats_generation();
-    let method_col = file.header.find(col::METHOD);
+    let method_col = file.required(col::METHOD, "stats")?;
     let name_col = file.required(col::NAME, "stats")?;
     let requests_col = file.required(col::REQUESTS, "stats")?;
     let failures_col = file.required(col::FAILURES, "stats")?;
@@ -401,22 +336,21 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
     let percentile_cols = file.header.percentiles();
 
     let mut endpoints = Vec::new();
-    let mut aggregate = None;
-    let mut notes = Vec::new();
-    let mut dropped = 0_u64;
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let mut aggregate: Option<(EndpointStats, u64)> = None;
+    let mut name_bytes = 0_usize;
+    let mut last_line = 1;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
+        last_line = record.line();
         let names = &file.header.names;
-        let at = |e: String| ReportError::malformed(path, line_of_byte(path, byte), e);
+        let at = |e: String| row_error(path, &record, e);
         let num = |idx: Option<usize>| -> Result<Option<f64>, ReportError> {
             match idx {
-                Some(i) => number_cell(&record[i], &names[i]).map_err(at),
+                Some(i) => measure_cell(&record[i], &names[i]).map_err(at),
                 None => Ok(None),
             }
         };
-        let method = method_col
-            .map(|i| text_cell(&record[i]))
-            .unwrap_or_default();
+        let method = text_cell(&record[method_col]);
         let name = text_cell(&record[name_col]);
         let requests = count_cell(&record[requests_col], &names[requests_col]).map_err(at)?;
         let failures = count_cell(&record[failures_col], &names[failures_col]).map_err(at)?;
@@ -424,10 +358,39 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
         for &(i, percent) in &percentile_cols {
             percentiles.push(PercentileValue {
                 percent,
-                millis: number_cell(&record[i], &names[i]).map_err(at)?,
+                millis: measure_cell(&record[i], &names[i]).map_err(at)?,
             });
         }
+        // Locust writes N/A only in the percentiles of a row without requests; a row with
+        // requests has every figure, so a missing one is damage, not "no data".
+        if requests > 0 {
+            let judged = [median_col, average_col, min_col, max_col, rps_col]
+                .into_iter()
+                .flatten()
+                .chain(percentile_cols.iter().map(|(i, _)| *i));
+            for i in judged {
+                if parse_number_bytes(&record[i]) == Ok(None) {
+                    return Err(at(format!(
+                        "no value in column \"{}\" of a row with {requests} requests (Locust \
+                         writes N/A only in rows without requests)",
+                        names[i]
+                    )));
+                }
+            }
+        }
         let is_aggregate = is_aggregate_row(&method, &name);
+        if let Some((total, _)) = &aggregate {
+            return Err(at(format!(
+                "{} after the total row (`{}`), which Locust writes last: the file holds more \
+                 than one table (caught while Locust rewrote it?)",
+                if is_aggregate {
+                    "a second total row"
+                } else {
+                    "an endpoint row"
+                },
+                total.name
+            )));
+        }
         let stats = EndpointStats {
             method: if is_aggregate { String::new() } else { method },
             name,
@@ -446,24 +409,86 @@ pub fn read_stats(path: &Path) -> Result<StatsTable, ReportError> {
             percentiles,
         };
         if is_aggregate {
-            aggregate = Some(stats);
-        } else if endpoints.len() < MAX_STATS_ENDPOINTS {
-            endpoints.push(stats);
-        } else {
-            dropped += 1;
+            aggregate = Some((stats, record.line()));
+            continue;
         }
+        // Every endpoint is judged, so none may be dropped: past the caps, the file is
+        // refused rather than judged in part.
+        name_bytes += stats.method.len() + stats.name.len();
+        if endpoints.len() >= MAX_STATS_ENDPOINTS {
+            return Err(at(format!(
+                "more than {MAX_STATS_ENDPOINTS} endpoints, the most a report reads (does \
+                 the locustfile name requests by their full URL? group them with name=)"
+            )));
+        }
+        if name_bytes > MAX_STATS_NAME_BYTES {
+            return Err(at(format!(
+                "endpoint names longer than {} MiB in all, the most a report reads",
+                MAX_STATS_NAME_BYTES / (1024 * 1024)
+            )));
+        }
+        endpoints.push(stats);
     }
-    if dropped > 0 {
-        notes.push(format!(
-            "{}: {dropped} endpoint rows beyond the first {MAX_STATS_ENDPOINTS} were ignored",
-            path.display()
+    let empty = |reason: &str| ReportError::EmptyRun {
+        path: path.to_owned(),
+        reason: reason.into(),
+    };
+    let total_name = if generation == LocustGeneration::Legacy {
+        "Total"
+    } else {
+        "Aggregated"
+    };
+    match (&aggregate, endpoints.is_empty()) {
+        (None, true) => return Err(empty("the table has its header and no row")),
+        (Some((total, _)), true) if total.requests == 0 => {
+            return Err(empty(
+                "no request was recorded (did the load test reach the host?)",
+            ));
+        }
+        (Some((total, _)), true) => {
+            return Err(empty(&format!(
+                "only the total row (`{}`), no endpoint row",
+                total.name
+            )));
+        }
+        (None, false) => {
+            return Err(ReportError::malformed(
+                path,
+                last_line + 1,
+                format!(
+                    "no total row (`{total_name}`), which Locust writes last: the table is \
+                     cut short (or still being written?)"
+                ),
+            ));
+        }
+        (Some(_), false) => {}
+    }
+    let (total, total_line) = aggregate.expect("checked above");
+    let requests: u64 = endpoints.iter().map(|e| e.requests).sum();
+    let failures: u64 = endpoints.iter().map(|e| e.failures).sum();
+    if (requests, failures) != (total.requests, total.failures) {
+        return Err(ReportError::malformed(
+            path,
+            total_line,
+            format!(
+                "the total row (`{}`) counts {} requests and {} failures, the endpoint rows \
+                 add up to {requests} and {failures}: the table is damaged (or was caught \
+                 while Locust rewrote it)",
+                total.name, total.requests, total.failures
+            ),
+        ));
+    }
+    if requests == 0 {
+        return Err(empty(
+            "no request was recorded (did the load test reach the host?)",
         ));
     }
     Ok(StatsTable {
         generation,
         endpoints,
-        aggregate,
-        notes,
+        aggregate: Some(total),
+        notes: Vec::new(),
+        warnings: file.warnings,
     })
 }
 
@@ -485,10 +510,8 @@ pub(crate) fn percentile_at(percentiles: &[PercentileValue], percent: f64) -> Op
 
 /// Percentiles of each row of a 0.13-and-older `_distribution.csv`, by its Name cell
 /// (`"GET /path"`, or `"Total"`).
-pub fn read_distribution(
-    path: &Path,
-) -> Result<HashMap<String, Vec<PercentileValue>>, ReportError> {
-    let mut file = CsvFile::open(path)?;
+pub fn read_distribution(path: &Path) -> Result<Rows<(String, Vec<PercentileValue>)>, ReportError> {
+    let mut file = CsvFile::open_as(path, FileRole::Distribution)?;
     let name_col = file.required(col::NAME, "distribution")?;
     let percentile_cols = file.header.percentiles();
     if percentile_cols.is_empty() {
@@ -499,22 +522,56 @@ pub fn read_distribution(
         ));
     }
     let mut rows = HashMap::new();
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let mut name_bytes = 0_usize;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
+        let at = |e: String| row_error(path, &record, e);
         let mut percentiles = Vec::with_capacity(percentile_cols.len());
         for &(i, percent) in &percentile_cols {
             percentiles.push(PercentileValue {
                 percent,
-                millis: number_cell(&record[i], &file.header.names[i])
-                    .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?,
+                millis: number_cell(&record[i], &file.header.names[i]).map_err(at)?,
             });
         }
-        rows.insert(text_cell(&record[name_col]), percentiles);
+        let name = text_cell(&record[name_col]);
+        name_bytes += name.len();
         if rows.len() > MAX_STATS_ENDPOINTS {
-            break;
+            return Err(at(format!(
+                "more than {MAX_STATS_ENDPOINTS} endpoints, the most a report reads"
+            )));
+        }
+        if name_bytes > MAX_STATS_NAME_BYTES {
+            return Err(at(format!(
+                "endpoint names longer than {} MiB in all, the most a report reads",
+                MAX_STATS_NAME_BYTES / (1024 * 1024)
+            )));
+        }
+        rows.insert(name, percentiles);
+    }
+    Ok(Rows {
+        rows: rows.into_iter().collect(),
+        notes: Vec::new(),
+        warnings: file.warnings,
+    })
+}
+
+/// Rows of a file that informs the report, with what was left out (notes) and what the
+/// reader was unsure of (warnings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows<T> {
+    pub rows: Vec<T>,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
         }
     }
-    Ok(rows)
 }
 
 /// Gives the endpoints of a 0.13-and-older requests file their percentiles.
@@ -545,8 +602,8 @@ fn join_distribution(table: &mut StatsTable, distribution: &HashMap<String, Vec<
 }
 
 /// Reads a failures file (with or without `First Seen,Last Seen`).
-pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), ReportError> {
-    let mut file = CsvFile::open(path)?;
+pub fn read_failures(path: &Path) -> Result<Rows<FailureRow>, ReportError> {
+    let mut file = CsvFile::open_as(path, FileRole::Failures)?;
     let method_col = file.header.find(col::METHOD);
     let name_col = file.required(col::NAME, "failures")?;
     let error_col = file.required(col::ERROR, "failures")?;
@@ -555,14 +612,16 @@ pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), Repo
     let last_col = file.header.find(col::LAST_SEEN);
     let mut rows = Vec::new();
     let mut dropped = 0_u64;
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let mut kept_bytes = 0_usize;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
         let occurrences = count_cell(
             &record[occurrences_col],
             &file.header.names[occurrences_col],
         )
-        .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
-        if rows.len() >= MAX_FAILURE_ROWS {
+        .map_err(|e| ReportError::malformed(path, record.line(), e))?;
+        kept_bytes += record.iter().map(<[u8]>::len).sum::<usize>();
+        if rows.len() >= MAX_FAILURE_ROWS || kept_bytes > MAX_KEPT_TEXT_BYTES {
             dropped += 1;
             continue;
         }
@@ -589,18 +648,25 @@ pub fn read_failures(path: &Path) -> Result<(Vec<FailureRow>, Vec<String>), Repo
     rows.sort_by_key(|r| std::cmp::Reverse(r.occurrences));
     let notes = if dropped > 0 {
         vec![format!(
-            "{}: {dropped} failure rows beyond the first {MAX_FAILURE_ROWS} were ignored",
-            path.display()
+            "{}: {dropped} failure rows beyond the first {} were ignored (at most \
+             {MAX_FAILURE_ROWS} rows and {} MiB of text are kept)",
+            path.display(),
+            rows.len(),
+            MAX_KEPT_TEXT_BYTES / (1024 * 1024)
         )]
     } else {
         Vec::new()
     };
-    Ok((rows, notes))
+    Ok(Rows {
+        rows,
+        notes,
+        warnings: file.warnings,
+    })
 }
 
 /// Reads an exceptions file; tracebacks span several lines inside quotes.
-pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), ReportError> {
-    let mut file = CsvFile::open(path)?;
+pub fn read_exceptions(path: &Path) -> Result<Rows<ExceptionRow>, ReportError> {
+    let mut file = CsvFile::open_as(path, FileRole::Exceptions)?;
     let count_col = file.required(col::COUNT, "exceptions")?;
     let message_col = file.required(col::MESSAGE, "exceptions")?;
     let traceback_col = file.required(col::TRACEBACK, "exceptions")?;
@@ -609,11 +675,15 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
     let mut notes = Vec::new();
     let mut dropped = 0_u64;
     let mut cut = 0_u64;
-    let mut record = ByteRecord::new();
-    while let Some(byte) = file.next(&mut record)? {
+    let mut kept_bytes = 0_usize;
+    let mut record = Record::default();
+    while file.next(&mut record)? {
         let count = count_cell(&record[count_col], &file.header.names[count_col])
-            .map_err(|e| ReportError::malformed(path, line_of_byte(path, byte), e))?;
-        if rows.len() >= MAX_FAILURE_ROWS {
+            .map_err(|e| ReportError::malformed(path, record.line(), e))?;
+        kept_bytes += record[message_col].len()
+            + record[traceback_col].len().min(MAX_TRACEBACK_BYTES)
+            + nodes_col.map_or(0, |i| record[i].len());
+        if rows.len() >= MAX_FAILURE_ROWS || kept_bytes > MAX_KEPT_TEXT_BYTES {
             dropped += 1;
             continue;
         }
@@ -637,8 +707,11 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
     rows.sort_by_key(|r| std::cmp::Reverse(r.count));
     if dropped > 0 {
         notes.push(format!(
-            "{}: {dropped} exception rows beyond the first {MAX_FAILURE_ROWS} were ignored",
-            path.display()
+            "{}: {dropped} exception rows beyond the first {} were ignored (at most \
+             {MAX_FAILURE_ROWS} rows and {} MiB of text are kept)",
+            path.display(),
+            rows.len(),
+            MAX_KEPT_TEXT_BYTES / (1024 * 1024)
         ));
     }
     if cut > 0 {
@@ -647,67 +720,124 @@ pub fn read_exceptions(path: &Path) -> Result<(Vec<ExceptionRow>, Vec<String>), 
             path.display()
         ));
     }
-    Ok((rows, notes))
+    Ok(Rows {
+        rows,
+        notes,
+        warnings: file.warnings,
+    })
+}
+
+/// Identifies a file of the run and adds it to `found`. An empty history, failures or
+/// exceptions file is one Locust has not written yet (it flushes every few seconds): it
+/// is left out with a warning. An empty stats file is an error like any other.
+fn add_found(
+    path: &Path,
+    found: &mut Vec<(FileRole, PathBuf)>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ReportError> {
+    let named = path
+        .file_name()
+        .and_then(|n| FileRole::from_file_name(&n.to_string_lossy()));
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0);
+    if empty
+        && matches!(
+            named,
+            Some(FileRole::History | FileRole::Failures | FileRole::Exceptions)
+        )
+    {
+        warnings.push(format!(
+            "{}: empty (not written by Locust yet?): ignored",
+            path.display()
+        ));
+        return Ok(());
+    }
+    found.push((identify_file(path)?, path.to_owned()));
+    Ok(())
 }
 
 /// Finds the Locust files of one run from what the user typed: one or more paths, each a
 /// file, a directory or a prefix (`results/api` for `results/api_stats.csv`, ...).
-pub fn locate_run(inputs: &[PathBuf]) -> Result<RunFiles, ReportError> {
+///
+/// Every file found by a Locust name (`*_stats.csv`, ...) or given by the user must be
+/// identified from its header, or it is an error naming it; other `.csv` files of a
+/// directory are skipped with a warning. A run without a stats table is an error naming
+/// the stats file that should be there.
+pub fn locate_run(inputs: &[PathBuf], warnings: &mut Vec<String>) -> Result<RunFiles, ReportError> {
     let shown = inputs.first().cloned().unwrap_or_default();
     let mut found: Vec<(FileRole, PathBuf)> = Vec::new();
+    let mut skipped: Vec<PathBuf> = Vec::new();
+    // Where the stats file of the run should be, for the error when it is not.
+    let mut stats_expected: Option<PathBuf> = None;
     for input in inputs {
-        if input.is_file() {
-            match read_header_role(input)? {
-                Some(role) => found.push((role, input.clone())),
-                None => {
-                    return Err(ReportError::malformed(
-                        input,
-                        1,
-                        "header not recognised as a Locust CSV: expected the columns of a \
-                         stats, stats_history, failures, exceptions, requests or distribution file",
-                    ));
+        let named_as_file = input
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".csv"));
+        match std::fs::metadata(input) {
+            // A directory named like a CSV file is a mistake, not a run's directory.
+            Ok(meta) if meta.is_dir() && !named_as_file => {
+                let mut entries = Vec::new();
+                for entry in std::fs::read_dir(input).map_err(|e| ReportError::io(input, e))? {
+                    let entry = entry.map_err(|e| ReportError::io(input, e))?;
+                    entries.push(entry.path());
                 }
-            }
-        } else if input.is_dir() {
-            let mut candidates = Vec::new();
-            let entries = std::fs::read_dir(input).map_err(|e| ReportError::io(input, e))?;
-            for entry in entries {
-                let path = entry.map_err(|e| ReportError::io(input, e))?.path();
-                if path.is_file()
-                    && path
-                        .extension()
-                        .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
-                {
-                    candidates.push(path);
-                }
-            }
-            candidates.sort();
-            for path in candidates {
-                if let Some(role) = read_header_role(&path)? {
-                    found.push((role, path));
-                }
-            }
-        } else {
-            let prefix = input.to_string_lossy();
-            let mut any = false;
-            for suffix in LOCUST_SUFFIXES {
-                let path = PathBuf::from(format!("{prefix}{suffix}"));
-                if path.is_file() {
-                    any = true;
-                    if let Some(role) = read_header_role(&path)? {
-                        found.push((role, path));
+                entries.sort();
+                for path in entries {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if FileRole::from_file_name(&name).is_some() {
+                        // Named as Locust names its files: it must be one.
+                        add_found(&path, &mut found, warnings)?;
+                    } else if name.to_ascii_lowercase().ends_with(".csv") {
+                        match std::fs::metadata(&path) {
+                            Ok(m) if m.is_file() => match identify_file(&path) {
+                                Ok(role) => found.push((role, path)),
+                                Err(error) => {
+                                    warnings.push(format!("skipped: {error}"));
+                                    skipped.push(path);
+                                }
+                            },
+                            _ => {
+                                warnings.push(format!(
+                                    "skipped: {}: not a regular file",
+                                    path.display()
+                                ));
+                                skipped.push(path);
+                            }
+                        }
                     }
                 }
+                stats_expected.get_or_insert_with(|| input.join("PREFIX_stats.csv"));
             }
-            if !any {
-                return Err(ReportError::NoInput {
-                    path: input.clone(),
-                });
+            // A file, or a FIFO, socket...: identify_file refuses what is not a file.
+            Ok(_) => add_found(input, &mut found, warnings)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let prefix = input.to_string_lossy();
+                let mut any = false;
+                for suffix in LOCUST_SUFFIXES {
+                    let path = PathBuf::from(format!("{prefix}{suffix}"));
+                    match std::fs::metadata(&path) {
+                        Ok(_) => {
+                            any = true;
+                            add_found(&path, &mut found, warnings)?;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(ReportError::io(&path, e)),
+                    }
+                }
+                if !any {
+                    return Err(ReportError::NoInput {
+                        path: input.clone(),
+                    });
+                }
+                stats_expected.get_or_insert_with(|| PathBuf::from(format!("{prefix}_stats.csv")));
             }
+            Err(e) => return Err(ReportError::io(input, e)),
         }
     }
     let mut files = RunFiles::default();
-    for (role, path) in found {
+    for (role, path) in &found {
         let slot = match role {
             FileRole::Stats => &mut files.stats,
             FileRole::Distribution => &mut files.distribution,
@@ -726,10 +856,39 @@ pub fn locate_run(inputs: &[PathBuf]) -> Result<RunFiles, ReportError> {
                 ),
             });
         }
-        *slot = Some(path);
+        *slot = Some(path.clone());
     }
-    if files.stats.is_none() && files.history.is_none() {
-        return Err(ReportError::NoInput { path: shown });
+    if files.stats.is_none() {
+        if found.is_empty() {
+            return Err(ReportError::NoInput { path: shown });
+        }
+        // Name the stats file beside a file Locust named, else where the user pointed.
+        let beside = found.iter().find_map(|(_, path)| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            let prefix = LOCUST_SUFFIXES
+                .iter()
+                .find_map(|s| name.strip_suffix(s))?
+                .to_owned();
+            let suffix = if files.distribution.is_some() {
+                "_requests.csv"
+            } else {
+                "_stats.csv"
+            };
+            Some(path.with_file_name(format!("{prefix}{suffix}")))
+        });
+        let mut what: Vec<String> = found
+            .iter()
+            .map(|(role, path)| format!("{} ({})", path.display(), role.kind()))
+            .collect();
+        what.extend(
+            skipped
+                .iter()
+                .map(|p| format!("{} (not a Locust CSV)", p.display())),
+        );
+        return Err(ReportError::NoStats {
+            path: beside.or(stats_expected).unwrap_or(shown),
+            found: what.join(", "),
+        });
     }
     Ok(files)
 }
@@ -740,74 +899,98 @@ pub fn read_run(
     inputs: &[PathBuf],
     progress: Option<&ReadProgress>,
 ) -> Result<RunData, ReportError> {
-    let files = locate_run(inputs)?;
+    let mut warnings = Vec::new();
+    let files = locate_run(inputs, &mut warnings)?;
     let mut notes = Vec::new();
-    let mut generation = None;
-    let mut endpoints = Vec::new();
-    let mut aggregate = None;
-    if let Some(path) = &files.stats {
-        let mut table = read_stats(path)?;
-        if table.generation == LocustGeneration::Legacy {
-            match &files.distribution {
-                Some(dist) => join_distribution(&mut table, &read_distribution(dist)?),
-                None => notes.push(format!(
-                    "{}: no _distribution.csv beside this Locust 0.13-or-older file: \
-                     percentiles are unknown",
-                    path.display()
-                )),
+    let stats_path = files.stats.as_ref().expect("locate_run finds a stats file");
+    let mut table = read_stats(stats_path)?;
+    warnings.append(&mut table.warnings);
+    if table.generation == LocustGeneration::Legacy {
+        match &files.distribution {
+            Some(dist) => {
+                let mut distribution = read_distribution(dist)?;
+                warnings.append(&mut distribution.warnings);
+                join_distribution(&mut table, &distribution.rows.into_iter().collect());
             }
+            None => warnings.push(format!(
+                "{}: no _distribution.csv beside this Locust 0.13-or-older file: \
+                 percentiles are unknown",
+                stats_path.display()
+            )),
         }
-        generation = Some(table.generation);
-        notes.append(&mut table.notes);
-        endpoints = table.endpoints;
-        aggregate = table.aggregate;
-        let total_requests = aggregate
-            .as_ref()
-            .map(|a| a.requests)
-            .unwrap_or_else(|| endpoints.iter().map(|e| e.requests).sum());
-        if total_requests == 0 {
-            return Err(ReportError::EmptyRun { path: path.clone() });
-        }
-    } else {
-        notes.push(
-            "no stats file: the endpoint table, findings and targets need PREFIX_stats.csv".into(),
-        );
     }
-    let history = match &files.history {
+    if table.endpoints.iter().all(|e| e.p99_ms.is_none()) {
+        warnings.push(format!(
+            "{}: no endpoint has a 99% percentile: latency (p99) is not judged",
+            stats_path.display()
+        ));
+    }
+    notes.append(&mut table.notes);
+    let mut history = match &files.history {
         Some(path) => Some(history::read_history(path, progress)?),
         None => None,
     };
-    let (failures, mut failure_notes) = match &files.failures {
+    if let Some(h) = &mut history {
+        warnings.append(&mut h.warnings);
+    }
+    let mut failures = match &files.failures {
         Some(path) => read_failures(path)?,
-        None => (Vec::new(), Vec::new()),
+        None => Rows::default(),
     };
-    notes.append(&mut failure_notes);
-    let (exceptions, mut exception_notes) = match &files.exceptions {
+    notes.append(&mut failures.notes);
+    warnings.append(&mut failures.warnings);
+    let mut exceptions = match &files.exceptions {
         Some(path) => read_exceptions(path)?,
-        None => (Vec::new(), Vec::new()),
+        None => Rows::default(),
     };
-    notes.append(&mut exception_notes);
+    notes.append(&mut exceptions.notes);
+    warnings.append(&mut exceptions.warnings);
     Ok(RunData {
         files,
-        generation,
-        endpoints,
-        aggregate,
+        generation: Some(table.generation),
+        endpoints: table.endpoints,
+        aggregate: table.aggregate,
         history,
-        failures,
-        exceptions,
+        failures: failures.rows,
+        exceptions: exceptions.rows,
         notes,
+        warnings,
     })
 }
 
-/// Reads all of `reader` into a string, for small config files.
+/// A targets or thresholds file is parsed whole: this is its record cap.
+pub const MAX_CONFIG_BYTES: usize = MAX_RECORD_BYTES;
+
+/// Reads a small config file (TOML) whole, refusing anything longer than
+/// [`MAX_CONFIG_BYTES`] and anything that is not a regular UTF-8 file.
 pub(crate) fn read_small_file(path: &Path) -> Result<String, ReportError> {
-    const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
-    let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES)
-        .read_to_string(&mut text)
+    let (file, _) = open_text(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| ReportError::io(path, e))?;
-    Ok(text)
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ReportError::Refused {
+            path: path.to_owned(),
+            message: format!(
+                "longer than {} MiB, the most a targets or thresholds file may be",
+                MAX_CONFIG_BYTES / (1024 * 1024)
+            ),
+        });
+    }
+    if memchr::memchr(0, &bytes).is_some() {
+        return Err(ReportError::malformed(path, 1, NUL_BYTES));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ReportError::malformed(
+            path,
+            super::analysis::line_of(
+                &String::from_utf8_lossy(e.as_bytes()),
+                e.utf8_error().valid_up_to(),
+            ),
+            "not UTF-8 text",
+        )
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod columns;
 pub mod compare;
+pub mod csv_file;
 pub mod demo;
 pub mod error;
 pub mod history;
@@ -53,10 +55,12 @@ pub fn build_report(
         Some(path) => Some(targets::Targets::load(path)?),
         None => None,
     };
-    let run = locust::read_run(&request.inputs, progress)?;
+    let mut run = locust::read_run(&request.inputs, progress)?;
     let comparison = match &request.compare_base {
         Some(base_inputs) => {
             let base = locust::read_run(base_inputs, None)?;
+            run.warnings
+                .extend(base.warnings.iter().map(|w| format!("base run: {w}")));
             let label = base_inputs
                 .iter()
                 .map(|p| p.display().to_string())

@@ -154,6 +154,10 @@ pub struct HistorySummary {
     pub endpoints: Vec<EndpointHistory>,
     /// What was left out to keep memory bounded.
     pub notes: Vec<String>,
+    /// What the reader is not sure of (a last line still being written...); the report
+    /// carries them in [`Report::warnings`].
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// A row of the failures file.
@@ -186,8 +190,12 @@ pub struct RunData {
     pub history: Option<HistorySummary>,
     pub failures: Vec<FailureRow>,
     pub exceptions: Vec<ExceptionRow>,
-    /// Things worth knowing that did not stop the read (skipped files, truncated lists).
+    /// Things worth knowing that did not stop the read (truncated lists).
     pub notes: Vec<String>,
+    /// What the reader is not sure of or left out (a skipped file, unknown percentiles...);
+    /// the report carries them in [`Report::warnings`].
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -385,6 +393,9 @@ pub struct Report {
     pub targets: Option<TargetsResult>,
     pub comparison: Option<Comparison>,
     pub verdict: Verdict,
+    /// What the readers were not sure of or left out, each naming its file (a skipped
+    /// file, a last line still being written...): shown on stderr and in the JSON.
+    pub warnings: Vec<String>,
 }
 
 /// A column of the endpoint table, for sorting.

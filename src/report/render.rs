@@ -1,8 +1,11 @@
 //! A report as plain text, JSON or Markdown.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::Serialize;
+
+use crate::sanitize::for_terminal;
 
 use super::analysis::human_secs;
 use super::model::{Change, EndpointStats, Report};
@@ -15,6 +18,99 @@ pub enum Format {
     Markdown,
 }
 
+fn clean(s: &mut String) {
+    if let Cow::Owned(o) = for_terminal(s) {
+        *s = o;
+    }
+}
+
+fn clean_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        clean(s);
+    }
+}
+
+/// Like [`clean`], keeping the line breaks of multi-line text (tracebacks): each line
+/// is sanitised on its own.
+fn clean_lines(s: &mut String) {
+    if !s.chars().any(crate::sanitize::needs_cleaning) {
+        return;
+    }
+    *s = s
+        .split('\n')
+        .map(|line| for_terminal(line.trim_end_matches('\r')).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+}
+
+/// Makes every string of a report that came from its CSV or TOML files (or their paths)
+/// safe for a terminal or a CI log: escape sequences, control characters and bidi
+/// overrides go (see [`for_terminal`]). Tracebacks and multi-line messages keep their
+/// lines, each cleaned on its own; everything else becomes one line. The TUI applies it
+/// as a report arrives, the text and Markdown renderers before writing.
+pub fn sanitize_for_terminal(r: &mut Report) {
+    let run = &mut r.run;
+    for e in run.endpoints.iter_mut().chain(run.aggregate.iter_mut()) {
+        clean(&mut e.method);
+        clean(&mut e.name);
+    }
+    if let Some(h) = &mut run.history {
+        for e in &mut h.endpoints {
+            clean(&mut e.method);
+            clean(&mut e.name);
+        }
+        h.notes.iter_mut().for_each(clean);
+        h.warnings.iter_mut().for_each(clean);
+    }
+    for f in &mut run.failures {
+        clean(&mut f.method);
+        clean(&mut f.name);
+        clean_lines(&mut f.error);
+        clean_opt(&mut f.first_seen);
+        clean_opt(&mut f.last_seen);
+    }
+    for x in &mut run.exceptions {
+        clean_lines(&mut x.message);
+        clean_lines(&mut x.traceback);
+        clean(&mut x.nodes);
+    }
+    run.notes.iter_mut().for_each(clean);
+    run.warnings.iter_mut().for_each(clean);
+    r.warnings.iter_mut().for_each(clean);
+    for f in &mut r.findings {
+        clean(&mut f.endpoint);
+        clean(&mut f.reason);
+        clean(&mut f.unit);
+    }
+    for rec in &mut r.recommendations {
+        clean_opt(&mut rec.endpoint);
+        clean(&mut rec.action);
+    }
+    for t in &mut r.cache_ttls {
+        clean(&mut t.endpoint);
+        clean(&mut t.reason);
+    }
+    if let Some(t) = &mut r.targets {
+        for o in &mut t.outcomes {
+            clean(&mut o.endpoint);
+            clean(&mut o.rule);
+            clean(&mut o.detail);
+        }
+        t.warnings.iter_mut().for_each(clean);
+    }
+    if let Some(c) = &mut r.comparison {
+        clean(&mut c.base_label);
+        for e in &mut c.endpoints {
+            clean(&mut e.endpoint);
+        }
+        c.added.iter_mut().for_each(clean);
+        c.removed.iter_mut().for_each(clean);
+    }
+    r.verdict.reasons.iter_mut().for_each(clean);
+}
+
+/// The report in `format`. Text and Markdown are written from a sanitised copy, so no
+/// byte of the input files reaches a terminal or CI log raw; JSON escapes them.
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Text => render_text(report),
@@ -32,13 +128,33 @@ struct JsonReport<'a> {
 }
 
 pub fn render_json(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(&JsonReport {
+    let text = serde_json::to_string_pretty(&JsonReport {
         schema_version: 1,
         report,
     })
     .unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise the report: {e}\"}}"));
+    let mut text = escape_json_extras(text);
     text.push('\n');
     text
+}
+
+/// serde_json escapes C0 controls only; DEL, C1 controls (U+009B is a CSI), bidi
+/// overrides and line separators are valid JSON but act on a terminal that shows the
+/// file. They can only be inside strings, where `\uXXXX` means the same character.
+fn escape_json_extras(text: String) -> String {
+    let special = |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}');
+    if !text.chars().any(special) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if special(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A latency for a table cell: `-` when missing, whole milliseconds from 100 up.
@@ -112,7 +228,14 @@ fn unix_time(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// The report as plain text, safe for a terminal (see [`sanitize_for_terminal`]).
 pub fn render_text(report: &Report) -> String {
+    let mut clean = report.clone();
+    sanitize_for_terminal(&mut clean);
+    write_text(&clean)
+}
+
+fn write_text(report: &Report) -> String {
     let mut out = String::new();
     let run = &report.run;
     let verdict = if report.verdict.passed {
@@ -137,7 +260,7 @@ pub fn render_text(report: &Report) -> String {
     .into_iter()
     .flatten()
     {
-        let _ = writeln!(out, "file: {}", path.display());
+        let _ = writeln!(out, "file: {}", for_terminal(&path.display().to_string()));
     }
 
     if !run.endpoints.is_empty() {
@@ -279,12 +402,13 @@ pub fn render_text(report: &Report) -> String {
     if !run.failures.is_empty() {
         let _ = writeln!(out, "\nFailures");
         for f in run.failures.iter().take(20) {
+            // The error keeps its line breaks for the TUI; here it is one line.
             let _ = writeln!(
                 out,
                 "  {:>6}x  {}: {}",
                 f.occurrences,
                 super::model::endpoint_label(&f.method, &f.name),
-                f.error
+                for_terminal(&f.error)
             );
         }
     }
@@ -302,15 +426,38 @@ pub fn render_text(report: &Report) -> String {
     for note in notes {
         let _ = writeln!(out, "note: {note}");
     }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
     out
 }
 
-/// Escapes a Markdown table cell.
+/// Outside text made inert in Markdown: it can neither add cells to a table (`|`), nor
+/// become a link, an image, an HTML comment or tag, code or emphasis, nor break a line.
+/// Every ASCII punctuation character may be backslash-escaped in CommonMark.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '&' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
+/// The report as Markdown, safe for a terminal and inert as Markdown (see [`cell`]).
 pub fn render_markdown(report: &Report) -> String {
+    let mut clean = report.clone();
+    sanitize_for_terminal(&mut clean);
+    write_markdown(&clean)
+}
+
+fn write_markdown(report: &Report) -> String {
     let mut out = String::new();
     let run = &report.run;
     let verdict = if report.verdict.passed {
@@ -333,6 +480,9 @@ pub fn render_markdown(report: &Report) -> String {
             let row: Vec<String> = endpoint_row(e).iter().map(|c| cell(c)).collect();
             let _ = writeln!(out, "| {} |", row.join(" | "));
         }
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "\n> ⚠️ {}", cell(w));
     }
     let _ = writeln!(out, "\n## Findings\n");
     if report.findings.is_empty() {
@@ -363,9 +513,9 @@ pub fn render_markdown(report: &Report) -> String {
             let mark = if o.passed { "pass" } else { "**FAIL**" };
             let _ = writeln!(
                 out,
-                "| {mark} | {} | `{}` | {} |",
+                "| {mark} | {} | {} | {} |",
                 cell(&o.endpoint),
-                o.rule,
+                cell(&o.rule),
                 cell(&o.detail)
             );
         }

@@ -1192,6 +1192,9 @@ fn summary_line(
     if failures > 0 {
         parts.push(format!(" · {} failed", text::count(failures)));
     }
+    if !report.warnings.is_empty() {
+        parts.push(format!(" · ⚠ {} warning(s)", report.warnings.len()));
+    }
     if let Some(g) = run.generation {
         parts.push(format!(" · {g}"));
     }
@@ -1332,13 +1335,18 @@ fn wrapped(s: &str, width: u16, first: &str, indent: &str, style: Style) -> Vec<
 
 fn findings_lines(report: &Report, width: u16, view: &View) -> Vec<Line<'static>> {
     let t = view.theme;
+    // What the reader was not sure of comes first: it qualifies every finding below.
+    let mut lines = Vec::new();
+    for w in &report.warnings {
+        lines.extend(wrapped(w, width, "⚠ ", "  ", t.style(Role::SeverityWarn)));
+    }
     if report.findings.is_empty() {
-        return vec![Line::styled(
+        lines.push(Line::styled(
             "No findings: every endpoint is under the thresholds.",
             t.style(Role::StatusOk),
-        )];
+        ));
+        return lines;
     }
-    let mut lines = Vec::new();
     for f in &report.findings {
         lines.push(Line::from(vec![
             Span::styled(
@@ -1947,6 +1955,44 @@ mod tests {
         assert_eq!(
             tab.handle_key(Action::Refresh),
             Outcome::Do(Effect::ReloadReport)
+        );
+    }
+
+    #[test]
+    fn the_readers_warnings_come_first_in_the_findings() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["api_stats.csv", "api_stats_history.csv"] {
+            let text = std::fs::read_to_string(format!("tests/fixtures/locust/2.47/{f}")).unwrap();
+            // Locust still writing its history: the last line has no line end yet.
+            let text = if f.contains("history") {
+                text.trim_end()[..text.trim_end().len() - 10].to_owned()
+            } else {
+                text
+            };
+            std::fs::write(dir.path().join(f), text).unwrap();
+        }
+        let report = build_report(
+            &ReportRequest {
+                inputs: vec![dir.path().join("api")],
+                ..ReportRequest::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        let theme = crate::ui::theme::Theme::default_theme();
+        let keys = crate::app::keymap::KeyMap::default();
+        let view = View {
+            theme: &theme,
+            keys: &keys,
+            now: OffsetDateTime::UNIX_EPOCH,
+            offset: time::UtcOffset::UTC,
+        };
+        let lines = findings_lines(&report, 200, &view);
+        let first: String = lines[0].spans.iter().map(|s| s.content.as_ref()).collect();
+        assert!(
+            first.starts_with("⚠ ") && first.contains("last line incomplete"),
+            "{first}"
         );
     }
 

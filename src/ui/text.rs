@@ -85,77 +85,10 @@ pub fn sanitize_snapshot(s: &mut Snapshot) {
         .collect();
 }
 
-/// Like [`clean`], keeping the line breaks of multi-line text (tracebacks): each line
-/// is sanitised on its own.
-fn clean_lines(s: &mut String) {
-    if !s.chars().any(crate::sanitize::needs_cleaning) {
-        return;
-    }
-    *s = s
-        .split('\n')
-        .map(|line| sanitize(line.trim_end_matches('\r')).into_owned())
-        .collect::<Vec<_>>()
-        .join("\n");
-}
-
 /// Sanitises every string of a report that came from its CSV or TOML files, once, as
-/// it enters the UI. Tracebacks and multi-line messages keep their lines.
+/// it enters the UI (the report engine's own pass, shared with the CLI's text output).
 pub fn sanitize_report(r: &mut Report) {
-    let run = &mut r.run;
-    for e in run.endpoints.iter_mut().chain(run.aggregate.iter_mut()) {
-        clean(&mut e.method);
-        clean(&mut e.name);
-    }
-    if let Some(h) = &mut run.history {
-        for e in &mut h.endpoints {
-            clean(&mut e.method);
-            clean(&mut e.name);
-        }
-        h.notes.iter_mut().for_each(clean);
-    }
-    for f in &mut run.failures {
-        clean(&mut f.method);
-        clean(&mut f.name);
-        clean_lines(&mut f.error);
-        clean_opt(&mut f.first_seen);
-        clean_opt(&mut f.last_seen);
-    }
-    for x in &mut run.exceptions {
-        clean_lines(&mut x.message);
-        clean_lines(&mut x.traceback);
-        clean(&mut x.nodes);
-    }
-    run.notes.iter_mut().for_each(clean);
-    for f in &mut r.findings {
-        clean(&mut f.endpoint);
-        clean(&mut f.reason);
-        clean(&mut f.unit);
-    }
-    for rec in &mut r.recommendations {
-        clean_opt(&mut rec.endpoint);
-        clean(&mut rec.action);
-    }
-    for t in &mut r.cache_ttls {
-        clean(&mut t.endpoint);
-        clean(&mut t.reason);
-    }
-    if let Some(t) = &mut r.targets {
-        for o in &mut t.outcomes {
-            clean(&mut o.endpoint);
-            clean(&mut o.rule);
-            clean(&mut o.detail);
-        }
-        t.warnings.iter_mut().for_each(clean);
-    }
-    if let Some(c) = &mut r.comparison {
-        clean(&mut c.base_label);
-        for e in &mut c.endpoints {
-            clean(&mut e.endpoint);
-        }
-        c.added.iter_mut().for_each(clean);
-        c.removed.iter_mut().for_each(clean);
-    }
-    r.verdict.reasons.iter_mut().for_each(clean);
+    crate::report::render::sanitize_for_terminal(r);
 }
 
 fn sanitize_cell(cell: &mut Cell) {
