@@ -231,6 +231,13 @@ struct Run {
     anchor: String,
     ticket_pattern: Option<regex::Regex>,
     ticket_ignore: Option<regex::Regex>,
+    /// Registry lookups begun while the deployments were read, and their keys.
+    registry_started: Mutex<HashSet<(String, String)>>,
+    registry_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs one snapshot to the end (or until `cancel`), stores it, and returns it.
@@ -303,6 +310,8 @@ pub async fn run_snapshot(
         anchor,
         ticket_pattern,
         ticket_ignore,
+        registry_started: Mutex::default(),
+        registry_tasks: Mutex::default(),
     });
 
     let _ = env
@@ -349,6 +358,11 @@ pub async fn run_snapshot(
     }
     emitter_stop.cancel();
     let _ = emitter.await;
+    // Lookups still running belong to this run only (they hold it): a cancelled or
+    // timed-out run ends them.
+    for task in std::mem::take(&mut *lock(&run.registry_tasks)) {
+        task.abort();
+    }
 
     run.clients.github.settle().await;
     let snapshot = run.assemble(run_id, started_at, cancelled);
@@ -608,6 +622,7 @@ impl Run {
                     let result = this.sync_file(env, comp, unchanged).await;
                     let ok = match result {
                         Ok(state) => {
+                            this.start_registry_lookup(comp, &state);
                             this.collect(|c| {
                                 c.files.insert((env.clone(), comp.name.clone()), state)
                             });
@@ -1307,34 +1322,68 @@ impl Run {
                 }
             }
         });
-        let lookups = wanted.into_iter().map(|(image, digest)| async move {
-            let key = format!("oci-revision\0{image}\0{digest}");
-            if let Ok(Some(stored)) = self.env.store.state::<Option<String>>(&key) {
-                return (image, digest, Ok(stored));
-            }
-            let Some(registry) = self.clients.registries.for_image(&image) else {
-                return (
-                    image,
-                    digest,
-                    Err("no registry configured for this image".to_string()),
-                );
-            };
-            let answer = registry.revision(&image, &digest).await;
-            if let Err(e) = &answer {
-                self.fail(e);
-            } else if let Ok(revision) = &answer
-                && let Err(e) = self.env.store.put_state(&key, revision)
-            {
-                tracing::warn!("cannot store the revision of {image}@{digest}: {e}");
-            }
-            (image, digest, answer.map_err(|e| e.to_string()))
-        });
-        let answers = join_all(lookups).await;
-        self.collect(|c| {
-            for (image, digest, answer) in answers {
-                c.registry.insert((image, digest), answer);
-            }
-        });
+        // Lookups begun as their files were read; the rest now.
+        let started = std::mem::take(&mut *lock(&self.registry_tasks));
+        let begun = lock(&self.registry_started).clone();
+        wanted.retain(|k| !begun.contains(k));
+        let rest = join_all(
+            wanted
+                .into_iter()
+                .map(|(image, digest)| self.lookup_revision(image, digest)),
+        );
+        let (_, _) = tokio::join!(join_all(started), rest);
+    }
+
+    /// Begins the registry lookup of a file's digest pin as soon as the file is read (the
+    /// chain of token, index, manifest and config takes several round trips), when
+    /// nothing in its history ties the digest to a tag.
+    fn start_registry_lookup(self: &Arc<Self>, comp: &Component, state: &FileState) {
+        let Some(current) = state.commits.first().and_then(|c| c.version.clone()) else {
+            return;
+        };
+        let Some(digest) = current.digest() else {
+            return;
+        };
+        if current.tag.is_some()
+            || replaced_tag(state, &current).is_some()
+            || self.clients.registries.for_image(&comp.image).is_none()
+        {
+            return;
+        }
+        let key = (comp.image.clone(), digest.to_string());
+        if !lock(&self.registry_started).insert(key.clone()) {
+            return;
+        }
+        let this = self.clone();
+        let task = tokio::spawn(async move { this.lookup_revision(key.0, key.1).await });
+        lock(&self.registry_tasks).push(task);
+    }
+
+    /// The revision label of `image@digest`, from the store or the registry, recorded
+    /// for the join (and stored: a digest names the same image forever).
+    async fn lookup_revision(&self, image: String, digest: String) {
+        let key = format!("oci-revision\0{image}\0{digest}");
+        let answer = match self.env.store.state::<Option<String>>(&key) {
+            Ok(Some(stored)) => Ok(stored),
+            _ => match self.clients.registries.for_image(&image) {
+                None => Err("no registry configured for this image".to_string()),
+                Some(registry) => {
+                    let answer = registry.revision(&image, &digest).await;
+                    match &answer {
+                        Err(e) => self.fail(e),
+                        Ok(revision) => {
+                            if let Err(e) = self.env.store.put_state(&key, revision) {
+                                tracing::warn!(
+                                    "cannot store the revision of {image}@{digest}: {e}"
+                                );
+                            }
+                        }
+                    }
+                    answer.map_err(|e| e.to_string())
+                }
+            },
+        };
+        self.collect(|c| c.registry.insert((image, digest), answer));
     }
 
     /// What the deployed version of one kustomization file stands for in the

@@ -825,13 +825,7 @@ async fn injected_fault(
                 stopping.cancelled().await;
                 Err(std::io::Error::other("stopped"))
             }));
-            return Some(
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header("content-type", "application/json")
-                    .body(Body::from_stream(stream))
-                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-            );
+            return Some(streamed_json(Body::from_stream(stream)));
         }
         Fault::Huge(bytes) => {
             let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
@@ -843,13 +837,7 @@ async fn injected_fault(
                 .chain((0..n).map(move |_| Ok(chunk.clone())))
                 .chain(std::iter::once(Ok(axum::body::Bytes::from_static(b"]")))),
             );
-            return Some(
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header("content-type", "application/json")
-                    .body(Body::from_stream(stream))
-                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-            );
+            return Some(streamed_json(Body::from_stream(stream)));
         }
         Fault::SecondaryLimit => {
             return Some(
@@ -939,6 +927,15 @@ async fn injected_fault(
         }
     }
     None
+}
+
+/// A 200 JSON answer whose body is streamed (no `Content-Length`).
+fn streamed_json(body: Body) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn datadog_budget(state: &Shared) -> Option<Response> {

@@ -27,6 +27,19 @@ pub async fn snapshot_with(
     Result<(RunSummary, Snapshot), (RunSummary, RunError)>,
     Vec<EngineEvent>,
 ) {
+    run_collecting(sim, config, store, |_| {}).await
+}
+
+/// [`snapshot_with`], the run's environment shaped first (timeouts, run timeout).
+async fn run_collecting(
+    sim: &RunningSim,
+    config: Config,
+    store: &Store,
+    shape: impl FnOnce(&mut RunEnv),
+) -> (
+    Result<(RunSummary, Snapshot), (RunSummary, RunError)>,
+    Vec<EngineEvent>,
+) {
     let (tx, mut rx) = mpsc::channel(1024);
     let collector = tokio::spawn(async move {
         let mut events = Vec::new();
@@ -35,11 +48,12 @@ pub async fn snapshot_with(
         }
         events
     });
-    let env = RunEnv {
+    let mut env = RunEnv {
         retry_min_delay: Duration::from_millis(1),
         timeout: Some(Duration::from_secs(120)),
         ..RunEnv::new(Arc::new(config), sim.secrets(), store.clone(), tx)
     };
+    shape(&mut env);
     let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
     let events = collector.await.unwrap();
     (result, events)
@@ -138,25 +152,9 @@ pub async fn snapshot_env(
     store: &Store,
     shape: impl FnOnce(&mut RunEnv),
 ) -> (Snapshot, Vec<EngineEvent>) {
-    let (tx, mut rx) = mpsc::channel(1024);
-    let collector = tokio::spawn(async move {
-        let mut events = Vec::new();
-        while let Some(e) = rx.recv().await {
-            events.push(e);
-        }
-        events
-    });
-    let mut env = RunEnv {
-        retry_min_delay: Duration::from_millis(1),
-        timeout: Some(Duration::from_secs(120)),
-        ..RunEnv::new(Arc::new(config), sim.secrets(), store.clone(), tx)
-    };
-    shape(&mut env);
-    let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
-    let events = collector.await.unwrap();
-    match result {
-        Ok((_, s)) => (s, events),
-        Err((_, e)) => panic!("snapshot failed: {e}"),
+    match run_collecting(sim, config, store, shape).await {
+        (Ok((_, s)), events) => (s, events),
+        (Err((_, e)), _) => panic!("snapshot failed: {e}"),
     }
 }
 
