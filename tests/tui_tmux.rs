@@ -613,16 +613,7 @@ fn a_corrupt_latest_snapshot_is_named_and_replaced_by_the_next_run() {
     }
     store_lock::wait_released(&store_path);
 
-    let secrets = sim.secrets();
-    let env = [
-        (snaptop::sim::GITHUB_TOKEN_ENV, secrets.github_token),
-        (snaptop::sim::TEAMCITY_TOKEN_ENV, secrets.teamcity_token),
-        (snaptop::sim::DATADOG_API_KEY_ENV, secrets.datadog_api_key),
-        (snaptop::sim::DATADOG_APP_KEY_ENV, secrets.datadog_app_key),
-        (snaptop::sim::JIRA_EMAIL_ENV, secrets.jira_email),
-        (snaptop::sim::JIRA_TOKEN_ENV, secrets.jira_token),
-    ]
-    .map(|(k, v)| (k, v.unwrap_or_default()));
+    let env = sim.secret_env().map(|(k, v)| (k, v.to_string()));
     let pane = Pane::start_with_env(
         "corrupt",
         200,

@@ -509,8 +509,9 @@ impl RunningSim {
         config_to_toml(&self.config())
     }
 
-    /// `export VAR=value` lines for the simulator's credentials.
-    pub fn env_exports(&self) -> String {
+    /// The environment variables the printed config names, with the credentials the
+    /// simulator accepts.
+    pub fn secret_env(&self) -> [(&'static str, &'static str); 6] {
         [
             (GITHUB_TOKEN_ENV, GITHUB_TOKEN),
             (TEAMCITY_TOKEN_ENV, TEAMCITY_TOKEN),
@@ -519,9 +520,14 @@ impl RunningSim {
             (JIRA_EMAIL_ENV, JIRA_EMAIL),
             (JIRA_TOKEN_ENV, JIRA_TOKEN),
         ]
-        .iter()
-        .map(|(k, v)| format!("export {k}={v}\n"))
-        .collect()
+    }
+
+    /// `export VAR=value` lines for the simulator's credentials.
+    pub fn env_exports(&self) -> String {
+        self.secret_env()
+            .iter()
+            .map(|(k, v)| format!("export {k}={v}\n"))
+            .collect()
     }
 
     /// Makes `source` misbehave until set back to [`Fault::None`] (which also clears

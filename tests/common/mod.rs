@@ -82,17 +82,7 @@ pub fn write_config(sim: &RunningSim, dir: &Path) -> std::path::PathBuf {
 /// The real binary, with the simulator's credentials and XDG dirs under `dir`.
 pub fn snaptop(sim: &RunningSim, dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_snaptop"));
-    let secrets = sim.secrets();
-    for (k, v) in [
-        (snaptop::sim::GITHUB_TOKEN_ENV, secrets.github_token),
-        (snaptop::sim::TEAMCITY_TOKEN_ENV, secrets.teamcity_token),
-        (snaptop::sim::DATADOG_API_KEY_ENV, secrets.datadog_api_key),
-        (snaptop::sim::DATADOG_APP_KEY_ENV, secrets.datadog_app_key),
-        (snaptop::sim::JIRA_EMAIL_ENV, secrets.jira_email),
-        (snaptop::sim::JIRA_TOKEN_ENV, secrets.jira_token),
-    ] {
-        cmd.env(k, v.unwrap_or_default());
-    }
+    cmd.envs(sim.secret_env());
     for var in ["XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"] {
         cmd.env(var, dir.join(var.to_lowercase()));
     }
