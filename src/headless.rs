@@ -357,6 +357,9 @@ struct CellJson {
     health: BTreeMap<String, Option<f64>>,
     /// null: unknown (see `unresolved`); `[]`: nothing shipped.
     tickets: Option<Vec<crate::engine::model::Ticket>>,
+    /// Parts this run could not fetch, carried from an earlier one: part → when fetched.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    stale: BTreeMap<crate::engine::model::Part, crate::engine::model::AsOf>,
     events: Vec<EventJson>,
 }
 
@@ -417,6 +420,7 @@ impl From<&Snapshot> for SnapshotJson {
                                 }),
                                 health: c.health.clone(),
                                 tickets: c.tickets.clone(),
+                                stale: c.stale.clone(),
                                 events: c
                                     .events
                                     .iter()

@@ -301,13 +301,32 @@ async fn failing_sources_give_a_partial_snapshot_naming_them() {
     // 5xx are retried a bounded number of times; 401 is not retried.
     assert!(snap.stats.per_source["teamcity"].retries >= 1);
     assert_eq!(snap.stats.per_source["jira"].retries, 0);
-    // GitHub data is still complete; the failed sources' cells are empty, not invented.
+    // GitHub data is fresh; what the failed sources could not bring is the last good
+    // answer, marked stale with when it was fetched: never invented, never hidden.
+    use snaptop::engine::model::Part;
     for env in &snap.environments {
         for comp in &snap.components {
             let (cell, before) = (snap.cell(env, comp).unwrap(), good.cell(env, comp).unwrap());
             assert_eq!(cell.tag, before.tag);
-            assert_eq!(cell.build, None);
-            assert!(cell.health.values().all(Option::is_none));
+            assert!(!cell.is_stale(Part::Deployment));
+            assert_eq!(cell.build, before.build);
+            assert_eq!(cell.as_of(Part::Build, snap.finished_at), good.finished_at);
+            assert_eq!(cell.health, before.health);
+            if before.health.values().any(Option::is_some) {
+                assert!(cell.is_stale(Part::Health), "{env}/{comp}");
+            }
+            let statuses = |c: &snaptop::engine::model::Cell| {
+                c.tickets
+                    .iter()
+                    .flatten()
+                    .map(|t| (t.key.clone(), t.status.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                statuses(cell),
+                statuses(before),
+                "{env}/{comp}: Jira statuses carried"
+            );
         }
     }
     // The run is recorded and the earlier complete snapshot stays readable.

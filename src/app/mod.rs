@@ -341,7 +341,7 @@ impl App {
                 // The header shows whole percents.
                 before.map(|f| (f * 100.0).round()) != Some((p.fraction * 100.0).round())
             }
-            EngineEvent::Log(_) => false,
+            EngineEvent::Log(_) | EngineEvent::Provisional(_) => false,
             EngineEvent::Finished { summary, snapshot } => {
                 self.running = None;
                 self.data_as_of = Some(snapshot.finished_at);

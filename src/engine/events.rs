@@ -137,6 +137,9 @@ pub enum EngineEvent {
     Started(Box<Progress>),
     /// The latest progress of the running snapshot (coalesced).
     Progress(Box<Progress>),
+    /// The matrix so far, sent when a stage ends: what this run has fetched, the rest
+    /// carried (marked stale) from the last snapshot. Not stored.
+    Provisional(Box<Snapshot>),
     Log(LogLine),
     /// The run ended with a snapshot (complete, partial or cancelled); already stored.
     Finished {

@@ -31,7 +31,8 @@ pub const DEFAULT_RUN_TIMEOUT_SECS: u64 = 600;
 #[derive(Debug)]
 enum Command {
     Trigger(Trigger),
-    Cancel,
+    /// Who asked, for the run log ("you, from the keyboard").
+    Cancel(String),
 }
 
 /// Drives the engine task. Cheap to clone; dropping every handle stops the engine.
@@ -47,9 +48,15 @@ impl EngineHandle {
         let _ = self.commands.send(Command::Trigger(trigger));
     }
 
-    /// Cancels the running snapshot; what it gathered is kept and marked partial.
+    /// Cancels the running snapshot from the keyboard; what it gathered is kept and
+    /// marked partial (a cancel is not an error).
     pub fn cancel(&self) {
-        let _ = self.commands.send(Command::Cancel);
+        self.cancel_by("you, from the keyboard");
+    }
+
+    /// [`EngineHandle::cancel`], naming who asked in the run log.
+    pub fn cancel_by(&self, who: &str) {
+        let _ = self.commands.send(Command::Cancel(who.to_string()));
     }
 }
 
@@ -114,8 +121,14 @@ async fn engine_loop(env: RunEnv, mut commands: mpsc::UnboundedReceiver<Command>
                     let task = tokio::spawn(run_and_report(env.clone(), trigger, cancel.clone()));
                     running = Some((task, cancel));
                 }
-                Some(Command::Cancel) => {
+                Some(Command::Cancel(who)) => {
                     if let Some((_, cancel)) = &running {
+                        let _ = env.events.try_send(EngineEvent::Log(events::LogLine {
+                            at: time::OffsetDateTime::now_utc(),
+                            level: events::Level::Info,
+                            source: "snaptop".into(),
+                            message: format!("run cancelled by {who}; what was fetched is kept"),
+                        }));
                         cancel.cancel();
                     }
                 }

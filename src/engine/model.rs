@@ -62,7 +62,52 @@ pub struct Cell {
     pub tickets: Option<Vec<Ticket>>,
     /// Deployment events in the window, oldest first.
     pub events: Vec<DeployEvent>,
+    /// Parts this run could not fetch, carried from an earlier run with when they were
+    /// fetched: the last good answer stays, marked, until a run brings a newer one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stale: BTreeMap<Part, AsOf>,
 }
+
+impl Cell {
+    /// When the value of `part` shown was fetched: its carried time, else the run's.
+    pub fn as_of(&self, part: Part, run_finished_at: OffsetDateTime) -> OffsetDateTime {
+        self.stale.get(&part).map_or(run_finished_at, |a| a.0)
+    }
+
+    pub fn is_stale(&self, part: Part) -> bool {
+        self.stale.contains_key(&part)
+    }
+}
+
+/// The parts of a cell that come from different sources and can go stale apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// Tag, deployed at, events (GitHub: the kustomization history).
+    Deployment,
+    /// TeamCity.
+    Build,
+    /// Datadog.
+    Health,
+    /// The shipped tickets (GitHub pull requests, Jira).
+    Tickets,
+}
+
+impl Part {
+    pub fn label(self) -> &'static str {
+        match self {
+            Part::Deployment => "deployment",
+            Part::Build => "build",
+            Part::Health => "health",
+            Part::Tickets => "tickets",
+        }
+    }
+}
+
+/// A time, as RFC 3339 in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AsOf(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
 
 /// The source version a digest-pinned deployment was tied to, and how.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::correlate::{CommitGraph, resolve_version};
 use super::events::{EngineEvent, PROGRESS_INTERVAL_MS, Progress, Stage};
 use super::model::{
-    Build, Cell, DeployEvent, Failure, Resolved, RunStats, RunSummary, Snapshot, Ticket, Trigger,
+    Build, Cell, DeployEvent, Failure, Part, Resolved, RunStats, RunSummary, Snapshot, Ticket,
+    Trigger,
 };
 use super::progress::{LearnedDurations, Tracker};
 use crate::config::{Component, Config, Secrets};
@@ -113,6 +114,73 @@ enum Unknown {
     Other(String),
 }
 
+/// Which parts of a cell this run fetched (or had nothing to fetch).
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    deployment: bool,
+    build: bool,
+    health: bool,
+}
+
+/// Fills what this run could not fetch from the cell of the last snapshot, marking each
+/// carried part with when it was fetched. Tickets belong to a version: they are carried
+/// only while the deployed version is the one they were found for; a ticket's Jira status
+/// is carried when Jira could not be asked this time.
+fn carry_forward(
+    cell: &mut Cell,
+    before: &Cell,
+    before_at: OffsetDateTime,
+    known: Known,
+    jira: bool,
+) {
+    let as_of = |part: Part| crate::engine::model::AsOf(before.as_of(part, before_at));
+    if !known.deployment && before.tag.is_some() {
+        cell.tag = before.tag.clone();
+        cell.deployed_at = before.deployed_at;
+        cell.deploy_commit = before.deploy_commit.clone();
+        cell.resolved = before.resolved.clone();
+        cell.source_commit = before.source_commit.clone();
+        cell.events = before.events.clone();
+        cell.unresolved = before.unresolved.clone();
+        cell.stale.insert(Part::Deployment, as_of(Part::Deployment));
+    }
+    if !known.build && before.build.is_some() {
+        cell.build = before.build.clone();
+        cell.stale.insert(Part::Build, as_of(Part::Build));
+    }
+    if !known.health && before.health.values().any(Option::is_some) {
+        cell.health = before.health.clone();
+        cell.stale.insert(Part::Health, as_of(Part::Health));
+    }
+    let same_version = cell.tag.is_some() && cell.tag == before.tag;
+    match (&mut cell.tickets, &before.tickets) {
+        (None, Some(list)) if same_version => {
+            cell.tickets = Some(list.clone());
+            cell.unresolved = None;
+            if cell.source_commit.is_none() {
+                cell.source_commit = before.source_commit.clone();
+                cell.resolved = before.resolved.clone();
+            }
+            cell.stale.insert(Part::Tickets, as_of(Part::Tickets));
+        }
+        (Some(now), Some(list)) if jira => {
+            let mut carried = false;
+            for t in now.iter_mut().filter(|t| t.in_jira.is_none()) {
+                if let Some(old) = list.iter().find(|o| o.key == t.key && o.in_jira.is_some()) {
+                    t.status = old.status.clone();
+                    t.summary = old.summary.clone();
+                    t.in_jira = old.in_jira;
+                    carried = true;
+                }
+            }
+            if carried {
+                cell.stale.insert(Part::Tickets, as_of(Part::Tickets));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A tag on commit `sha` (the newest-looking by name when there are several).
 fn tag_on(tags: &HashMap<String, String>, sha: &str) -> Option<String> {
     tags.iter()
@@ -189,7 +257,11 @@ struct Collected {
     /// Source repositories whose commits, tags or pull requests could not be read.
     repos_failed: HashSet<String>,
     builds: HashMap<String, Build>,
+    /// Components whose build TeamCity answered (with a build or with none).
+    builds_known: HashSet<String>,
     health: HashMap<(String, String), Option<f64>>,
+    /// Environments whose health Datadog answered.
+    health_known: HashSet<String>,
     /// Tickets Jira returned.
     tickets: BTreeMap<String, Ticket>,
     /// Keys of the batches Jira answered: one of these it did not return is not in Jira.
@@ -231,6 +303,8 @@ struct Run {
     anchor: String,
     ticket_pattern: Option<regex::Regex>,
     ticket_ignore: Option<regex::Regex>,
+    /// The last committed snapshot: what this run could not fetch is carried from it.
+    previous: Option<Snapshot>,
     /// Registry lookups begun while the deployments were read, and their keys.
     registry_started: Mutex<HashSet<(String, String)>>,
     registry_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -310,6 +384,7 @@ pub async fn run_snapshot(
         anchor,
         ticket_pattern,
         ticket_ignore,
+        previous: env.store.latest_or_fallback().ok().and_then(|l| l.snapshot),
         registry_started: Mutex::default(),
         registry_tasks: Mutex::default(),
     });
@@ -459,6 +534,7 @@ async fn emit_progress(
     stop: CancellationToken,
 ) {
     let mut last: Option<Progress> = None;
+    let mut last_states: Vec<super::events::StageState> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(PROGRESS_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -469,6 +545,28 @@ async fn emit_progress(
         run.tracker.take_dirty();
         let p = run.progress(run_id, trigger, started_at, &learned);
         let changed = last.as_ref().is_none_or(|l| !same_progress(l, &p));
+        // Cells change when a stage ends: the matrix follows.
+        let states: Vec<_> = p.stages.iter().map(|s| s.state).collect();
+        if states != last_states {
+            let done = |s: &Vec<super::events::StageState>| {
+                s.iter()
+                    .filter(|s| {
+                        !matches!(
+                            s,
+                            super::events::StageState::Pending | super::events::StageState::Running
+                        )
+                    })
+                    .count()
+            };
+            if done(&states) > done(&last_states) {
+                let so_far = run.assemble(run_id, started_at, false);
+                let _ = run
+                    .env
+                    .events
+                    .try_send(EngineEvent::Provisional(Box::new(so_far)));
+            }
+            last_states = states;
+        }
         if changed {
             // A full channel drops this one: the next tick carries newer numbers.
             let _ = run
@@ -1180,11 +1278,12 @@ impl Run {
         let mut failed = false;
         for (name, r) in results {
             match r {
-                Ok(Some(b)) => this
-                    .collect(|c| c.builds.insert(name, b))
-                    .map(|_| ())
-                    .unwrap_or(()),
-                Ok(None) => {}
+                Ok(found) => this.collect(|c| {
+                    c.builds_known.insert(name.clone());
+                    if let Some(b) = found {
+                        c.builds.insert(name, b);
+                    }
+                }),
                 Err(e) => {
                     failed = true;
                     this.fail(&e);
@@ -1228,6 +1327,7 @@ impl Run {
         for (env, r) in results {
             match r {
                 Ok(values) => this.collect(|c| {
+                    c.health_known.insert(env.clone());
                     for ((comp, name), v) in values {
                         c.health.insert((env.clone(), format!("{comp}\0{name}")), v);
                     }
@@ -1538,6 +1638,15 @@ impl Run {
                     Origin::Unknown(Unknown::Other(why)) => cell.unresolved = Some(why),
                 }
                 cell.build = c.builds.get(&comp.name).cloned();
+                let known = Known {
+                    deployment: state.is_some(),
+                    build: comp.teamcity_build_type.is_none()
+                        || config.teamcity.is_none()
+                        || c.builds_known.contains(&comp.name),
+                    health: comp.datadog_service.is_none()
+                        || config.datadog.is_none()
+                        || c.health_known.contains(env),
+                };
                 if comp.datadog_service.is_some() {
                     for q in &health_queries {
                         cell.health.insert(
@@ -1548,6 +1657,17 @@ impl Run {
                                 .flatten(),
                         );
                     }
+                }
+                if let Some(prev) = self.previous.as_ref()
+                    && let Some(before) = prev.cell(env, &comp.name)
+                {
+                    carry_forward(
+                        &mut cell,
+                        before,
+                        prev.finished_at,
+                        known,
+                        self.clients.jira.is_some(),
+                    );
                 }
                 cells
                     .entry(env.clone())
@@ -1569,15 +1689,9 @@ impl Run {
             stats.rate_limited_waits += s.rate_limited_waits;
             stats.per_source.insert(client.name.to_string(), s);
         }
-        let mut failures = c.failures.clone();
-        if cancelled {
-            failures.push(Failure {
-                source: "snaptop".into(),
-                endpoint: "run".into(),
-                status: None,
-                message: "cancelled".into(),
-            });
-        }
+        // A cancel is not an error: the snapshot says `cancelled`, the failures are only
+        // what failed.
+        let failures = c.failures.clone();
         Snapshot {
             run_id,
             started_at,

@@ -59,6 +59,7 @@ pub fn snapshot() -> Snapshot {
                 .collect();
             let build_ok = !(c == 3 && e == 0);
             let cell = Cell {
+                stale: BTreeMap::new(),
                 resolved: None,
                 unresolved: None,
                 tag: Some(if c == 2 {

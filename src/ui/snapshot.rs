@@ -44,6 +44,8 @@ pub struct SnapshotTab {
     /// Error of the last run when it produced no snapshot.
     last_error: Option<String>,
     progress: Option<Progress>,
+    /// The matrix of the running snapshot so far (what arrived, the rest carried).
+    provisional: Option<Snapshot>,
     next_run: NextRun,
     log: VecDeque<LogLine>,
     /// (component row, environment column) in the matrix.
@@ -65,6 +67,7 @@ impl SnapshotTab {
             history,
             last_error: None,
             progress: None,
+            provisional: None,
             next_run: NextRun::Unknown,
             log: VecDeque::new(),
             cursor: (0, 0),
@@ -238,9 +241,11 @@ impl Tab for SnapshotTab {
                 self.progress = Some((**p).clone());
             }
             EngineEvent::Progress(p) => self.progress = Some((**p).clone()),
+            EngineEvent::Provisional(s) => self.provisional = Some((**s).clone()),
             EngineEvent::Log(line) => self.push_log(line.clone()),
             EngineEvent::Finished { summary, snapshot } => {
                 self.progress = None;
+                self.provisional = None;
                 self.last_error = None;
                 self.snapshot = Some((**snapshot).clone());
                 self.history.insert(0, summary.clone());
@@ -249,6 +254,7 @@ impl Tab for SnapshotTab {
             }
             EngineEvent::Failed { summary, error } => {
                 self.progress = None;
+                self.provisional = None;
                 self.last_error = Some(error.clone());
                 self.history.insert(0, summary.clone());
                 self.history.truncate(HISTORY_ROWS);

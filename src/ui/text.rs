@@ -34,6 +34,7 @@ pub fn sanitize_event(ev: &mut EngineEvent) {
             }
         }
         EngineEvent::Log(line) => sanitize_log(line),
+        EngineEvent::Provisional(snapshot) => sanitize_snapshot(snapshot),
         EngineEvent::Finished { summary, snapshot } => {
             sanitize_summary(summary);
             sanitize_snapshot(snapshot);
