@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Serialize, de::DeserializeOwned};
 use sled::Transactional;
 
-use crate::engine::model::{RunSummary, Snapshot};
+use crate::engine::model::{RunDetail, RunSummary, Snapshot};
 
 /// Bumped when the layout of any tree changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -142,6 +142,8 @@ pub struct Store {
     state: sled::Tree,
     snapshots: sled::Tree,
     runs: sled::Tree,
+    /// Run id → [`RunDetail`] (per-source requests, failures, log).
+    run_details: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -194,6 +196,7 @@ impl Store {
             state: db.open_tree("state")?,
             snapshots: db.open_tree("snapshots")?,
             runs: db.open_tree("runs")?,
+            run_details: db.open_tree("run_details")?,
             path,
             db,
         };
@@ -381,7 +384,25 @@ impl Store {
             })?;
         self.trim(&self.snapshots, KEEP_SNAPSHOTS)?;
         self.trim(&self.runs, KEEP_RUNS)?;
+        self.trim(&self.run_details, KEEP_RUNS)?;
         Ok(())
+    }
+
+    /// Keeps what a run did for the history's detail view (after [`Store::commit_run`]:
+    /// not part of its transaction, and not needed for the snapshot to be whole).
+    pub fn put_run_detail(&self, id: u64, detail: &RunDetail) -> Result<()> {
+        put_json(&self.run_details, &id.to_be_bytes(), detail)
+    }
+
+    /// The details of these runs that are kept (a detail that does not decode is left
+    /// out: it is for reading only).
+    pub fn run_details(&self, ids: &[u64]) -> std::collections::HashMap<u64, RunDetail> {
+        ids.iter()
+            .filter_map(|id| {
+                let v = self.run_details.get(id.to_be_bytes()).ok()??;
+                Some((*id, serde_json::from_slice(&v).ok()?))
+            })
+            .collect()
     }
 
     /// Removes the oldest entries of `tree` beyond `keep`, but never the latest

@@ -117,7 +117,18 @@ fn snapshot_tab_after_a_cancelled_partial_run() {
     snapshot.run_id = 43;
     snapshot.partial = true;
     snapshot.cancelled = true;
-    snapshot.failures = vec![sample::failure()];
+    // A cancel is not an error: nothing failed, and what the run had not fetched yet
+    // (the builds) is the last good value, marked with when it was fetched.
+    snapshot.failures = vec![];
+    let earlier = snapshot.finished_at;
+    for row in snapshot.cells.values_mut() {
+        for cell in row.values_mut() {
+            cell.stale.insert(
+                snaptop::engine::model::Part::Build,
+                snaptop::engine::model::AsOf(earlier),
+            );
+        }
+    }
     snapshot.finished_at = sample::NOW - time::Duration::seconds(20);
     let mut summary = sample::history()[0].clone();
     summary.id = 43;
@@ -125,7 +136,7 @@ fn snapshot_tab_after_a_cancelled_partial_run() {
     summary.duration_ms = 3_000;
     summary.partial = true;
     summary.cancelled = true;
-    summary.errors = 1;
+    summary.errors = 0;
     app.on_event(AppEvent::Engine(EngineEvent::Finished {
         summary,
         snapshot: Box::new(snapshot),
@@ -482,4 +493,105 @@ fn reports_views_carry_meaning_without_colour_and_survive_tiny_panes() {
     for (w, h) in [(1, 1), (20, 5), (80, 24)] {
         render(&app, w, h);
     }
+}
+
+// --- the seed team's size: 15 components × 4 environments -----------------------------
+
+fn seed() -> App {
+    app(
+        Startup {
+            snapshot: Some(sample::seed_snapshot()),
+            history: sample::history(),
+            ..Startup::default()
+        },
+        Theme::default_theme(),
+    )
+}
+
+#[test]
+fn seed_matrix_idle() {
+    check("seed_idle", &seed());
+}
+
+#[test]
+fn seed_matrix_scrolled_to_the_last_component() {
+    let mut app = seed();
+    for _ in 0..20 {
+        app.on_action(Action::Down);
+    }
+    app.on_action(Action::Right);
+    app.on_action(Action::Right);
+    app.on_action(Action::Right);
+    check("seed_scrolled", &app);
+}
+
+#[test]
+fn seed_matrix_filtered() {
+    let mut app = seed();
+    app.on_action(Action::Filter);
+    for c in "ing".chars() {
+        app.on_key(&KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    check("seed_filtering", &app);
+    app.on_key(&KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    check("seed_filtered", &app);
+}
+
+#[test]
+fn seed_matrix_while_running_stays_in_view_and_updates() {
+    let mut app = seed();
+    app.on_event(AppEvent::Engine(EngineEvent::Started(Box::new(
+        sample::progress(),
+    ))));
+    let mut so_far = sample::seed_snapshot();
+    so_far.run_id = 43;
+    let cell = so_far
+        .cells
+        .get_mut("prod")
+        .unwrap()
+        .get_mut("payments")
+        .unwrap();
+    cell.tag = Some("v1.44.0".into());
+    app.on_event(AppEvent::Engine(EngineEvent::Provisional(Box::new(so_far))));
+    for line in sample::log() {
+        app.on_event(AppEvent::Engine(EngineEvent::Log(line)));
+    }
+    check("seed_running", &app);
+}
+
+#[test]
+fn seed_matrix_after_a_failed_run_keeps_every_last_good_value() {
+    let mut app = seed();
+    let (summary, snapshot) = sample::seed_failed_run();
+    app.on_event(AppEvent::Engine(EngineEvent::Finished {
+        summary,
+        snapshot: Box::new(snapshot),
+    }));
+    check("seed_failed_after_good", &app);
+    // The failures, grouped, one key away.
+    app.on_action(Action::NextView);
+    app.on_action(Action::Open);
+    check("seed_failures", &app);
+}
+
+#[test]
+fn seed_cell_detail_says_why_tickets_are_unknown() {
+    let mut app = seed();
+    for _ in 0..7 {
+        app.on_action(Action::Down);
+    }
+    for _ in 0..3 {
+        app.on_action(Action::Right);
+    }
+    app.on_action(Action::Open);
+    check("seed_detail_unresolved", &app);
+}
+
+#[test]
+fn seed_run_history_opens_a_run() {
+    let mut app = seed();
+    app.on_action(Action::NextView);
+    app.on_action(Action::Down);
+    app.on_action(Action::Open);
+    check("seed_run_detail", &app);
 }

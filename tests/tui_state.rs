@@ -258,7 +258,13 @@ fn snapshot_tab_follows_a_run_from_start_to_finish() {
     assert!(tab.is_running());
     assert_eq!(
         tab.hints(),
-        vec![Action::Cancel, Action::PageUp, Action::PageDown]
+        vec![
+            Action::Cancel,
+            Action::Up,
+            Action::Down,
+            Action::Open,
+            Action::NextView
+        ]
     );
     for line in sample::log() {
         tab.on_event(&engine(EngineEvent::Log(line)));
@@ -285,7 +291,17 @@ fn log_is_bounded() {
     for _ in 0..snaptop::ui::snapshot::LOG_LINES + 20 {
         tab.on_event(&engine(EngineEvent::Log(line.clone())));
     }
-    assert_eq!(tab.log().count(), snaptop::ui::snapshot::LOG_LINES);
+    // Bounded in lines and in bytes, whichever comes first.
+    let kept = tab.log().count();
+    assert!(
+        kept <= snaptop::ui::snapshot::LOG_LINES && kept > 1_000,
+        "{kept}"
+    );
+    let bytes: usize = tab
+        .log()
+        .map(|l| l.message.len() + l.source.len() + 32)
+        .sum();
+    assert!(bytes <= snaptop::ui::snapshot::log::LOG_BYTES, "{bytes}");
 }
 
 /// Between two visible words, every kind of sequence a hostile PR title, ticket
@@ -356,8 +372,16 @@ fn hostile_text_reaches_no_cell_of_the_snapshot_tab() {
     assert_drawn_clean(
         &app,
         "idle matrix",
-        &["v9 x1", "1 failed: Jira", "Bad Gateway"],
+        &["v9 x1", "1 failed: 503 Service Unavailable: Jira"],
     );
+    // The failure's own message, in the failures view (log pane, Enter).
+    app.on_action(Action::Log);
+    app.on_action(Action::NextView);
+    app.on_action(Action::Open);
+    assert_drawn_clean(&app, "failures view", &["Bad Gateway"]);
+    app.on_action(Action::Back);
+    app.on_action(Action::Back);
+    app.on_action(Action::Log);
 
     app.on_action(Action::Down);
     app.on_action(Action::Open);
@@ -549,8 +573,8 @@ fn last_run_log_can_replace_the_history_and_scroll_back() {
     }
     assert_eq!(
         tab.log_scrolled_back(),
-        40,
-        "at least one line stays in view"
+        31,
+        "a whole page stays in view: 41 lines, 10 a page"
     );
     tab.on_event(&engine(finished(43)));
     assert!(!tab.log_shown(), "idle: the history is shown");

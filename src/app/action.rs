@@ -47,6 +47,8 @@ pub enum Action {
     PageUp,
     PageDown,
     Log,
+    Filter,
+    Browse,
     OpenReport,
     OpenCompare,
     NextView,
@@ -57,7 +59,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in help-overlay order.
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 30] = [
         Action::Quit,
         Action::Suspend,
         Action::Help,
@@ -79,6 +81,8 @@ impl Action {
         Action::Trigger,
         Action::Cancel,
         Action::Log,
+        Action::Filter,
+        Action::Browse,
         Action::OpenReport,
         Action::OpenCompare,
         Action::NextView,
@@ -113,6 +117,8 @@ impl Action {
             Action::PageUp => "page_up",
             Action::PageDown => "page_down",
             Action::Log => "log",
+            Action::Filter => "filter",
+            Action::Browse => "browse",
             Action::OpenReport => "open_report",
             Action::OpenCompare => "open_compare",
             Action::NextView => "next_view",
@@ -151,6 +157,8 @@ impl Action {
             Action::PageUp => "scroll the log back",
             Action::PageDown => "scroll the log forward (to the end: follow it)",
             Action::Log => "show the last run's log in place of the run history",
+            Action::Filter => "filter the components by name (Enter keeps it, Esc clears it)",
+            Action::Browse => "open the selected cell's build in the browser (or copy its URL)",
             Action::OpenReport => "open Locust CSVs (a prefix, a directory or a *_stats.csv)",
             Action::OpenCompare => "open an earlier run to compare with (the base)",
             Action::NextView => "next view (endpoints, findings, advice, targets...)",
@@ -185,6 +193,8 @@ impl Action {
             Action::PageUp => "log back",
             Action::PageDown => "log fwd",
             Action::Log => "log",
+            Action::Filter => "filter",
+            Action::Browse => "browse",
             Action::OpenReport => "open",
             Action::OpenCompare => "compare",
             Action::NextView => "next view",
@@ -214,7 +224,9 @@ impl Action {
             | Action::PageDown
             | Action::Back
             | Action::Confirm => Group::Navigation,
-            Action::Trigger | Action::Cancel | Action::Log => Group::Snapshot,
+            Action::Trigger | Action::Cancel | Action::Log | Action::Filter | Action::Browse => {
+                Group::Snapshot
+            }
             Action::OpenReport
             | Action::OpenCompare
             | Action::NextView

@@ -8,7 +8,7 @@ use std::fmt;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::action::Action;
+use super::action::{Action, Group};
 use crate::config::KeyBinding;
 
 /// One key with its modifiers, normalised so that `R` and `shift-r` are the same chord.
@@ -214,6 +214,9 @@ impl KeyMap {
             (Action::PageUp, vec![p(PageUp)]),
             (Action::PageDown, vec![p(PageDown)]),
             (Action::Log, vec![c('L')]),
+            (Action::Filter, vec![c('/')]),
+            // As in k9s and lazygit; `o` also opens a run in the Reports tab.
+            (Action::Browse, vec![c('o')]),
             (Action::OpenReport, vec![c('o')]),
             (Action::OpenCompare, vec![c('b')]),
             (Action::NextView, vec![c(']')]),
@@ -260,11 +263,21 @@ impl KeyMap {
         Ok(map)
     }
 
+    /// Two actions may share a key only when they belong to different tabs (`o` opens
+    /// a run in Reports and a link in Snapshot); a global or navigation key is one
+    /// action everywhere.
     fn check_conflicts(&self) -> Result<(), KeyMapError> {
         let mut seen: Vec<(KeyChord, Action)> = Vec::new();
+        let shared = |a: Action, b: Action| {
+            let tab_only = |g: Group| !matches!(g, Group::Global | Group::Navigation);
+            a.group() != b.group() && tab_only(a.group()) && tab_only(b.group())
+        };
         for (&action, chords) in &self.by_action {
             for chord in chords {
-                if let Some((_, first)) = seen.iter().find(|(c, _)| c == chord) {
+                if let Some((_, first)) = seen
+                    .iter()
+                    .find(|(c, other)| c == chord && !shared(*other, action))
+                {
                     return Err(KeyMapError::Conflict {
                         key: chord.to_string(),
                         first: first.name().into(),
@@ -279,14 +292,27 @@ impl KeyMap {
 
     /// The action a key press asks for (releases and repeats of other kinds are ignored).
     pub fn action_for(&self, ev: &KeyEvent) -> Option<Action> {
+        self.action_in(ev, None)
+    }
+
+    /// [`KeyMap::action_for`] in the tab of `group`: a key two tabs share is that tab's.
+    pub fn action_in(&self, ev: &KeyEvent, group: Option<Group>) -> Option<Action> {
         if ev.kind == KeyEventKind::Release {
             return None;
         }
         let chord = KeyChord::from_event(ev);
-        self.by_action
+        let mut bound = self
+            .by_action
             .iter()
-            .find(|(_, chords)| chords.contains(&chord))
-            .map(|(a, _)| *a)
+            .filter(|(_, chords)| chords.contains(&chord))
+            .map(|(a, _)| *a);
+        let first = bound.next()?;
+        Some(
+            std::iter::once(first)
+                .chain(bound)
+                .find(|a| Some(a.group()) == group)
+                .unwrap_or(first),
+        )
     }
 
     pub fn keys(&self, action: Action) -> &[KeyChord] {

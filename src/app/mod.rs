@@ -61,6 +61,8 @@ pub struct Startup {
     /// Warnings from the config (a token file others can read), shown as a warning line
     /// when there is no store problem to show.
     pub warnings: Vec<String>,
+    /// What the runs of the history did (per source, failures, log), where kept.
+    pub run_details: std::collections::HashMap<u64, crate::engine::model::RunDetail>,
 }
 
 pub struct App {
@@ -85,14 +87,21 @@ impl App {
             text::sanitize_snapshot(s);
         }
         startup.history.iter_mut().for_each(text::sanitize_summary);
-        let data_as_of = startup.snapshot.as_ref().map(|s| s.finished_at);
+        startup
+            .run_details
+            .values_mut()
+            .for_each(text::sanitize_detail);
+        let data_as_of = startup.snapshot.as_ref().map(|s| s.data_as_of());
         let last_stats = startup
             .snapshot
             .as_ref()
             .map(|s| (s.run_id, s.stats.clone()));
         // The tabs, in tab-bar order; keys 1–4 follow this order.
         let tabs: Vec<Box<dyn Tab>> = vec![
-            Box::new(SnapshotTab::new(startup.snapshot, startup.history)),
+            Box::new(
+                SnapshotTab::new(startup.snapshot, startup.history)
+                    .with_details(startup.run_details),
+            ),
             Box::new(ScheduleTab::default()),
             Box::new(ReportsTab::new(startup.report_targets)),
             Box::new(CacheTab::new(last_stats)),
@@ -188,11 +197,16 @@ impl App {
             if key.kind == KeyEventKind::Release {
                 return had_message;
             }
-            let action = self.keys.action_for(key);
+            let action = self
+                .keys
+                .action_in(key, Some(self.tabs[self.active].group()));
             let outcome = self.tabs[self.active].handle_text(key, action);
             return self.apply(outcome) || had_message;
         }
-        let Some(action) = self.keys.action_for(key) else {
+        let Some(action) = self
+            .keys
+            .action_in(key, Some(self.tabs[self.active].group()))
+        else {
             if self.overlay == Overlay::ConfirmQuit {
                 self.overlay = Overlay::None;
                 return true;
@@ -344,7 +358,7 @@ impl App {
             EngineEvent::Log(_) | EngineEvent::Provisional(_) => false,
             EngineEvent::Finished { summary, snapshot } => {
                 self.running = None;
-                self.data_as_of = Some(snapshot.finished_at);
+                self.data_as_of = Some(snapshot.data_as_of());
                 let took = text::duration(Duration::from_millis(summary.duration_ms));
                 if snapshot.cancelled {
                     self.say(

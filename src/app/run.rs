@@ -193,9 +193,12 @@ pub fn read_startup(store: &Store) -> anyhow::Result<Startup> {
             store.path().display()
         )
     });
+    let history = store.run_history(HISTORY_ROWS)?;
+    let ids: Vec<u64> = history.iter().map(|r| r.id).collect();
     Ok(Startup {
         snapshot: latest.snapshot,
-        history: store.run_history(HISTORY_ROWS)?,
+        run_details: store.run_details(&ids),
+        history,
         store_problem,
         ..Startup::default()
     })
@@ -584,8 +587,47 @@ fn run_effect(
         (Effect::CompletePath(input), _) => reports.complete(input),
         // The loop suspends: it owns the terminal.
         (Effect::Suspend, _) => {}
+        (Effect::OpenUrl(url), _) => match open_url(&url) {
+            Ok(how) => app.say(Level::Info, format!("{how}: {url}")),
+            Err(e) => app.say(Level::Warn, format!("cannot open {url}: {e}")),
+        },
     }
     false
+}
+
+/// Opens `url` with `$BROWSER` (its first entry; `%s` is the URL, else the URL is the
+/// last argument), else copies it with OSC 52, which terminals and tmux pass to the
+/// clipboard of the machine in front of the user: the pane is usually over SSH.
+fn open_url(url: &str) -> std::io::Result<&'static str> {
+    use std::io::Write;
+    if let Some(browser) = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+    {
+        let first = browser.split(':').next().unwrap_or_default();
+        let mut words = first.split_whitespace().map(|w| w.replace("%s", url));
+        if let Some(program) = words.next() {
+            let mut args: Vec<String> = words.collect();
+            if !first.contains("%s") {
+                args.push(url.to_string());
+            }
+            let mut child = std::process::Command::new(program)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?;
+            // Reaped off the loop, so no zombie is left.
+            tokio::task::spawn_blocking(move || child.wait());
+            return Ok("opened with $BROWSER");
+        }
+    }
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(url);
+    let mut out = std::io::stdout();
+    write!(out, "\x1b]52;c;{encoded}\x07")?;
+    out.flush()?;
+    Ok("copied to the clipboard (OSC 52)")
 }
 
 /// Reads the store's namespace sizes on the blocking pool; the Cache tab gets them as

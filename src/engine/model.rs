@@ -32,6 +32,31 @@ impl Snapshot {
     pub fn cell(&self, env: &str, component: &str) -> Option<&Cell> {
         self.cells.get(env)?.get(component)
     }
+
+    /// When the newest data shown was fetched: the run's end when it brought anything,
+    /// else the newest carried part (a run that fetched nothing is not "just now").
+    pub fn data_as_of(&self) -> OffsetDateTime {
+        let cells = || self.cells.values().flat_map(|r| r.values());
+        let fresh = cells().any(|c| {
+            c.stale.len() < 4 && (c.tag.is_some() || c.build.is_some() || c.tickets.is_some())
+        });
+        if fresh || cells().all(|c| c.stale.is_empty()) {
+            return self.finished_at;
+        }
+        cells()
+            .flat_map(|c| c.stale.values().map(|a| a.0))
+            .max()
+            .unwrap_or(self.finished_at)
+    }
+
+    /// The oldest carried part, when any part is stale.
+    pub fn oldest_stale(&self) -> Option<OffsetDateTime> {
+        self.cells
+            .values()
+            .flat_map(|r| r.values())
+            .flat_map(|c| c.stale.values().map(|a| a.0))
+            .min()
+    }
 }
 
 /// One environment × component.
@@ -204,6 +229,18 @@ pub struct SourceStats {
     #[serde(default)]
     pub answered: u64,
 }
+
+/// What one run did, kept beside its summary for the run history's detail view: the
+/// requests per source, what failed, and its log (bounded).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunDetail {
+    pub per_source: BTreeMap<String, SourceStats>,
+    pub failures: Vec<Failure>,
+    pub log: Vec<super::events::LogLine>,
+}
+
+/// Log lines kept with a run in the store.
+pub const RUN_LOG_LINES: usize = 400;
 
 /// One line of the run history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -338,7 +338,16 @@ pub async fn run_snapshot(
     };
     let events = env.events.clone();
     let redactor = env.secrets.redactor();
+    // The run's log is also kept with it, for the history's detail view.
+    let kept: Arc<Mutex<Vec<crate::engine::events::LogLine>>> = Arc::default();
+    let keep = kept.clone();
     let log = LogSink::new(move |line| {
+        {
+            let mut k = keep.lock().unwrap_or_else(|p| p.into_inner());
+            if k.len() < crate::engine::model::RUN_LOG_LINES {
+                k.push(line.clone());
+            }
+        }
         let _ = events.try_send(EngineEvent::Log(line));
     })
     .redacting(redactor.clone());
@@ -457,6 +466,14 @@ pub async fn run_snapshot(
     env.store
         .commit_run(&summary, Some(&snapshot))
         .map_err(|e| fail(e.into()))?;
+    let detail = crate::engine::model::RunDetail {
+        per_source: snapshot.stats.per_source.clone(),
+        failures: snapshot.failures.clone(),
+        log: std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner())),
+    };
+    if let Err(e) = env.store.put_run_detail(run_id, &detail) {
+        tracing::warn!("cannot keep the details of run {run_id}: {e}");
+    }
     if !snapshot.partial {
         let mut learned = learned;
         learned.learn(&run.tracker.stage_ends(), run.tracker.elapsed());

@@ -209,6 +209,10 @@ impl Tab for CacheTab {
         );
     }
 
+    fn group(&self) -> crate::app::action::Group {
+        crate::app::action::Group::Cache
+    }
+
     fn hints(&self) -> Vec<Action> {
         vec![Action::Refresh]
     }

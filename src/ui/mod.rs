@@ -90,6 +90,8 @@ pub enum Effect {
     CompletePath(String),
     /// Give the terminal back and stop until the shell continues the process (Ctrl-Z).
     Suspend,
+    /// Open a link (a build's page) with `$BROWSER`, else put it on the clipboard.
+    OpenUrl(String),
 }
 
 /// What handling a key did.
@@ -127,6 +129,10 @@ pub trait Tab {
     fn render(&self, frame: &mut Frame, area: Rect, view: &View);
     /// The actions shown in the footer while this tab is active, in order.
     fn hints(&self) -> Vec<Action>;
+    /// Whose keys win when two tabs share one (`o`): this tab's group's.
+    fn group(&self) -> Group {
+        Group::Global
+    }
     /// When a relative time this tab shows ("7m ago", "in 12m") next changes its text;
     /// None when nothing on it depends on the clock.
     fn next_change(&self, _now: OffsetDateTime) -> Option<Duration> {

@@ -631,6 +631,10 @@ impl Tab for ReportsTab {
         }
     }
 
+    fn group(&self) -> crate::app::action::Group {
+        crate::app::action::Group::Reports
+    }
+
     fn hints(&self) -> Vec<Action> {
         if self.prompt.is_some() {
             return Vec::new();

@@ -259,3 +259,185 @@ pub fn failure() -> Failure {
         message: "Service Unavailable".into(),
     }
 }
+
+/// The seed team's size: 15 components × 4 environments, as real estates look —
+/// semver tags with prod behind staging (drift), a digest pin tied to its tag, one that
+/// nothing ties to a tag (tickets unknown), TeamCity and Jira links, ticket counts in the
+/// tens, one component deployed nowhere yet in prod.
+pub fn seed_snapshot() -> Snapshot {
+    const SEED_ENVS: [&str; 4] = ["dev", "qa", "staging", "prod"];
+    const SEED_COMPONENTS: [&str; 15] = [
+        "payments",
+        "checkout",
+        "ledger",
+        "notifications",
+        "search",
+        "catalog",
+        "accounts",
+        "gateway",
+        "inventory",
+        "pricing",
+        "shipping",
+        "reports",
+        "auth",
+        "media",
+        "scheduler",
+    ];
+    let mut cells = BTreeMap::new();
+    for (e, env) in SEED_ENVS.iter().enumerate() {
+        let mut row = BTreeMap::new();
+        for (c, comp) in SEED_COMPONENTS.iter().enumerate() {
+            let seed = (e * 7 + c * 3) as i64;
+            // Later environments lag: prod runs older minors for a third of components.
+            let lag = if e == 3 && c % 3 == 0 {
+                2
+            } else if e >= 2 && c % 4 == 1 {
+                1
+            } else {
+                0
+            };
+            let minor = 44 - lag as u32 - (c as u32 % 5);
+            let version = format!("v1.{minor}.{}", (c + lag) % 3);
+            let mut cell = Cell {
+                tag: Some(version.clone()),
+                deployed_at: Some(ago(3_600 * (3 + seed * 5))),
+                deploy_commit: Some(sha(4_000 + seed as u64)),
+                source_commit: Some(sha(5_000 + seed as u64)),
+                build: Some(Build {
+                    number: Some(format!("{}", 2100 + c * 10 + e)),
+                    status: Some(
+                        if (c + e) % 9 == 4 {
+                            "FAILURE"
+                        } else {
+                            "SUCCESS"
+                        }
+                        .into(),
+                    ),
+                    state: Some("finished".into()),
+                    finished_at: Some(ago(3_600 * (4 + seed * 5))),
+                    web_url: Some(format!(
+                        "https://teamcity.acme.test/buildConfiguration/Acme_{comp}/{}",
+                        2100 + c * 10 + e
+                    )),
+                }),
+                health: BTreeMap::from([
+                    ("error_rate".into(), Some(0.001 * ((c * 7 + e) % 13) as f64)),
+                    ("p95_ms".into(), Some(90.0 + 13.0 * seed as f64)),
+                ]),
+                tickets: Some(
+                    (0..(c * 3 + e * 2) % 14)
+                        .map(|i| Ticket {
+                            key: format!("{}-{}", &comp[..3].to_uppercase(), 200 + i),
+                            status: Some(["Done", "Released", "In Review"][i % 3].into()),
+                            summary: Some(format!("Improve {comp} case {i}")),
+                            in_jira: Some(i % 7 != 6),
+                        })
+                        .collect(),
+                ),
+                events: (0..4)
+                    .map(|i| DeployEvent {
+                        at: ago(3_600 * (3 + seed * 5) + 86_400 * 3 * i),
+                        from: Some(format!("v1.{}.0", minor - 1 - i as u32)),
+                        to: Some(if i == 0 {
+                            version.clone()
+                        } else {
+                            format!("v1.{}.0", minor - i as u32)
+                        }),
+                        commit: sha(8_000 + (seed + i) as u64),
+                    })
+                    .rev()
+                    .collect(),
+                ..Cell::default()
+            };
+            match (*comp, e) {
+                // Pinned by a bot: the digest stands for the tag it replaced.
+                ("accounts", _) => {
+                    cell.tag = Some(format!("sha256:{}", sha(6_000 + e as u64)));
+                    cell.resolved = Some(crate::engine::model::Resolved {
+                        tag: version.clone(),
+                        via: "replaced tag".into(),
+                    });
+                }
+                // A digest alone, an image without a revision label.
+                ("gateway", 2 | 3) => {
+                    cell.tag = Some(format!("sha256:0808065736{}", &sha(7_000 + e as u64)[10..]));
+                    cell.source_commit = None;
+                    cell.tickets = None;
+                    cell.unresolved = Some(
+                        "digest not resolved: the image has no org.opencontainers.image.revision label"
+                            .into(),
+                    );
+                }
+                ("scheduler", 3) => {
+                    cell = Cell {
+                        unresolved: Some("not deployed".into()),
+                        ..Cell::default()
+                    };
+                }
+                _ => {}
+            }
+            row.insert(comp.to_string(), cell);
+        }
+        cells.insert(env.to_string(), row);
+    }
+    Snapshot {
+        run_id: 42,
+        started_at: ago(7 * 60 + 4),
+        finished_at: ago(7 * 60),
+        partial: false,
+        cancelled: false,
+        failures: vec![],
+        environments: SEED_ENVS.map(String::from).to_vec(),
+        components: SEED_COMPONENTS.map(String::from).to_vec(),
+        cells,
+        health_queries: vec!["error_rate".into(), "p95_ms".into()],
+        stats: stats(),
+    }
+}
+
+/// The run after [`seed_snapshot`] when every source refused connections: nothing new,
+/// every value the last good one, marked with when it was fetched.
+pub fn seed_failed_run() -> (RunSummary, Snapshot) {
+    use crate::engine::model::{AsOf, Part};
+    let good = seed_snapshot();
+    let mut s = good.clone();
+    s.run_id = 43;
+    s.started_at = NOW - time::Duration::seconds(40);
+    s.finished_at = NOW - time::Duration::seconds(30);
+    s.partial = true;
+    s.failures = ["github", "teamcity", "datadog", "jira"]
+        .iter()
+        .map(|source| Failure {
+            source: source.to_string(),
+            endpoint: match *source {
+                "github" => "GET /repos/acme/deploy/commits?path=overlays%2Fstaging%2Fpayments%2Fkustomization.yaml&since=2026-10-03T00%3A00%3A00Z&per_page=100".into(),
+                "teamcity" => "GET /app/rest/builds?locator=buildType%3A%28id%3AAcme_Payments%29%2Ccount%3A5".into(),
+                "datadog" => "GET /api/v1/query".into(),
+                _ => "POST /rest/api/3/search/jql".into(),
+            },
+            status: None,
+            message: "cannot connect: tcp connect error: Connection refused (os error 111)".into(),
+        })
+        .collect();
+    for row in s.cells.values_mut() {
+        for cell in row.values_mut() {
+            for part in [Part::Deployment, Part::Build, Part::Health, Part::Tickets] {
+                cell.stale.insert(part, AsOf(good.finished_at));
+            }
+        }
+    }
+    let summary = RunSummary {
+        id: 43,
+        started_at: s.started_at,
+        duration_ms: 10_000,
+        trigger: Trigger::Manual,
+        requests: 31,
+        not_modified: 0,
+        cache_hits: 0,
+        errors: 4,
+        partial: true,
+        cancelled: false,
+        error: None,
+    };
+    (summary, s)
+}

@@ -56,6 +56,16 @@ pub fn sanitize_summary(s: &mut RunSummary) {
     clean_opt(&mut s.error);
 }
 
+/// A run's kept detail, read from the store (its log and failures came from outside).
+pub fn sanitize_detail(d: &mut crate::engine::model::RunDetail) {
+    d.log.iter_mut().for_each(sanitize_log);
+    for f in &mut d.failures {
+        clean(&mut f.source);
+        clean(&mut f.endpoint);
+        clean(&mut f.message);
+    }
+}
+
 pub fn sanitize_snapshot(s: &mut Snapshot) {
     s.environments.iter_mut().for_each(clean);
     s.components.iter_mut().for_each(clean);

@@ -62,6 +62,8 @@ roles! {
     ChartP99 => "chart.p99",
     ChangeWorse => "change.worse",
     ChangeBetter => "change.better",
+    MatrixDrift => "matrix.drift",
+    MatrixStale => "matrix.stale",
 }
 
 /// Built-in theme files, embedded so the binary works anywhere.
@@ -230,7 +232,10 @@ impl Theme {
                     | Role::Title
                     | Role::Key
                     | Role::Header => Modifier::BOLD,
-                    Role::SeverityCritical => Modifier::BOLD | Modifier::UNDERLINED,
+                    Role::SeverityCritical | Role::MatrixDrift => {
+                        Modifier::BOLD | Modifier::UNDERLINED
+                    }
+                    Role::MatrixStale => Modifier::DIM | Modifier::ITALIC,
                     Role::Muted | Role::GaugeSkipped | Role::GaugePending => Modifier::DIM,
                     _ => Modifier::empty(),
                 };
