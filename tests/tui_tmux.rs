@@ -702,3 +702,58 @@ fn bad_keys_and_bad_theme_fail_loudly() {
         "{err}"
     );
 }
+
+/// The seed team's size in a real terminal at 80×24: the 15 × 4 matrix scrolls with its
+/// position shown, `/` filters, a run keeps the matrix in view, and a run where every
+/// source fails keeps every last good value, marked with its age.
+#[test]
+fn seed_size_matrix_scrolls_filters_and_keeps_the_last_good_values() {
+    if !have_tmux() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(common::sim(snaptop::sim::SimOptions {
+        profile: snaptop::sim::Profile::Seed,
+        // A network's latency: the run lasts long enough to be seen.
+        latency: Duration::from_millis(120),
+        ..snaptop::sim::SimOptions::default()
+    }));
+    let data = tempfile::tempdir().unwrap();
+    let config = common::write_config(&sim, data.path());
+    let env = sim.secret_env().map(|(k, v)| (k, v.to_string()));
+    let pane = Pane::start_with_env(
+        "seed",
+        80,
+        24,
+        &env,
+        &format!("--config {}", config.display()),
+    );
+    pane.wait_for(&["1 Snapshot", "No snapshot yet"]);
+    pane.keys(&["r"]);
+    // While it runs, the matrix is there under the progress.
+    pane.wait_for(&["running", "Deployments · updating"]);
+    let s = pane.wait_for(&["Last run #1", "1–12/15 ↓"]);
+    assert!(s.contains("component") && s.contains("prod"), "{s}");
+    for _ in 0..14 {
+        pane.keys(&["j"]);
+    }
+    let s = pane.wait_for(&["4–15/15 ↑", "scheduler"]);
+    assert!(!s.contains("│payments "), "{s}");
+    pane.keys(&["/", "c", "h", "e", "c", "k", "Enter"]);
+    let s = pane.wait_for(&["/check 1/15"]);
+    assert!(s.contains("checkout") && !s.contains("ledger"), "{s}");
+    pane.keys(&["Escape"]);
+    pane.wait_for(&["1–12/15"]);
+    // Every source goes down: the next run brings nothing, and nothing is hidden.
+    for source in snaptop::sim::Source::ALL {
+        sim.set_fault(source, snaptop::sim::Fault::ServerError);
+    }
+    pane.keys(&["r"]);
+    let s = pane.wait_for(&["Last run #2", "cells from earlier runs", "~"]);
+    assert!(s.contains("failed"), "{s}");
+    assert!(s.contains("v1."), "the last good tags stay: {s}");
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+    drop(rt);
+}
