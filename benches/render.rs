@@ -77,7 +77,29 @@ fn bench(c: &mut Criterion) {
     }
     let mut detail = idle();
     detail.on_action(Action::Open);
+    let seed = || {
+        let mut app = App::new(
+            Startup {
+                snapshot: Some(sample::seed_snapshot()),
+                history: sample::history(),
+                ..Startup::default()
+            },
+            KeyMap::defaults(),
+            Theme::default_theme(),
+            UtcOffset::UTC,
+        );
+        app.on_event(AppEvent::Engine(EngineEvent::NextRun(None)));
+        app
+    };
+    let mut seed_failed = seed();
+    let (summary, snapshot) = sample::seed_failed_run();
+    seed_failed.on_event(AppEvent::Engine(EngineEvent::Finished {
+        summary,
+        snapshot: Box::new(snapshot),
+    }));
     let screens = [
+        ("seed_idle", seed()),
+        ("seed_failed_after_good", seed_failed),
         ("idle", idle()),
         ("running", running),
         ("detail", detail),
