@@ -99,18 +99,62 @@ fn quit_is_immediate_when_idle_and_asks_while_running() {
     assert_eq!(app.take_effects(), vec![Effect::Cancel]);
 }
 
+fn help_scroll(app: &App) -> snaptop::ui::widgets::Scroll {
+    match app.overlay {
+        Overlay::Help { scroll } => scroll,
+        other => panic!("help is not open: {other:?}"),
+    }
+}
+
 #[test]
 fn help_opens_scrolls_and_closes() {
     let mut app = idle_app();
     app.on_terminal(&key('?'));
-    assert_eq!(app.overlay, Overlay::Help { scroll: 0 });
+    assert_eq!(help_scroll(&app).offset(), 0);
     app.on_action(Action::Down);
-    assert_eq!(app.overlay, Overlay::Help { scroll: 1 });
+    assert_eq!(help_scroll(&app).offset(), 1);
     // Keys of the tab below do nothing while help is open.
     assert!(!app.on_action(Action::Trigger));
     assert!(app.take_effects().is_empty());
     app.on_action(Action::Back);
     assert_eq!(app.overlay, Overlay::None);
+}
+
+#[test]
+fn help_scroll_stops_at_the_end_so_no_press_is_dead() {
+    let mut app = idle_app();
+    app.on_terminal(&Event::Resize(80, 24));
+    app.on_terminal(&key('?'));
+    assert!(!app.on_action(Action::Up), "at the top: nothing to redraw");
+    let max = help_scroll(&app).max_offset();
+    assert!(max > 0, "the help is longer than an 80×24 pane");
+    for _ in 0..100 {
+        app.on_action(Action::Down);
+    }
+    assert_eq!(help_scroll(&app).offset(), max);
+    assert!(
+        !app.on_action(Action::Down),
+        "at the end: nothing to redraw"
+    );
+    // The first press back up moves at once.
+    assert!(app.on_action(Action::Up));
+    assert_eq!(help_scroll(&app).offset(), max - 1);
+    // A page keeps one line of the last one in view.
+    assert!(app.on_action(Action::PageUp));
+    assert_eq!(help_scroll(&app).offset(), (max - 1).saturating_sub(17));
+    app.on_action(Action::PageUp);
+    assert_eq!(help_scroll(&app).offset(), 0);
+    assert!(app.on_action(Action::PageDown));
+    // A taller pane shows more: the end comes sooner, and the offset stays inside it.
+    app.on_action(Action::PageDown);
+    app.on_action(Action::PageDown);
+    app.on_terminal(&Event::Resize(80, 40));
+    let s = help_scroll(&app);
+    assert_eq!(s.offset(), s.max_offset());
+    assert!(s.max_offset() < max);
+    app.on_terminal(&Event::Resize(80, 200));
+    assert_eq!(help_scroll(&app).offset(), 0);
+    assert!(!app.on_action(Action::Down), "everything fits");
 }
 
 #[test]
