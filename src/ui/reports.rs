@@ -17,7 +17,7 @@ use ratatui::widgets::{
 };
 use ratatui_textarea::{CursorMove, TextArea};
 use time::OffsetDateTime;
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthStr;
 
 use super::text::{self, fit, fit_left};
 use super::theme::{Role, Theme};
@@ -1297,37 +1297,9 @@ fn endpoint_row(
     ])
 }
 
-/// Word-wraps `s` to `width` columns: the first line after `first`, the rest after
-/// `indent` (both prefixes count in the width). Words longer than a line are split.
-fn wrap(s: &str, width: usize, first: &str, indent: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut line = first.to_string();
-    let mut fresh = true;
-    for word in s.split(' ').filter(|w| !w.is_empty()) {
-        let need = if fresh { 0 } else { 1 } + word.width();
-        if !fresh && line.width() + need > width {
-            out.push(std::mem::replace(&mut line, indent.to_string()));
-            fresh = true;
-        }
-        if !fresh {
-            line.push(' ');
-        }
-        for c in word.chars() {
-            let w = c.width().unwrap_or(0);
-            if line.width() + w > width && line.width() > indent.width() {
-                out.push(std::mem::replace(&mut line, indent.to_string()));
-            }
-            line.push(c);
-        }
-        fresh = false;
-    }
-    out.push(line);
-    out
-}
-
 /// Wrapped text as lines of one style.
 fn wrapped(s: &str, width: u16, first: &str, indent: &str, style: Style) -> Vec<Line<'static>> {
-    wrap(s, width as usize, first, indent)
+    text::wrap(s, width as usize, first, indent)
         .into_iter()
         .map(|l| Line::styled(l, style))
         .collect()
@@ -1994,15 +1966,6 @@ mod tests {
             first.starts_with("⚠ ") && first.contains("last line incomplete"),
             "{first}"
         );
-    }
-
-    #[test]
-    fn wrap_keeps_words_and_indents() {
-        let w = wrap("aa bb cc dd", 8, "- ", "  ");
-        assert_eq!(w, ["- aa bb", "  cc dd"]);
-        let w = wrap("abcdefghij", 6, "", "");
-        assert_eq!(w, ["abcdef", "ghij"]);
-        assert_eq!(wrap("", 10, "> ", ""), ["> "]);
     }
 
     #[test]
