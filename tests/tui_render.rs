@@ -34,7 +34,12 @@ fn idle() -> App {
         },
         Theme::default_theme(),
     );
-    app.on_event(AppEvent::StoreSizes(vec![
+    app.on_event(AppEvent::StoreSizes(store_sizes()));
+    app
+}
+
+fn store_sizes() -> Vec<NamespaceSize> {
+    vec![
         NamespaceSize {
             name: "http",
             entries: 1_204,
@@ -55,8 +60,7 @@ fn idle() -> App {
             entries: 30,
             bytes: 402_000,
         },
-    ]));
-    app
+    ]
 }
 
 fn running() -> App {
@@ -330,7 +334,9 @@ fn reports_open_prompt_with_completions() {
 #[test]
 fn cache_tab() {
     let mut app = idle();
+    // Opening the tab reads the store figures again; here is the answer.
     app.on_action(Action::TabCache);
+    app.on_event(AppEvent::StoreSizes(store_sizes()));
     check("cache", &app);
 }
 

@@ -552,6 +552,66 @@ fn cache_tab_refresh_is_an_effect_not_io() {
 }
 
 #[test]
+fn cache_tab_reloads_the_store_figures_when_opened_and_when_a_run_ends() {
+    let mut app = idle_app();
+    // The loop's load at start is in flight: opening the tab does not ask twice.
+    app.on_action(Action::TabCache);
+    assert!(app.take_effects().is_empty());
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    // Opened again later: the figures are read again.
+    app.on_action(Action::TabSnapshot);
+    assert!(app.take_effects().is_empty(), "other tabs ask for nothing");
+    app.on_action(Action::TabCache);
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    // A run ends, the tab hidden or not: its commit changed the store.
+    app.on_action(Action::TabSnapshot);
+    app.on_event(engine(finished(43)));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    app.on_event(engine(EngineEvent::Failed {
+        summary: sample::history()[0].clone(),
+        error: "github: 401".into(),
+    }));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    // A run that ends while a load is in flight: one more load once it lands, since
+    // the figures in flight may predate the run's commit.
+    app.on_event(engine(finished(44)));
+    assert!(app.take_effects().is_empty());
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    assert!(app.take_effects().is_empty(), "and no more");
+}
+
+#[test]
+fn cache_tab_rows_add_up_to_the_all_row() {
+    let mut app = idle_app();
+    app.on_action(Action::TabCache);
+    let text = screen(&app, 100, 30);
+    let row = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start_matches('│').starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} row:\n{text}"));
+        line.trim_matches(|c| c == '│' || c == ' ')
+            .split_whitespace()
+            .map(|c| c.replace(',', ""))
+            .collect()
+    };
+    let sources = ["Datadog", "GitHub", "Jira", "TeamCity"];
+    let all = row("all");
+    // requests, 304s, cache hits, (hit %), retries, rate waits, errors
+    for col in [1, 2, 3, 5, 6, 7] {
+        let sum: u64 = sources
+            .iter()
+            .map(|s| row(s)[col].parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(all[col], sum.to_string(), "column {col}:\n{text}");
+    }
+}
+
+#[test]
 fn mouse_wheel_moves_and_a_click_on_the_tab_bar_switches() {
     use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
     let mouse = |kind, column, row| {

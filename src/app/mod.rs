@@ -239,7 +239,7 @@ impl App {
             MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
                 match crate::ui::tab_at(self, m.column) {
                     Some(i) if i != self.active && self.overlay == Overlay::None => {
-                        self.active = i;
+                        self.show_tab(i);
                         true
                     }
                     _ => false,
@@ -307,12 +307,21 @@ impl App {
             _ => None,
         };
         if let Some(i) = target {
-            let changed = i != self.active;
-            self.active = i;
-            return changed;
+            if i == self.active {
+                return false;
+            }
+            self.show_tab(i);
+            return true;
         }
         let outcome = self.tabs[self.active].handle_key(action);
         self.apply(outcome)
+    }
+
+    /// Makes tab `i` the visible one and lets it bring itself up to date.
+    fn show_tab(&mut self, i: usize) {
+        self.active = i;
+        let outcome = self.tabs[i].on_show();
+        self.apply(outcome);
     }
 
     /// Carries out what a tab said a key did; returns whether to redraw.
@@ -354,6 +363,7 @@ impl App {
         for (i, tab) in self.tabs.iter_mut().enumerate() {
             // Every tab keeps its state current; only the visible one costs a frame.
             changed |= tab.on_event(&event) && i == self.active;
+            self.effects.extend(tab.take_effects());
         }
         changed
     }

@@ -125,6 +125,16 @@ pub trait Tab {
     }
     /// An event reached the app; return whether anything this tab draws changed.
     fn on_event(&mut self, event: &AppEvent) -> bool;
+    /// Work this tab asks for after an event (the Cache tab reloads the store figures
+    /// when a run ends); the app collects it after every event.
+    fn take_effects(&mut self) -> Vec<Effect> {
+        Vec::new()
+    }
+    /// The tab was switched to (by key, number or click): a chance to bring what it
+    /// shows up to date.
+    fn on_show(&mut self) -> Outcome {
+        Outcome::Ignored
+    }
     fn render(&self, frame: &mut Frame, area: Rect, view: &View);
     /// The actions shown in the footer while this tab is active, in order.
     fn hints(&self) -> Vec<Action>;
