@@ -118,6 +118,8 @@ struct Prompt {
     cycle: Option<usize>,
     /// The last completion found nothing.
     no_match: bool,
+    /// The prefilled text is untouched: a first `/` or `~` starts a new path instead.
+    pristine: bool,
 }
 
 impl Prompt {
@@ -128,7 +130,54 @@ impl Prompt {
             candidates: Vec::new(),
             cycle: None,
             no_match: false,
+            pristine: !text.is_empty(),
         }
+    }
+
+    /// Shell-like editing the text area does not do the shell's way; true when the key
+    /// was one of them. `Ctrl-U` deletes to the start; `Ctrl-W` deletes the path
+    /// component before the cursor with its separator (`results/api/` → `results/`);
+    /// `/` or `~` typed first on the prefilled text replaces it (a new absolute or home
+    /// path).
+    fn edit(&mut self, key: &KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let pristine = std::mem::take(&mut self.pristine);
+        match key.code {
+            KeyCode::Char(c @ ('/' | '~')) if pristine && !ctrl && !alt => {
+                self.set_text(&c.to_string());
+            }
+            KeyCode::Char('u' | 'U') if ctrl && !alt => {
+                self.input.delete_line_by_head();
+            }
+            KeyCode::Char('w' | 'W') if ctrl && !alt => self.delete_path_word(),
+            KeyCode::Backspace if alt && !ctrl => self.delete_path_word(),
+            _ => return false,
+        }
+        self.cycle = None;
+        self.no_match = false;
+        true
+    }
+
+    /// Deletes back from the cursor over separators (`/`, spaces), then over the word
+    /// before them, as a shell's `unix-filename-rubout` does.
+    fn delete_path_word(&mut self) {
+        let col = self.input.cursor().1;
+        let text = self.text();
+        let before: Vec<char> = text.chars().take(col).collect();
+        let is_sep = |c: &char| *c == '/' || c.is_whitespace();
+        let mut start = before.len();
+        while start > 0 && is_sep(&before[start - 1]) {
+            start -= 1;
+        }
+        while start > 0 && !is_sep(&before[start - 1]) {
+            start -= 1;
+        }
+        if start == col {
+            return;
+        }
+        self.input.move_cursor(CursorMove::Jump(0, start as u16));
+        self.input.delete_str(col - start);
     }
 
     fn text(&self) -> String {
@@ -522,6 +571,9 @@ impl Tab for ReportsTab {
             || (key.code == KeyCode::Char('m') && key.modifiers.contains(KeyModifiers::CONTROL))
         {
             return Outcome::Ignored;
+        }
+        if p.edit(key) {
+            return Outcome::Redraw;
         }
         let typed_char = matches!(key.code, KeyCode::Char(_)) && !ctrl_or_alt;
         if typed_char {
@@ -1966,6 +2018,80 @@ mod tests {
             first.starts_with("⚠ ") && first.contains("last line incomplete"),
             "{first}"
         );
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    /// A Run prompt prefilled with `text`, the cursor at its end.
+    fn prompt_with(text: &str) -> ReportsTab {
+        let mut tab = ReportsTab::new(None);
+        tab.prompt = Some(Prompt::new(PromptKind::Run, text));
+        tab
+    }
+
+    fn typed(tab: &mut ReportsTab, keys: &[KeyEvent]) -> String {
+        for k in keys {
+            tab.handle_text(k, None);
+        }
+        tab.prompt_text().unwrap()
+    }
+
+    #[test]
+    fn prompt_ctrl_w_deletes_a_path_component_with_its_separator() {
+        let mut tab = prompt_with("results/api/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "results/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "");
+        assert_eq!(
+            typed(&mut tab, &[ctrl('w')]),
+            "",
+            "nothing left: nothing happens"
+        );
+        let mut tab = prompt_with("/tmp/runs/api_stats.csv");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "/tmp/runs/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "/tmp/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "/");
+        // Only what is before the cursor goes.
+        let mut tab = prompt_with("results/api");
+        let left = key(KeyCode::Left);
+        assert_eq!(typed(&mut tab, &[left, left, left, ctrl('w')]), "api");
+        // Alt-Backspace does the same.
+        let mut tab = prompt_with("a/b");
+        let alt_bs = KeyEvent::new(KeyCode::Backspace, KeyModifiers::ALT);
+        assert_eq!(typed(&mut tab, &[alt_bs]), "a/");
+    }
+
+    #[test]
+    fn prompt_ctrl_u_deletes_to_the_start() {
+        let mut tab = prompt_with("results/api");
+        assert_eq!(typed(&mut tab, &[ctrl('u')]), "");
+        let mut tab = prompt_with("results/api");
+        let left = key(KeyCode::Left);
+        assert_eq!(typed(&mut tab, &[left, left, left, ctrl('u')]), "api");
+        // ...and the cursor is at the start: typing goes before what is left.
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('x'))]), "xapi");
+    }
+
+    #[test]
+    fn prompt_first_slash_or_tilde_starts_a_new_path() {
+        for (first, then) in [('/', "tmp"), ('~', "/runs")] {
+            let mut tab = prompt_with("tests/fixtures/locust/2.47/api");
+            let mut keys = vec![key(KeyCode::Char(first))];
+            keys.extend(then.chars().map(|c| key(KeyCode::Char(c))));
+            assert_eq!(typed(&mut tab, &keys), format!("{first}{then}"));
+        }
+        // Any other first key edits the prefilled text as usual...
+        let mut tab = prompt_with("results/");
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('a'))]), "results/a");
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('/'))]), "results/a/");
+        // ...and so does a `/` after a key that moved the cursor.
+        let mut tab = prompt_with("results");
+        let keys = [key(KeyCode::End), key(KeyCode::Char('/'))];
+        assert_eq!(typed(&mut tab, &keys), "results/");
+        // An empty prompt just takes the `/`.
+        let mut tab = prompt_with("");
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('/'))]), "/");
     }
 
     #[test]
