@@ -19,7 +19,7 @@ use ratatui_textarea::{CursorMove, TextArea};
 use time::OffsetDateTime;
 use unicode_width::UnicodeWidthStr;
 
-use super::text::{self, fit, fit_left};
+use super::text::{self, fit};
 use super::theme::{Role, Theme};
 use super::widgets::{centered, panel};
 use super::{AppEvent, Effect, Outcome, Tab, View};
@@ -649,13 +649,14 @@ impl Tab for ReportsTab {
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, view: &View) {
+        let status_rows = self.status_rows(area, view);
         let [status, bar, body] = Layout::vertical([
-            Constraint::Length(1),
+            Constraint::Length(status_rows.len() as u16),
             Constraint::Length(1),
             Constraint::Fill(1),
         ])
         .areas(area);
-        self.render_status(frame, status, view);
+        render_status(frame, status, status_rows);
         self.render_view_bar(frame, bar, view);
         match &self.report {
             None => self.render_empty(frame, body, view),
@@ -740,42 +741,72 @@ impl ReportsTab {
         }
     }
 
-    fn render_status(&self, frame: &mut Frame, area: Rect, view: &View) {
+    /// The status lines above the views: the open report's summary and when it was
+    /// loaded; after a failed load, the whole error (wrapped) and, when a report is still
+    /// on screen, that it is the last good one and when that was loaded.
+    fn status_rows(&self, area: Rect, view: &View) -> Vec<StatusRow> {
         let t = view.theme;
         let muted = t.style(Role::Muted);
-        let mut right: Vec<Span> = Vec::new();
-        if let Some((_, what)) = &self.loading {
-            right.push(Span::styled(
-                format!("{what}…"),
-                t.style(Role::StatusRunning),
-            ));
-        } else if let Some(l) = self.loaded {
+        let width = usize::from(area.width);
+        let loading = self
+            .loading
+            .as_ref()
+            .map(|(_, what)| Line::styled(format!("{what}…"), t.style(Role::StatusRunning)));
+        let loaded = |l: Loaded| {
             let word = if l.reload { "reloaded" } else { "loaded" };
-            right.push(Span::styled(
-                format!("{word} {}", text::clock(l.at, view.offset)),
-                muted,
-            ));
-        }
-        let right = Line::from(right);
-        let right_w = (right.width() as u16).min(area.width / 2);
-        let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(right_w)])
-            .spacing(1)
-            .areas(area);
-        let width = l.width as usize;
-        let left = if let Some(e) = &self.error {
-            Line::from(Span::styled(
-                fit(&format!("✗ {e}"), width).into_owned(),
-                t.style(Role::SeverityError),
-            ))
-        } else if let Some(report) = &self.report {
-            summary_line(self.request.as_ref(), report, width, view)
-        } else if self.loading.is_none() {
-            Line::styled("No report open.", t.style(Role::Notice))
-        } else {
-            Line::raw("")
+            format!("{word} {}", text::clock(l.at, view.offset))
         };
-        frame.render_widget(left, l);
-        frame.render_widget(right.alignment(Alignment::Right), r);
+        let Some(e) = &self.error else {
+            let right = loading.or_else(|| self.loaded.map(|l| Line::styled(loaded(l), muted)));
+            let right_w = right.as_ref().map_or(0, Line::width);
+            let left_w = width.saturating_sub(right_w + 1).max(width / 2);
+            let left = if let Some(report) = &self.report {
+                summary_line(self.request.as_ref(), report, left_w, view)
+            } else if self.loading.is_none() {
+                Line::styled("No report open.", t.style(Role::Notice))
+            } else {
+                Line::raw("")
+            };
+            return vec![StatusRow { left, right }];
+        };
+        // A long error is wrapped whole; only an absurd one is cut (with `…`).
+        let max_lines = usize::from(area.height / 4).max(2);
+        let mut rows: Vec<StatusRow> = text::wrap_at_most(e, width, "✗ ", "  ", max_lines)
+            .into_iter()
+            .map(|l| StatusRow {
+                left: Line::styled(l, t.style(Role::SeverityError)),
+                right: None,
+            })
+            .collect();
+        match (&self.report, self.loaded) {
+            (Some(_), Some(l)) => {
+                let right_w = loading.as_ref().map_or(0, Line::width);
+                let what = self
+                    .request
+                    .as_ref()
+                    .and_then(|r| r.inputs.first())
+                    .map(|p| text::sanitize(&p.display().to_string()).into_owned())
+                    .unwrap_or_default();
+                let lead = format!("  still showing the last good report, {}: ", loaded(l));
+                let room = width.saturating_sub(right_w + 1 + lead.width());
+                rows.push(StatusRow {
+                    left: Line::from(vec![
+                        Span::styled(lead, muted),
+                        Span::styled(
+                            text::fit_path(&what, room).into_owned(),
+                            t.style(Role::Title),
+                        ),
+                    ]),
+                    right: loading,
+                });
+            }
+            _ if loading.is_some() => rows.push(StatusRow {
+                left: Line::raw(""),
+                right: loading,
+            }),
+            _ => {}
+        }
+        rows
     }
 
     fn render_view_bar(&self, frame: &mut Frame, area: Rect, view: &View) {
@@ -1203,6 +1234,34 @@ fn render_prompt(frame: &mut Frame, area: Rect, p: &Prompt, view: &View) {
     );
 }
 
+/// One status line: text on the left, a short note (loading, loaded at) on the right.
+struct StatusRow {
+    left: Line<'static>,
+    right: Option<Line<'static>>,
+}
+
+fn render_status(frame: &mut Frame, area: Rect, rows: Vec<StatusRow>) {
+    for (i, row) in rows.into_iter().enumerate() {
+        let line_area = Rect {
+            y: area.y + i as u16,
+            height: 1,
+            ..area
+        };
+        if line_area.y >= area.bottom() {
+            break;
+        }
+        let right_w = row.right.as_ref().map_or(0, |r| r.width() as u16);
+        let right_w = right_w.min(area.width / 2);
+        let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(right_w)])
+            .spacing(u16::from(right_w > 0))
+            .areas(line_area);
+        frame.render_widget(row.left, l);
+        if let Some(right) = row.right {
+            frame.render_widget(right.alignment(Alignment::Right), r);
+        }
+    }
+}
+
 /// `api (tests/…/api) · Locust 1.x/2.x · 5,758 requests · 27 failed · ✗ gate failed: …`
 fn summary_line(
     request: Option<&ReportRequest>,
@@ -1266,7 +1325,7 @@ fn summary_line(
     let what_w = width
         .saturating_sub(tail.width() + verdict.width())
         .max(PATH_MIN_W.min(width));
-    let what = fit_left(&what, what_w).into_owned();
+    let what = text::fit_path(&what, what_w).into_owned();
     let rest = width.saturating_sub(what.width());
     let tail = fit(&tail, rest).into_owned();
     let verdict = fit(&verdict, rest.saturating_sub(tail.width())).into_owned();
@@ -2096,7 +2155,7 @@ mod tests {
 
     #[test]
     fn fit_left_keeps_the_end_of_a_path() {
-        assert_eq!(fit_left("runs/2.47/api", 8), "….47/api");
-        assert_eq!(fit_left("api", 8), "api");
+        assert_eq!(text::fit_left("runs/2.47/api", 8), "….47/api");
+        assert_eq!(text::fit_left("api", 8), "api");
     }
 }

@@ -230,6 +230,24 @@ pub fn wrap_at_most(s: &str, width: usize, first: &str, indent: &str, max: usize
     lines
 }
 
+/// Cuts the start of a path at a component boundary when it can (`…/2.47/api`), so no
+/// directory name is shown half; [`fit_left`] when even the last component is too long.
+pub fn fit_path(s: &str, width: usize) -> Cow<'_, str> {
+    if s.width() <= width {
+        return Cow::Borrowed(s);
+    }
+    let room = width.saturating_sub(1);
+    // The longest tail that starts at a `/` and fits beside the `…`.
+    let tail = s
+        .match_indices('/')
+        .map(|(i, _)| &s[i..])
+        .find(|t| t.width() <= room && t.len() > 1);
+    match tail {
+        Some(t) => Cow::Owned(format!("…{t}")),
+        None => fit_left(s, width),
+    }
+}
+
 /// The bytes of the leading `chars` that fit in `width` columns.
 fn fitting_bytes(chars: impl Iterator<Item = char>, width: usize) -> usize {
     let mut used = 0;
@@ -444,6 +462,17 @@ mod tests {
         // Degenerate widths end, and keep every character.
         let w = wrap("abc", 2, "  ", "  ");
         assert_eq!(w.concat().replace([' ', '…'], ""), "abc");
+    }
+
+    #[test]
+    fn fit_path_cuts_at_a_component() {
+        let p = "tests/fixtures/locust/2.47/api";
+        assert_eq!(fit_path(p, 40), p);
+        assert_eq!(fit_path(p, 28), "…/fixtures/locust/2.47/api");
+        assert_eq!(fit_path(p, 18), "…/locust/2.47/api");
+        assert_eq!(fit_path(p, 16), "…/2.47/api");
+        // The last component alone is too long: cut it, and say so.
+        assert_eq!(fit_path("runs/averyveryverylongname", 8), "…ongname");
     }
 
     #[test]

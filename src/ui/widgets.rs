@@ -2,8 +2,9 @@
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::Block;
+use unicode_width::UnicodeWidthStr;
 
 use super::theme::{Role, Theme};
 
@@ -141,6 +142,40 @@ impl Scroll {
     }
 }
 
+/// `label` in a column `label_w` wide, then `text` word-wrapped to `width`; wrapped
+/// lines start under the text, never at column 0 (`  window          days, start–end…`).
+/// A label wider than its column is cut with `…`.
+pub fn labelled(
+    label: &str,
+    label_w: usize,
+    text: &str,
+    width: usize,
+    label_style: Style,
+    text_style: Style,
+) -> Vec<Line<'static>> {
+    let label = super::text::fit(label, label_w);
+    let pad = " ".repeat(label_w.saturating_sub(label.width()));
+    let indent = " ".repeat(label_w);
+    super::text::wrap(text, width, &indent, &indent)
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let body = l[indent.len()..].to_string();
+            if i == 0 {
+                Line::from(vec![
+                    Span::styled(format!("{label}{pad}"), label_style),
+                    Span::styled(body, text_style),
+                ])
+            } else {
+                Line::from(vec![
+                    Span::raw(indent.clone()),
+                    Span::styled(body, text_style),
+                ])
+            }
+        })
+        .collect()
+}
+
 /// A text gauge `██████░░░░`: readable without colour, in 16 colours and over SSH.
 pub fn bar(fraction: f64, width: usize, filled: Style, empty: Style) -> [Span<'static>; 2] {
     let f = if fraction.is_finite() {
@@ -220,6 +255,22 @@ mod tests {
         let empty = Scroll::default();
         assert_eq!((empty.offset(), empty.max_offset()), (0, 0));
         assert!(!empty.more_below());
+    }
+
+    #[test]
+    fn labelled_text_wraps_under_itself() {
+        let lines = labelled(
+            "  window",
+            10,
+            "days, start and end",
+            21,
+            Style::new(),
+            Style::new(),
+        );
+        let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        assert_eq!(text, ["  window  days, start", "          and end"]);
+        let cut = labelled("a long label", 6, "x", 20, Style::new(), Style::new());
+        assert_eq!(cut[0].to_string(), "a lon…x");
     }
 
     #[test]
