@@ -34,7 +34,12 @@ fn idle() -> App {
         },
         Theme::default_theme(),
     );
-    app.on_event(AppEvent::StoreSizes(vec![
+    app.on_event(AppEvent::StoreSizes(store_sizes()));
+    app
+}
+
+fn store_sizes() -> Vec<NamespaceSize> {
+    vec![
         NamespaceSize {
             name: "http",
             entries: 1_204,
@@ -55,8 +60,7 @@ fn idle() -> App {
             entries: 30,
             bytes: 402_000,
         },
-    ]));
-    app
+    ]
 }
 
 fn running() -> App {
@@ -341,7 +345,9 @@ fn reports_open_prompt_with_completions() {
 #[test]
 fn cache_tab() {
     let mut app = idle();
+    // Opening the tab reads the store figures again; here is the answer.
     app.on_action(Action::TabCache);
+    app.on_event(AppEvent::StoreSizes(store_sizes()));
     check("cache", &app);
 }
 
@@ -350,6 +356,92 @@ fn help_overlay() {
     let mut app = idle();
     app.on_action(Action::Help);
     check("help", &app);
+}
+
+#[test]
+fn help_overlay_scrolled_to_the_end() {
+    for (w, h) in SIZES {
+        let mut app = idle();
+        app.set_size(w, h);
+        app.on_action(Action::Help);
+        for _ in 0..100 {
+            app.on_action(Action::Down);
+        }
+        let t = render(&app, w, h);
+        insta::assert_snapshot!(format!("help_end_{w}x{h}"), t.backend());
+    }
+}
+
+fn footer(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let y = buf.area.height - 1;
+    (0..buf.area.width)
+        .map(|x| buf[(x, y)].symbol().to_string())
+        .collect()
+}
+
+#[test]
+fn footer_keeps_help_and_quit_beside_a_long_message() {
+    let mut app = idle();
+    app.on_action(Action::TabReports);
+    app.on_event(AppEvent::Engine(EngineEvent::Failed {
+        summary: sample::history()[0].clone(),
+        error: "github: GET /repos/acme/payments-api/commits?path=overlays/prod/api/kustomization.yaml: \
+                502 Bad Gateway after 3 retries"
+            .into(),
+    }));
+    for (w, h) in SIZES {
+        let f = footer(&render(&app, w, h));
+        assert!(f.trim_end().ends_with("? help  q quit"), "{f:?}");
+        assert!(f.starts_with("snapshot #42 failed: github: GET"), "{f:?}");
+        if w == 80 {
+            assert!(f.contains('…'), "the message is cut, and says so: {f:?}");
+        }
+    }
+    insta::assert_snapshot!("footer_message_80x24", render(&app, 80, 24).backend());
+}
+
+#[test]
+fn footer_shows_the_directions_as_one_kind_of_key() {
+    let keys = |pairs: &[(&str, &[&str])]| {
+        let overrides = pairs
+            .iter()
+            .map(|(a, ks)| {
+                (
+                    a.to_string(),
+                    snaptop::config::KeyBinding::Many(ks.iter().map(|k| k.to_string()).collect()),
+                )
+            })
+            .collect();
+        KeyMap::with_overrides(&overrides).unwrap()
+    };
+    let footer_with = |map: KeyMap| {
+        let app = App::new(
+            Startup {
+                snapshot: Some(sample::snapshot()),
+                ..Startup::default()
+            },
+            map,
+            Theme::default_theme(),
+            UtcOffset::UTC,
+        );
+        footer(&render(&app, 160, 48))
+    };
+    // The README's example: an arrow is still there for every direction.
+    let f = footer_with(keys(&[("down", &["j", "down", "ctrl-n"])]));
+    assert!(f.contains("↑↓←→ move"), "{f}");
+    // Letters first: letters for all.
+    let f = footer_with(keys(&[
+        ("up", &["k", "up"]),
+        ("down", &["j", "down", "ctrl-n"]),
+    ]));
+    assert!(f.contains("kjhl move"), "{f}");
+    // No arrow for down, a letter for each: letters.
+    let f = footer_with(keys(&[("down", &["j"])]));
+    assert!(f.contains("kjhl move"), "{f}");
+    // Nothing in common: each one's first key, apart.
+    let f = footer_with(keys(&[("down", &["ctrl-n"]), ("left", &["left"])]));
+    assert!(f.contains("↑/^N/←/→ move"), "{f}");
 }
 
 #[test]

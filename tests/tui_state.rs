@@ -99,18 +99,62 @@ fn quit_is_immediate_when_idle_and_asks_while_running() {
     assert_eq!(app.take_effects(), vec![Effect::Cancel]);
 }
 
+fn help_scroll(app: &App) -> snaptop::ui::widgets::Scroll {
+    match app.overlay {
+        Overlay::Help { scroll } => scroll,
+        other => panic!("help is not open: {other:?}"),
+    }
+}
+
 #[test]
 fn help_opens_scrolls_and_closes() {
     let mut app = idle_app();
     app.on_terminal(&key('?'));
-    assert_eq!(app.overlay, Overlay::Help { scroll: 0 });
+    assert_eq!(help_scroll(&app).offset(), 0);
     app.on_action(Action::Down);
-    assert_eq!(app.overlay, Overlay::Help { scroll: 1 });
+    assert_eq!(help_scroll(&app).offset(), 1);
     // Keys of the tab below do nothing while help is open.
     assert!(!app.on_action(Action::Trigger));
     assert!(app.take_effects().is_empty());
     app.on_action(Action::Back);
     assert_eq!(app.overlay, Overlay::None);
+}
+
+#[test]
+fn help_scroll_stops_at_the_end_so_no_press_is_dead() {
+    let mut app = idle_app();
+    app.on_terminal(&Event::Resize(80, 24));
+    app.on_terminal(&key('?'));
+    assert!(!app.on_action(Action::Up), "at the top: nothing to redraw");
+    let max = help_scroll(&app).max_offset();
+    assert!(max > 0, "the help is longer than an 80×24 pane");
+    for _ in 0..100 {
+        app.on_action(Action::Down);
+    }
+    assert_eq!(help_scroll(&app).offset(), max);
+    assert!(
+        !app.on_action(Action::Down),
+        "at the end: nothing to redraw"
+    );
+    // The first press back up moves at once.
+    assert!(app.on_action(Action::Up));
+    assert_eq!(help_scroll(&app).offset(), max - 1);
+    // A page keeps one line of the last one in view.
+    assert!(app.on_action(Action::PageUp));
+    assert_eq!(help_scroll(&app).offset(), (max - 1).saturating_sub(17));
+    app.on_action(Action::PageUp);
+    assert_eq!(help_scroll(&app).offset(), 0);
+    assert!(app.on_action(Action::PageDown));
+    // A taller pane shows more: the end comes sooner, and the offset stays inside it.
+    app.on_action(Action::PageDown);
+    app.on_action(Action::PageDown);
+    app.on_terminal(&Event::Resize(80, 40));
+    let s = help_scroll(&app);
+    assert_eq!(s.offset(), s.max_offset());
+    assert!(s.max_offset() < max);
+    app.on_terminal(&Event::Resize(80, 200));
+    assert_eq!(help_scroll(&app).offset(), 0);
+    assert!(!app.on_action(Action::Down), "everything fits");
 }
 
 #[test]
@@ -529,6 +573,66 @@ fn cache_tab_refresh_is_an_effect_not_io() {
     // A second refresh before the first answer does not pile up.
     app.on_terminal(&key('u'));
     assert!(app.take_effects().is_empty());
+}
+
+#[test]
+fn cache_tab_reloads_the_store_figures_when_opened_and_when_a_run_ends() {
+    let mut app = idle_app();
+    // The loop's load at start is in flight: opening the tab does not ask twice.
+    app.on_action(Action::TabCache);
+    assert!(app.take_effects().is_empty());
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    // Opened again later: the figures are read again.
+    app.on_action(Action::TabSnapshot);
+    assert!(app.take_effects().is_empty(), "other tabs ask for nothing");
+    app.on_action(Action::TabCache);
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    // A run ends, the tab hidden or not: its commit changed the store.
+    app.on_action(Action::TabSnapshot);
+    app.on_event(engine(finished(43)));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    app.on_event(engine(EngineEvent::Failed {
+        summary: sample::history()[0].clone(),
+        error: "github: 401".into(),
+    }));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    // A run that ends while a load is in flight: one more load once it lands, since
+    // the figures in flight may predate the run's commit.
+    app.on_event(engine(finished(44)));
+    assert!(app.take_effects().is_empty());
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    app.on_event(AppEvent::StoreSizes(vec![]));
+    assert!(app.take_effects().is_empty(), "and no more");
+}
+
+#[test]
+fn cache_tab_rows_add_up_to_the_all_row() {
+    let mut app = idle_app();
+    app.on_action(Action::TabCache);
+    let text = screen(&app, 100, 30);
+    let row = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start_matches('│').starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} row:\n{text}"));
+        line.trim_matches(|c| c == '│' || c == ' ')
+            .split_whitespace()
+            .map(|c| c.replace(',', ""))
+            .collect()
+    };
+    let sources = ["Datadog", "GitHub", "Jira", "TeamCity"];
+    let all = row("all");
+    // requests, 304s, cache hits, (hit %), retries, rate waits, errors
+    for col in [1, 2, 3, 5, 6, 7] {
+        let sum: u64 = sources
+            .iter()
+            .map(|s| row(s)[col].parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(all[col], sum.to_string(), "column {col}:\n{text}");
+    }
 }
 
 #[test]

@@ -161,8 +161,8 @@ impl Action {
             Action::Browse => "open the selected cell's build in the browser (or copy its URL)",
             Action::OpenReport => "open Locust CSVs (a prefix, a directory or a *_stats.csv)",
             Action::OpenCompare => "open an earlier run to compare with (the base)",
-            Action::NextView => "next view (endpoints, findings, advice, targets...)",
-            Action::PrevView => "previous view",
+            Action::NextView => "next pane (Snapshot: matrix, runs or log) / view (Reports)",
+            Action::PrevView => "previous pane / view",
             Action::SortColumn => "sort the endpoint table by the next column",
             Action::SortReverse => "reverse the sort order",
         }

@@ -28,6 +28,7 @@ use crate::ui::schedule::ScheduleTab;
 use crate::ui::snapshot::SnapshotTab;
 use crate::ui::text;
 use crate::ui::theme::Theme;
+use crate::ui::widgets::Scroll;
 use crate::ui::{AppEvent, Effect, Outcome, Tab};
 use action::Action;
 use keymap::KeyMap;
@@ -35,7 +36,10 @@ use keymap::KeyMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
     None,
-    Help { scroll: u16 },
+    /// The keys; the scroll is kept inside the help text for the current pane size.
+    Help {
+        scroll: Scroll,
+    },
     ConfirmQuit,
 }
 
@@ -78,6 +82,8 @@ pub struct App {
     message: Option<Message>,
     quit: bool,
     effects: Vec<Effect>,
+    /// The terminal's size (columns, rows), for scrolling what only drawing measures.
+    size: (u16, u16),
 }
 
 impl App {
@@ -126,7 +132,23 @@ impl App {
                 }),
             quit: false,
             effects: Vec::new(),
+            size: (crate::ui::MIN_WIDTH, crate::ui::MIN_HEIGHT),
         }
+    }
+
+    /// The terminal's size: told by the loop at start and by every resize.
+    pub fn set_size(&mut self, width: u16, height: u16) {
+        self.size = (width, height);
+        if let Overlay::Help { scroll } = &mut self.overlay {
+            scroll.resize(scroll.content(), crate::ui::help_rows(height));
+        }
+    }
+
+    fn help_scroll(&self) -> Scroll {
+        Scroll::new(
+            crate::ui::help_lines(&self.keys, &self.theme).len(),
+            crate::ui::help_rows(self.size.1),
+        )
     }
 
     pub fn tabs(&self) -> &[Box<dyn Tab>] {
@@ -179,7 +201,10 @@ impl App {
     pub fn on_terminal(&mut self, ev: &Event) -> bool {
         match ev {
             Event::Key(k) => self.on_key(k),
-            Event::Resize(..) => true,
+            Event::Resize(w, h) => {
+                self.set_size(*w, *h);
+                true
+            }
             Event::Mouse(m) => self.on_mouse(m),
             // Focus and paste are not used; nothing changes.
             _ => false,
@@ -228,7 +253,7 @@ impl App {
             MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
                 match crate::ui::tab_at(self, m.column) {
                     Some(i) if i != self.active && self.overlay == Overlay::None => {
-                        self.active = i;
+                        self.show_tab(i);
                         true
                     }
                     _ => false,
@@ -249,26 +274,24 @@ impl App {
                 self.overlay = Overlay::None;
                 return true;
             }
-            Overlay::Help { scroll } => {
-                match action {
-                    Action::Help | Action::Back => self.overlay = Overlay::None,
-                    Action::Up => {
-                        self.overlay = Overlay::Help {
-                            scroll: scroll.saturating_sub(1),
-                        }
-                    }
-                    Action::Down => {
-                        self.overlay = Overlay::Help {
-                            scroll: (scroll + 1).min(Action::ALL.len() as u16),
-                        }
+            Overlay::Help { mut scroll } => {
+                let moved = match action {
+                    Action::Help | Action::Back => {
+                        self.overlay = Overlay::None;
+                        return true;
                     }
                     Action::Quit => {
                         self.overlay = Overlay::None;
                         return self.on_action(Action::Quit);
                     }
-                    _ => return false,
-                }
-                return true;
+                    Action::Up => scroll.up(1),
+                    Action::Down => scroll.down(1),
+                    Action::PageUp => scroll.page_up(),
+                    Action::PageDown => scroll.page_down(),
+                    _ => false,
+                };
+                self.overlay = Overlay::Help { scroll };
+                return moved;
             }
             Overlay::None => {}
         }
@@ -284,7 +307,9 @@ impl App {
                 return true;
             }
             Action::Help => {
-                self.overlay = Overlay::Help { scroll: 0 };
+                self.overlay = Overlay::Help {
+                    scroll: self.help_scroll(),
+                };
                 return true;
             }
             Action::NextTab => goto((self.active + 1) % n),
@@ -296,12 +321,21 @@ impl App {
             _ => None,
         };
         if let Some(i) = target {
-            let changed = i != self.active;
-            self.active = i;
-            return changed;
+            if i == self.active {
+                return false;
+            }
+            self.show_tab(i);
+            return true;
         }
         let outcome = self.tabs[self.active].handle_key(action);
         self.apply(outcome)
+    }
+
+    /// Makes tab `i` the visible one and lets it bring itself up to date.
+    fn show_tab(&mut self, i: usize) {
+        self.active = i;
+        let outcome = self.tabs[i].on_show();
+        self.apply(outcome);
     }
 
     /// Carries out what a tab said a key did; returns whether to redraw.
@@ -343,6 +377,7 @@ impl App {
         for (i, tab) in self.tabs.iter_mut().enumerate() {
             // Every tab keeps its state current; only the visible one costs a frame.
             changed |= tab.on_event(&event) && i == self.active;
+            self.effects.extend(tab.take_effects());
         }
         changed
     }

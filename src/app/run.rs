@@ -270,6 +270,9 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let mut signals = Signals::new()?;
 
     let mut guard = TerminalGuard::enter(mouse).context("cannot set up the terminal")?;
+    if let Ok(size) = guard.terminal.size() {
+        app.set_size(size.width, size.height);
+    }
     guard
         .terminal
         .draw(|f| ui::draw(f, &app, OffsetDateTime::now_utc()))?;

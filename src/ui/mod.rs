@@ -20,12 +20,13 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::app::action::{Action, Group};
-use crate::app::keymap::KeyMap;
+use crate::app::keymap::{KeyChord, KeyMap};
 use crate::app::{App, Overlay};
 use crate::engine::events::EngineEvent;
 use crate::report::{Report, ReportRequest};
 use crate::store::NamespaceSize;
 use theme::{Role, Theme};
+use unicode_width::UnicodeWidthStr;
 
 /// The smallest terminal every screen is laid out for.
 pub const MIN_WIDTH: u16 = 80;
@@ -126,6 +127,16 @@ pub trait Tab {
     }
     /// An event reached the app; return whether anything this tab draws changed.
     fn on_event(&mut self, event: &AppEvent) -> bool;
+    /// Work this tab asks for after an event (the Cache tab reloads the store figures
+    /// when a run ends); the app collects it after every event.
+    fn take_effects(&mut self) -> Vec<Effect> {
+        Vec::new()
+    }
+    /// The tab was switched to (by key, number or click): a chance to bring what it
+    /// shows up to date.
+    fn on_show(&mut self) -> Outcome {
+        Outcome::Ignored
+    }
     fn render(&self, frame: &mut Frame, area: Rect, view: &View);
     /// The actions shown in the footer while this tab is active, in order.
     fn hints(&self) -> Vec<Action>;
@@ -281,52 +292,142 @@ fn header_status(app: &App, view: &View, compact: bool) -> Vec<Span<'static>> {
 
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     let t = view.theme;
-    let mut spans: Vec<Span> = Vec::new();
-    if let Some(msg) = app.message() {
-        spans.push(Span::styled(
-            format!("{} ", msg.text),
-            t.severity(msg.level),
-        ));
-        spans.push(Span::styled("│ ", t.style(Role::Muted)));
-    }
     let mut actions = match app.overlay {
         Overlay::ConfirmQuit => vec![Action::Confirm, Action::Back],
         Overlay::Help { .. } => vec![Action::Up, Action::Down, Action::Back],
         Overlay::None => app.active_tab().hints(),
     };
     // While a prompt takes the keys, the global ones do nothing: do not offer them.
-    if app.overlay == Overlay::None && !app.active_tab().takes_text() {
-        actions.extend([Action::NextTab, Action::Help, Action::Quit]);
+    let global = app.overlay == Overlay::None && !app.active_tab().takes_text();
+    if global {
+        actions.push(Action::NextTab);
     }
-    // The four directions read better as one hint: "↑↓←→ move".
-    const DIRECTIONS: [Action; 4] = [Action::Up, Action::Down, Action::Left, Action::Right];
-    const PAIRS: [([Action; 2], &str); 1] = [([Action::PrevView, Action::NextView], "view")];
+    let hints = footer_hints(view.keys, &actions);
+    // `? help` and `q quit` are always there: they are how a newcomer finds the rest.
+    let essentials = if global {
+        footer_hints(view.keys, &[Action::Help, Action::Quit])
+    } else {
+        Vec::new()
+    };
+    let width = usize::from(area.width);
+    let hint_w = |h: &Hint| h.keys.width() + 1 + h.word.width() + 2;
+    let essentials_w: usize = essentials.iter().map(hint_w).sum();
+    let mut spans: Vec<Span> = Vec::new();
+    let mut used = 0;
+    if let Some(msg) = app.message() {
+        // The message gives way to the essentials, never the other way round.
+        const SEPARATOR: &str = "│ ";
+        let room = width.saturating_sub(essentials_w + SEPARATOR.width() + 1);
+        let text = text::fit(&msg.text, room);
+        used += text.width() + 1 + SEPARATOR.width();
+        spans.push(Span::styled(format!("{text} "), t.severity(msg.level)));
+        spans.push(Span::styled(SEPARATOR, t.style(Role::Muted)));
+    }
+    // The tab's hints in order, as many as fit before the essentials.
+    for h in &hints {
+        let w = hint_w(h);
+        if used + w + essentials_w > width + 2 {
+            break;
+        }
+        used += w;
+        push_hint(&mut spans, h, t);
+    }
+    for h in &essentials {
+        push_hint(&mut spans, h, t);
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// One footer hint: `↑↓←→ move`, `o open`.
+struct Hint {
+    keys: String,
+    word: String,
+}
+
+fn push_hint(spans: &mut Vec<Span<'static>>, h: &Hint, t: &Theme) {
+    spans.push(Span::styled(h.keys.clone(), t.style(Role::Key)));
+    spans.push(Span::styled(format!(" {}  ", h.word), t.style(Role::Muted)));
+}
+
+/// The footer hints of `actions`, groups that go both ways merged into one hint.
+fn footer_hints(keys: &KeyMap, actions: &[Action]) -> Vec<Hint> {
+    // The four directions read better as one hint: "↑↓←→ move"; a pair too: "[] view".
+    const GROUPS: [(&[Action], &str); 2] = [
+        (
+            &[Action::Up, Action::Down, Action::Left, Action::Right],
+            "move",
+        ),
+        (&[Action::PrevView, Action::NextView], "view"),
+    ];
+    let mut out = Vec::new();
     let mut i = 0;
     while i < actions.len() {
-        if actions[i..].starts_with(&DIRECTIONS) {
-            let keys: String = DIRECTIONS.iter().map(|a| view.keys.first(*a)).collect();
-            spans.push(Span::styled(keys, t.style(Role::Key)));
-            spans.push(Span::styled(" move  ", t.style(Role::Muted)));
-            i += DIRECTIONS.len();
-            continue;
-        }
-        // A pair that goes both ways reads as one hint too: "[] view".
-        if let Some((pair, word)) = PAIRS.iter().find(|(p, _)| actions[i..].starts_with(p)) {
-            let keys: String = pair.iter().map(|a| view.keys.first(*a)).collect();
-            spans.push(Span::styled(keys, t.style(Role::Key)));
-            spans.push(Span::styled(format!(" {word}  "), t.style(Role::Muted)));
-            i += pair.len();
+        if let Some((group, word)) = GROUPS.iter().find(|(g, _)| actions[i..].starts_with(g)) {
+            out.push(Hint {
+                keys: direction_keys(keys, group),
+                word: (*word).to_string(),
+            });
+            i += group.len();
             continue;
         }
         let a = actions[i];
-        spans.push(Span::styled(view.keys.first(a), t.style(Role::Key)));
-        spans.push(Span::styled(
-            format!(" {}  ", a.hint()),
-            t.style(Role::Muted),
-        ));
+        out.push(Hint {
+            keys: keys.first(a),
+            word: a.hint().to_string(),
+        });
         i += 1;
     }
-    frame.render_widget(Line::from(spans), area);
+    out
+}
+
+/// The keys of actions shown as one group (`↑↓←→`, `kjhl`, `[]`): one key of each, all
+/// of one kind — the kind of the first action's first key (arrows or letters), so a
+/// user's `down = ["j", "down"]` does not turn `↑↓←→` into `↑j←→`. When the actions have
+/// no kind in common, each one's first key, separated by `/`.
+pub fn direction_keys(keys: &KeyMap, actions: &[Action]) -> String {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    #[derive(PartialEq, Clone, Copy)]
+    enum Kind {
+        Arrow,
+        Char,
+        Other,
+    }
+    let kind = |c: &KeyChord| match c.code {
+        _ if c.mods != KeyModifiers::NONE => Kind::Other,
+        KeyCode::Up | KeyCode::Down | KeyCode::Left | KeyCode::Right => Kind::Arrow,
+        KeyCode::Char(ch) if !ch.is_whitespace() => Kind::Char,
+        _ => Kind::Other,
+    };
+    let first_kind = actions
+        .first()
+        .and_then(|a| keys.keys(*a).first())
+        .map(kind);
+    let mut kinds = Vec::new();
+    kinds.extend(first_kind.filter(|k| *k != Kind::Other));
+    kinds.extend(
+        [Kind::Arrow, Kind::Char]
+            .into_iter()
+            .filter(|k| Some(*k) != first_kind),
+    );
+    for k in kinds {
+        let picked: Option<Vec<String>> = actions
+            .iter()
+            .map(|a| {
+                keys.keys(*a)
+                    .iter()
+                    .find(|c| kind(c) == k)
+                    .map(ToString::to_string)
+            })
+            .collect();
+        if let Some(p) = picked {
+            return p.concat();
+        }
+    }
+    actions
+        .iter()
+        .map(|a| keys.first(*a))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The help overlay, generated from the key map.
@@ -363,27 +464,48 @@ pub fn help_lines(keys: &KeyMap, theme: &Theme) -> Vec<Line<'static>> {
     lines
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, scroll: u16, view: &View) {
-    let popup = widgets::centered(area, 74, area.height.saturating_sub(2));
+/// The help popup: the body less a line above and below.
+fn help_popup(body: Rect) -> Rect {
+    widgets::centered(body, 74, body.height.saturating_sub(2))
+}
+
+/// How many lines of help a pane `rows` high shows (the header and footer lines, the
+/// popup's margin and its borders are the rest); the app scrolls with the same figure.
+pub fn help_rows(rows: u16) -> usize {
+    usize::from(rows.saturating_sub(2).saturating_sub(2).saturating_sub(2))
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, scroll: widgets::Scroll, view: &View) {
+    let t = view.theme;
+    let popup = help_popup(area);
     frame.render_widget(Clear, popup);
-    let lines = help_lines(view.keys, view.theme);
-    let visible = popup.height.saturating_sub(2);
-    let max_scroll = (lines.len() as u16).saturating_sub(visible);
-    let scroll = scroll.min(max_scroll);
-    let title = if max_scroll == 0 {
+    let lines = help_lines(view.keys, t);
+    // The app's scroll was measured for this pane; clamp again for what is drawn.
+    let mut scroll = scroll;
+    scroll.resize(lines.len(), usize::from(popup.height.saturating_sub(2)));
+    let title = if scroll.max_offset() == 0 {
         " Keys ".to_string()
     } else {
         format!(
-            " Keys · {} {} to scroll ",
-            view.keys.first(Action::Up),
-            view.keys.first(Action::Down)
+            " Keys · {} to scroll ",
+            direction_keys(view.keys, &[Action::Up, Action::Down])
         )
     };
-    let block = Block::bordered()
-        .title(Span::styled(title, view.theme.style(Role::Title)))
-        .border_style(view.theme.style(Role::BorderFocused));
+    let mut block = Block::bordered()
+        .title(Span::styled(title, t.style(Role::Title)))
+        .border_style(t.style(Role::BorderFocused));
+    if scroll.more_above() {
+        block =
+            block.title(Line::styled(" more ↑ ", t.style(Role::Key)).alignment(Alignment::Right));
+    }
+    if scroll.more_below() {
+        block = block
+            .title_bottom(Line::styled(" more ↓ ", t.style(Role::Key)).alignment(Alignment::Right));
+    }
     frame.render_widget(
-        Paragraph::new(lines).block(block).scroll((scroll, 0)),
+        Paragraph::new(lines)
+            .block(block)
+            .scroll(scroll.paragraph()),
         popup,
     );
 }

@@ -17,9 +17,9 @@ use ratatui::widgets::{
 };
 use ratatui_textarea::{CursorMove, TextArea};
 use time::OffsetDateTime;
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthStr;
 
-use super::text::{self, fit, fit_left};
+use super::text::{self, fit};
 use super::theme::{Role, Theme};
 use super::widgets::{centered, panel};
 use super::{AppEvent, Effect, Outcome, Tab, View};
@@ -118,6 +118,8 @@ struct Prompt {
     cycle: Option<usize>,
     /// The last completion found nothing.
     no_match: bool,
+    /// The prefilled text is untouched: a first `/` or `~` starts a new path instead.
+    pristine: bool,
 }
 
 impl Prompt {
@@ -128,7 +130,54 @@ impl Prompt {
             candidates: Vec::new(),
             cycle: None,
             no_match: false,
+            pristine: !text.is_empty(),
         }
+    }
+
+    /// Shell-like editing the text area does not do the shell's way; true when the key
+    /// was one of them. `Ctrl-U` deletes to the start; `Ctrl-W` deletes the path
+    /// component before the cursor with its separator (`results/api/` → `results/`);
+    /// `/` or `~` typed first on the prefilled text replaces it (a new absolute or home
+    /// path).
+    fn edit(&mut self, key: &KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let pristine = std::mem::take(&mut self.pristine);
+        match key.code {
+            KeyCode::Char(c @ ('/' | '~')) if pristine && !ctrl && !alt => {
+                self.set_text(&c.to_string());
+            }
+            KeyCode::Char('u' | 'U') if ctrl && !alt => {
+                self.input.delete_line_by_head();
+            }
+            KeyCode::Char('w' | 'W') if ctrl && !alt => self.delete_path_word(),
+            KeyCode::Backspace if alt && !ctrl => self.delete_path_word(),
+            _ => return false,
+        }
+        self.cycle = None;
+        self.no_match = false;
+        true
+    }
+
+    /// Deletes back from the cursor over separators (`/`, spaces), then over the word
+    /// before them, as a shell's `unix-filename-rubout` does.
+    fn delete_path_word(&mut self) {
+        let col = self.input.cursor().1;
+        let text = self.text();
+        let before: Vec<char> = text.chars().take(col).collect();
+        let is_sep = |c: &char| *c == '/' || c.is_whitespace();
+        let mut start = before.len();
+        while start > 0 && is_sep(&before[start - 1]) {
+            start -= 1;
+        }
+        while start > 0 && !is_sep(&before[start - 1]) {
+            start -= 1;
+        }
+        if start == col {
+            return;
+        }
+        self.input.move_cursor(CursorMove::Jump(0, start as u16));
+        self.input.delete_str(col - start);
     }
 
     fn text(&self) -> String {
@@ -523,6 +572,9 @@ impl Tab for ReportsTab {
         {
             return Outcome::Ignored;
         }
+        if p.edit(key) {
+            return Outcome::Redraw;
+        }
         let typed_char = matches!(key.code, KeyCode::Char(_)) && !ctrl_or_alt;
         if typed_char {
             p.input.input(*key);
@@ -597,13 +649,14 @@ impl Tab for ReportsTab {
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, view: &View) {
+        let status_rows = self.status_rows(area, view);
         let [status, bar, body] = Layout::vertical([
-            Constraint::Length(1),
+            Constraint::Length(status_rows.len() as u16),
             Constraint::Length(1),
             Constraint::Fill(1),
         ])
         .areas(area);
-        self.render_status(frame, status, view);
+        render_status(frame, status, status_rows);
         self.render_view_bar(frame, bar, view);
         match &self.report {
             None => self.render_empty(frame, body, view),
@@ -692,42 +745,72 @@ impl ReportsTab {
         }
     }
 
-    fn render_status(&self, frame: &mut Frame, area: Rect, view: &View) {
+    /// The status lines above the views: the open report's summary and when it was
+    /// loaded; after a failed load, the whole error (wrapped) and, when a report is still
+    /// on screen, that it is the last good one and when that was loaded.
+    fn status_rows(&self, area: Rect, view: &View) -> Vec<StatusRow> {
         let t = view.theme;
         let muted = t.style(Role::Muted);
-        let mut right: Vec<Span> = Vec::new();
-        if let Some((_, what)) = &self.loading {
-            right.push(Span::styled(
-                format!("{what}…"),
-                t.style(Role::StatusRunning),
-            ));
-        } else if let Some(l) = self.loaded {
+        let width = usize::from(area.width);
+        let loading = self
+            .loading
+            .as_ref()
+            .map(|(_, what)| Line::styled(format!("{what}…"), t.style(Role::StatusRunning)));
+        let loaded = |l: Loaded| {
             let word = if l.reload { "reloaded" } else { "loaded" };
-            right.push(Span::styled(
-                format!("{word} {}", text::clock(l.at, view.offset)),
-                muted,
-            ));
-        }
-        let right = Line::from(right);
-        let right_w = (right.width() as u16).min(area.width / 2);
-        let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(right_w)])
-            .spacing(1)
-            .areas(area);
-        let width = l.width as usize;
-        let left = if let Some(e) = &self.error {
-            Line::from(Span::styled(
-                fit(&format!("✗ {e}"), width).into_owned(),
-                t.style(Role::SeverityError),
-            ))
-        } else if let Some(report) = &self.report {
-            summary_line(self.request.as_ref(), report, width, view)
-        } else if self.loading.is_none() {
-            Line::styled("No report open.", t.style(Role::Notice))
-        } else {
-            Line::raw("")
+            format!("{word} {}", text::clock(l.at, view.offset))
         };
-        frame.render_widget(left, l);
-        frame.render_widget(right.alignment(Alignment::Right), r);
+        let Some(e) = &self.error else {
+            let right = loading.or_else(|| self.loaded.map(|l| Line::styled(loaded(l), muted)));
+            let right_w = right.as_ref().map_or(0, Line::width);
+            let left_w = width.saturating_sub(right_w + 1).max(width / 2);
+            let left = if let Some(report) = &self.report {
+                summary_line(self.request.as_ref(), report, left_w, view)
+            } else if self.loading.is_none() {
+                Line::styled("No report open.", t.style(Role::Notice))
+            } else {
+                Line::raw("")
+            };
+            return vec![StatusRow { left, right }];
+        };
+        // A long error is wrapped whole; only an absurd one is cut (with `…`).
+        let max_lines = usize::from(area.height / 4).max(2);
+        let mut rows: Vec<StatusRow> = text::wrap_at_most(e, width, "✗ ", "  ", max_lines)
+            .into_iter()
+            .map(|l| StatusRow {
+                left: Line::styled(l, t.style(Role::SeverityError)),
+                right: None,
+            })
+            .collect();
+        match (&self.report, self.loaded) {
+            (Some(_), Some(l)) => {
+                let right_w = loading.as_ref().map_or(0, Line::width);
+                let what = self
+                    .request
+                    .as_ref()
+                    .and_then(|r| r.inputs.first())
+                    .map(|p| text::sanitize(&p.display().to_string()).into_owned())
+                    .unwrap_or_default();
+                let lead = format!("  still showing the last good report, {}: ", loaded(l));
+                let room = width.saturating_sub(right_w + 1 + lead.width());
+                rows.push(StatusRow {
+                    left: Line::from(vec![
+                        Span::styled(lead, muted),
+                        Span::styled(
+                            text::fit_path(&what, room).into_owned(),
+                            t.style(Role::Title),
+                        ),
+                    ]),
+                    right: loading,
+                });
+            }
+            _ if loading.is_some() => rows.push(StatusRow {
+                left: Line::raw(""),
+                right: loading,
+            }),
+            _ => {}
+        }
+        rows
     }
 
     fn render_view_bar(&self, frame: &mut Frame, area: Rect, view: &View) {
@@ -1155,6 +1238,34 @@ fn render_prompt(frame: &mut Frame, area: Rect, p: &Prompt, view: &View) {
     );
 }
 
+/// One status line: text on the left, a short note (loading, loaded at) on the right.
+struct StatusRow {
+    left: Line<'static>,
+    right: Option<Line<'static>>,
+}
+
+fn render_status(frame: &mut Frame, area: Rect, rows: Vec<StatusRow>) {
+    for (i, row) in rows.into_iter().enumerate() {
+        let line_area = Rect {
+            y: area.y + i as u16,
+            height: 1,
+            ..area
+        };
+        if line_area.y >= area.bottom() {
+            break;
+        }
+        let right_w = row.right.as_ref().map_or(0, |r| r.width() as u16);
+        let right_w = right_w.min(area.width / 2);
+        let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(right_w)])
+            .spacing(u16::from(right_w > 0))
+            .areas(line_area);
+        frame.render_widget(row.left, l);
+        if let Some(right) = row.right {
+            frame.render_widget(right.alignment(Alignment::Right), r);
+        }
+    }
+}
+
 /// `api (tests/…/api) · Locust 1.x/2.x · 5,758 requests · 27 failed · ✗ gate failed: …`
 fn summary_line(
     request: Option<&ReportRequest>,
@@ -1218,7 +1329,7 @@ fn summary_line(
     let what_w = width
         .saturating_sub(tail.width() + verdict.width())
         .max(PATH_MIN_W.min(width));
-    let what = fit_left(&what, what_w).into_owned();
+    let what = text::fit_path(&what, what_w).into_owned();
     let rest = width.saturating_sub(what.width());
     let tail = fit(&tail, rest).into_owned();
     let verdict = fit(&verdict, rest.saturating_sub(tail.width())).into_owned();
@@ -1301,37 +1412,9 @@ fn endpoint_row(
     ])
 }
 
-/// Word-wraps `s` to `width` columns: the first line after `first`, the rest after
-/// `indent` (both prefixes count in the width). Words longer than a line are split.
-fn wrap(s: &str, width: usize, first: &str, indent: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut line = first.to_string();
-    let mut fresh = true;
-    for word in s.split(' ').filter(|w| !w.is_empty()) {
-        let need = if fresh { 0 } else { 1 } + word.width();
-        if !fresh && line.width() + need > width {
-            out.push(std::mem::replace(&mut line, indent.to_string()));
-            fresh = true;
-        }
-        if !fresh {
-            line.push(' ');
-        }
-        for c in word.chars() {
-            let w = c.width().unwrap_or(0);
-            if line.width() + w > width && line.width() > indent.width() {
-                out.push(std::mem::replace(&mut line, indent.to_string()));
-            }
-            line.push(c);
-        }
-        fresh = false;
-    }
-    out.push(line);
-    out
-}
-
 /// Wrapped text as lines of one style.
 fn wrapped(s: &str, width: u16, first: &str, indent: &str, style: Style) -> Vec<Line<'static>> {
-    wrap(s, width as usize, first, indent)
+    text::wrap(s, width as usize, first, indent)
         .into_iter()
         .map(|l| Line::styled(l, style))
         .collect()
@@ -2000,18 +2083,83 @@ mod tests {
         );
     }
 
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    /// A Run prompt prefilled with `text`, the cursor at its end.
+    fn prompt_with(text: &str) -> ReportsTab {
+        let mut tab = ReportsTab::new(None);
+        tab.prompt = Some(Prompt::new(PromptKind::Run, text));
+        tab
+    }
+
+    fn typed(tab: &mut ReportsTab, keys: &[KeyEvent]) -> String {
+        for k in keys {
+            tab.handle_text(k, None);
+        }
+        tab.prompt_text().unwrap()
+    }
+
     #[test]
-    fn wrap_keeps_words_and_indents() {
-        let w = wrap("aa bb cc dd", 8, "- ", "  ");
-        assert_eq!(w, ["- aa bb", "  cc dd"]);
-        let w = wrap("abcdefghij", 6, "", "");
-        assert_eq!(w, ["abcdef", "ghij"]);
-        assert_eq!(wrap("", 10, "> ", ""), ["> "]);
+    fn prompt_ctrl_w_deletes_a_path_component_with_its_separator() {
+        let mut tab = prompt_with("results/api/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "results/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "");
+        assert_eq!(
+            typed(&mut tab, &[ctrl('w')]),
+            "",
+            "nothing left: nothing happens"
+        );
+        let mut tab = prompt_with("/tmp/runs/api_stats.csv");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "/tmp/runs/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "/tmp/");
+        assert_eq!(typed(&mut tab, &[ctrl('w')]), "/");
+        // Only what is before the cursor goes.
+        let mut tab = prompt_with("results/api");
+        let left = key(KeyCode::Left);
+        assert_eq!(typed(&mut tab, &[left, left, left, ctrl('w')]), "api");
+        // Alt-Backspace does the same.
+        let mut tab = prompt_with("a/b");
+        let alt_bs = KeyEvent::new(KeyCode::Backspace, KeyModifiers::ALT);
+        assert_eq!(typed(&mut tab, &[alt_bs]), "a/");
+    }
+
+    #[test]
+    fn prompt_ctrl_u_deletes_to_the_start() {
+        let mut tab = prompt_with("results/api");
+        assert_eq!(typed(&mut tab, &[ctrl('u')]), "");
+        let mut tab = prompt_with("results/api");
+        let left = key(KeyCode::Left);
+        assert_eq!(typed(&mut tab, &[left, left, left, ctrl('u')]), "api");
+        // ...and the cursor is at the start: typing goes before what is left.
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('x'))]), "xapi");
+    }
+
+    #[test]
+    fn prompt_first_slash_or_tilde_starts_a_new_path() {
+        for (first, then) in [('/', "tmp"), ('~', "/runs")] {
+            let mut tab = prompt_with("tests/fixtures/locust/2.47/api");
+            let mut keys = vec![key(KeyCode::Char(first))];
+            keys.extend(then.chars().map(|c| key(KeyCode::Char(c))));
+            assert_eq!(typed(&mut tab, &keys), format!("{first}{then}"));
+        }
+        // Any other first key edits the prefilled text as usual...
+        let mut tab = prompt_with("results/");
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('a'))]), "results/a");
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('/'))]), "results/a/");
+        // ...and so does a `/` after a key that moved the cursor.
+        let mut tab = prompt_with("results");
+        let keys = [key(KeyCode::End), key(KeyCode::Char('/'))];
+        assert_eq!(typed(&mut tab, &keys), "results/");
+        // An empty prompt just takes the `/`.
+        let mut tab = prompt_with("");
+        assert_eq!(typed(&mut tab, &[key(KeyCode::Char('/'))]), "/");
     }
 
     #[test]
     fn fit_left_keeps_the_end_of_a_path() {
-        assert_eq!(fit_left("runs/2.47/api", 8), "….47/api");
-        assert_eq!(fit_left("api", 8), "api");
+        assert_eq!(text::fit_left("runs/2.47/api", 8), "….47/api");
+        assert_eq!(text::fit_left("api", 8), "api");
     }
 }

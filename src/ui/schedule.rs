@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::snapshot::NextRun;
 use super::text;
 use super::theme::Role;
-use super::widgets::panel;
+use super::widgets::{labelled, panel};
 use super::{AppEvent, Outcome, Tab, View};
 use crate::app::action::Action;
 use crate::engine::events::EngineEvent;
@@ -101,11 +101,17 @@ impl Tab for ScheduleTab {
             "The policy this tab will edit (saved at once, used from the next run):",
             t.style(Role::Header),
         ));
+        // Inside the panel's borders; a wrapped description stays in its column.
+        let width = usize::from(area.width.saturating_sub(2));
         for (name, what) in POLICY {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {name:<16}"), t.style(Role::Title)),
-                Span::styled(*what, muted),
-            ]));
+            lines.extend(labelled(
+                &format!("  {name}"),
+                18,
+                what,
+                width,
+                t.style(Role::Title),
+                muted,
+            ));
         }
         lines.push(Line::raw(""));
         lines.push(Line::styled(

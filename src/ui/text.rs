@@ -158,6 +158,107 @@ pub fn fit_left(s: &str, width: usize) -> Cow<'_, str> {
     Cow::Owned(format!("…{}", &s[s.len() - kept..]))
 }
 
+/// Units that stay on the line of the number before them: "9 s", "120 ms", "2.45 %".
+const UNITS: [&str; 14] = [
+    "s", "ms", "µs", "m", "min", "h", "d", "%", "x", "rps", "B", "KiB", "MiB", "GiB",
+];
+
+/// The words of `s` for wrapping: split at spaces, except between a number and its unit.
+fn wrap_words(s: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in s.split(' ').filter(|w| !w.is_empty()) {
+        let bare = w.trim_end_matches([',', ';', ':', '.', ')', ']']);
+        let after_number = words
+            .last()
+            .is_some_and(|p| p.ends_with(|c: char| c.is_ascii_digit()));
+        match words.last_mut() {
+            Some(prev) if after_number && UNITS.contains(&bare) => {
+                prev.push(' ');
+                prev.push_str(w);
+            }
+            _ => words.push(w.to_string()),
+        }
+    }
+    words
+}
+
+/// Word-wraps `s` to lines of at most `width` columns: the first line begins with
+/// `first`, every continuation line with `indent` (both count in the width), so wrapped
+/// lines keep the indent of their block. Words are never cut silently: a number stays
+/// with its unit ("9 s"), and a word longer than a whole line is split with `…` ending
+/// each part but the last. Always at least one line.
+pub fn wrap(s: &str, width: usize, first: &str, indent: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = first.to_string();
+    let mut fresh = true;
+    for word in wrap_words(s) {
+        let sep = usize::from(!fresh);
+        if !fresh && line.width() + sep + word.width() > width {
+            out.push(std::mem::replace(&mut line, indent.to_string()));
+            fresh = true;
+        }
+        if !fresh {
+            line.push(' ');
+        }
+        let mut rest = word.as_str();
+        // Longer than what is left of a fresh line: cut it in parts marked with `…`.
+        while line.width() + rest.width() > width {
+            let room = width.saturating_sub(line.width() + 1);
+            let kept = fitting_bytes(rest.chars(), room);
+            if kept == 0 {
+                if line.width() > indent.width() || !fresh {
+                    out.push(std::mem::replace(&mut line, indent.to_string()));
+                    fresh = true;
+                    continue;
+                }
+                // Not even one character fits beside the indent: give up on the width.
+                break;
+            }
+            line.push_str(&rest[..kept]);
+            line.push('…');
+            out.push(std::mem::replace(&mut line, indent.to_string()));
+            rest = &rest[kept..];
+        }
+        line.push_str(rest);
+        fresh = false;
+    }
+    out.push(line);
+    out
+}
+
+/// [`wrap`], at most `max` lines: when there is more, the last line kept ends in `…`.
+pub fn wrap_at_most(s: &str, width: usize, first: &str, indent: &str, max: usize) -> Vec<String> {
+    let mut lines = wrap(s, width, first, indent);
+    if lines.len() > max {
+        lines.truncate(max.max(1));
+        if let Some(last) = lines.last_mut() {
+            *last = fit(&format!("{last} …"), width).into_owned();
+            if !last.ends_with('…') {
+                last.push('…');
+            }
+        }
+    }
+    lines
+}
+
+/// Cuts the start of a path at a component boundary when it can (`…/2.47/api`), so no
+/// directory name is shown half; [`fit_left`] when even the last component is too long.
+pub fn fit_path(s: &str, width: usize) -> Cow<'_, str> {
+    if s.width() <= width {
+        return Cow::Borrowed(s);
+    }
+    let room = width.saturating_sub(1);
+    // The longest tail that starts at a `/` and fits beside the `…`.
+    let tail = s
+        .match_indices('/')
+        .map(|(i, _)| &s[i..])
+        .find(|t| t.width() <= room && t.len() > 1);
+    match tail {
+        Some(t) => Cow::Owned(format!("…{t}")),
+        None => fit_left(s, width),
+    }
+}
+
 /// The bytes of the leading `chars` that fit in `width` columns.
 fn fitting_bytes(chars: impl Iterator<Item = char>, width: usize) -> usize {
     let mut used = 0;
@@ -344,6 +445,52 @@ mod tests {
         assert_eq!(fit("日本語のタイトル", 5), "日本…");
         assert_eq!(fit("abc", 0), "");
         assert_eq!(fit("abc", 1), "…");
+    }
+
+    #[test]
+    fn wrap_keeps_words_indents_and_units() {
+        assert_eq!(wrap("aa bb cc dd", 8, "- ", "  "), ["- aa bb", "  cc dd"]);
+        assert_eq!(wrap("", 10, "> ", ""), ["> "]);
+        // A word longer than a line is split, and every cut says so.
+        assert_eq!(wrap("abcdefghij", 6, "", ""), ["abcde…", "fghij"]);
+        assert_eq!(
+            wrap("see a/very/long/path", 8, "  ", "  "),
+            ["  see", "  a/ver…", "  y/lon…", "  g/path"]
+        );
+        // A number keeps its unit.
+        assert_eq!(
+            wrap("users for 9 s, then recovered", 12, "", ""),
+            ["users for", "9 s, then", "recovered"]
+        );
+        assert_eq!(
+            wrap("p99 120 ms here", 9, "", ""),
+            ["p99", "120 ms", "here"]
+        );
+        // Continuation lines keep the indent; nothing is lost.
+        for w in wrap("one two three four five six seven", 12, "  - ", "    ") {
+            assert!(w.width() <= 12 && w.starts_with("  "), "{w:?}");
+        }
+        // Degenerate widths end, and keep every character.
+        let w = wrap("abc", 2, "  ", "  ");
+        assert_eq!(w.concat().replace([' ', '…'], ""), "abc");
+    }
+
+    #[test]
+    fn fit_path_cuts_at_a_component() {
+        let p = "tests/fixtures/locust/2.47/api";
+        assert_eq!(fit_path(p, 40), p);
+        assert_eq!(fit_path(p, 28), "…/fixtures/locust/2.47/api");
+        assert_eq!(fit_path(p, 18), "…/locust/2.47/api");
+        assert_eq!(fit_path(p, 16), "…/2.47/api");
+        // The last component alone is too long: cut it, and say so.
+        assert_eq!(fit_path("runs/averyveryverylongname", 8), "…ongname");
+    }
+
+    #[test]
+    fn wrap_at_most_marks_what_it_leaves_out() {
+        let w = wrap_at_most("aa bb cc dd ee", 5, "", "", 2);
+        assert_eq!(w, ["aa bb", "cc d…"]);
+        assert_eq!(wrap_at_most("aa bb", 5, "", "", 2), ["aa bb"]);
     }
 
     #[test]
