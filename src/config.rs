@@ -327,11 +327,29 @@ impl Config {
 
     /// Parses config text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        if is_ui_only(text) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: "has no sources (no `environments`, [gitops] or [github]): only [ui] and [keys], which the TUI uses in demo mode; a snapshot needs sources".into(),
+            });
+        }
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             message: e.message().trim().to_string(),
         })?;
+        for (section, env, file) in config.secret_sources() {
+            if env && file {
+                let line = line_of_section(text, &section).unwrap_or(1);
+                return Err(ConfigError::Parse {
+                    path: path.to_owned(),
+                    line,
+                    message: format!(
+                        "[{section}] names a secret both by `*_env` and by `*_file`: keep one"
+                    ),
+                });
+            }
+        }
         if let Some(bad) = unknown_placeholder(&config.gitops.path, &["env", "component"]) {
             return Err(ConfigError::Parse {
                 path: path.to_owned(),
@@ -411,6 +429,33 @@ impl Config {
             check_url(&format!("registry `{}` base_url", r.host), &r.base_url())?;
         }
         Ok(())
+    }
+
+    /// (section, env var set, file set) of every secret the config names.
+    fn secret_sources(&self) -> Vec<(String, bool, bool)> {
+        let both = |env: &Option<String>, file: &Option<PathBuf>| (env.is_some(), file.is_some());
+        let mut out = Vec::new();
+        let mut add = |section: &str, (e, f): (bool, bool)| out.push((section.to_string(), e, f));
+        add(
+            "github",
+            both(&self.github.token_env, &self.github.token_file),
+        );
+        if let Some(tc) = &self.teamcity {
+            add("teamcity", both(&tc.token_env, &tc.token_file));
+        }
+        if let Some(dd) = &self.datadog {
+            add("datadog", both(&dd.api_key_env, &dd.api_key_file));
+            add("datadog", both(&dd.app_key_env, &dd.app_key_file));
+        }
+        if let Some(j) = &self.jira {
+            add("jira", both(&j.email_env, &j.email_file));
+            add("jira", both(&j.token_env, &j.token_file));
+        }
+        for r in &self.registries {
+            add("registries", both(&r.username_env, &r.username_file));
+            add("registries", both(&r.token_env, &r.token_file));
+        }
+        out
     }
 
     /// GraphQL endpoint: explicit, or derived from the REST base URL
@@ -557,6 +602,97 @@ fn read_secret(
         )));
     }
     Ok(None)
+}
+
+/// The TUI settings of a config file without sources: demo mode with the user's keys
+/// and theme.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UiOnly {
+    #[serde(default)]
+    pub ui: UiConfig,
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeyBinding>,
+}
+
+/// What a config file holds for the TUI.
+#[derive(Debug, Clone)]
+pub enum ConfigFile {
+    Sources(Box<Config>),
+    /// Only `[ui]` and `[keys]`: demo mode, with these.
+    UiOnly(UiOnly),
+}
+
+impl ConfigFile {
+    /// Reads a config for the TUI: one with sources, or one with only `[ui]`/`[keys]`.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        check_permissions(path, "config").map_err(ConfigError::Secret)?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if !is_ui_only(&text) {
+            return Config::parse(&text, path).map(|c| ConfigFile::Sources(Box::new(c)));
+        }
+        toml::from_str(&text)
+            .map(ConfigFile::UiOnly)
+            .map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
+                message: e.message().trim().to_string(),
+            })
+    }
+
+    pub fn ui(&self) -> &UiConfig {
+        match self {
+            ConfigFile::Sources(c) => &c.ui,
+            ConfigFile::UiOnly(u) => &u.ui,
+        }
+    }
+
+    pub fn keys(&self) -> &BTreeMap<String, KeyBinding> {
+        match self {
+            ConfigFile::Sources(c) => &c.keys,
+            ConfigFile::UiOnly(u) => &u.keys,
+        }
+    }
+}
+
+/// A config with no source keys at all (an empty file or one with only `[ui]`/`[keys]`).
+fn is_ui_only(text: &str) -> bool {
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        return false;
+    };
+    table.keys().all(|k| k == "ui" || k == "keys")
+}
+
+/// The line of the `[section]` (or `[[section]]`) header.
+pub fn line_of_section(text: &str, section: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim();
+            l == format!("[{section}]") || l == format!("[[{section}]]")
+        })
+        .map(|i| i + 1)
+}
+
+/// The line of `key = …` inside `[section]` (the key bare or quoted), for errors found
+/// after parsing: a bad key binding, an unknown theme.
+pub fn line_of_key(text: &str, section: &str, key: &str) -> Option<usize> {
+    let start = line_of_section(text, section)?;
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .take_while(|(_, l)| !l.trim_start().starts_with('['))
+        .find(|(_, l)| {
+            let l = l.trim_start();
+            let rest = l
+                .strip_prefix(key)
+                .or_else(|| l.strip_prefix(&format!("\"{key}\"")))
+                .or_else(|| l.strip_prefix(&format!("'{key}'")));
+            rest.is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
 }
 
 /// The first `{name}` in `template` that is not one of `known`.

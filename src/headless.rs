@@ -124,6 +124,7 @@ pub async fn run(
     let _ = printer.await;
     let code = match result {
         Ok((_, snapshot)) => {
+            eprintln!("{}", final_line(&snapshot));
             if json {
                 let mut out = std::io::stdout().lock();
                 let _ = serde_json::to_writer_pretty(&mut out, &SnapshotJson::from(&snapshot));
@@ -246,12 +247,16 @@ async fn print_progress(mut rx: mpsc::Receiver<EngineEvent>, done: CancellationT
     }
 }
 
-/// `[ 42%] deployment history 7/60 files · repos 15/15 · ... · ETA 4s`
+/// Progress lines are cut to this many columns (a CI log, a split pane).
+pub const PROGRESS_LINE_COLUMNS: usize = 120;
+
+/// `[ 42%] repos 15/15 repos done · deployment history 7/60 files · … · ETA 4s`, the
+/// fullest form that fits [`PROGRESS_LINE_COLUMNS`]: stages in full, else compact
+/// (`deployment history 7/60`, `repos ✓`), then without the request counts, and cut with
+/// `…` as a last resort.
 fn progress_line(p: &Progress) -> String {
-    let stages: Vec<String> = p
-        .stages
-        .iter()
-        .filter(|s| s.state != StageState::Skipped)
+    let shown = || p.stages.iter().filter(|s| s.state != StageState::Skipped);
+    let full: Vec<String> = shown()
         .map(|s| {
             let mark = match s.state {
                 StageState::Done => " done",
@@ -267,16 +272,68 @@ fn progress_line(p: &Progress) -> String {
             )
         })
         .collect();
+    let compact: Vec<String> = shown()
+        .map(|s| match s.state {
+            StageState::Done => format!("{} ✓", s.stage.label()),
+            StageState::Failed => format!("{} ✗", s.stage.label()),
+            StageState::Pending => format!("{} …", s.stage.label()),
+            _ => format!("{} {}/{}", s.stage.label(), s.done, s.total),
+        })
+        .collect();
     let eta = match p.eta {
         Some(d) => format!("ETA {}s", d.as_secs()),
         None => "ETA learning".to_string(),
     };
-    format!(
-        "[{:3.0}%] {} · {} requests, {} not modified · {eta}",
-        p.fraction * 100.0,
-        stages.join(" · "),
-        p.requests,
-        p.not_modified
+    let head = format!("[{:3.0}%]", p.fraction * 100.0);
+    let numbers = format!("{} requests, {} not modified", p.requests, p.not_modified);
+    let candidates = [
+        format!("{head} {} · {numbers} · {eta}", full.join(" · ")),
+        format!("{head} {} · {numbers} · {eta}", compact.join(" · ")),
+        format!("{head} {} · {eta}", compact.join(" · ")),
+    ];
+    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    match candidates
+        .iter()
+        .find(|c| width(c) <= PROGRESS_LINE_COLUMNS)
+    {
+        Some(line) => line.clone(),
+        None => cut(&candidates[2], PROGRESS_LINE_COLUMNS),
+    }
+}
+
+/// `s` cut to `columns`, ending in `…` when cut.
+fn cut(s: &str, columns: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let mut used = 0;
+    let mut out = String::new();
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > columns {
+            out.push('…');
+            return out;
+        }
+        used += w;
+        out.push(c);
+    }
+    out
+}
+
+/// The last progress line: `[100%] complete in 0.6s · 251 requests, 250 not modified`.
+fn final_line(s: &Snapshot) -> String {
+    let how = if s.cancelled {
+        "cancelled".to_string()
+    } else if s.partial {
+        format!("partial ({} failed)", s.failures.len())
+    } else {
+        "complete".to_string()
+    };
+    let secs = s.stats.duration_ms as f64 / 1000.0;
+    cut(
+        &format!(
+            "[100%] {how} in {secs:.1}s · {} requests, {} not modified",
+            s.stats.requests, s.stats.not_modified
+        ),
+        PROGRESS_LINE_COLUMNS,
     )
 }
 
@@ -463,4 +520,35 @@ impl From<&Snapshot> for SnapshotJson {
 /// The documented JSON of a snapshot (also used by tests and the bench).
 pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
     serde_json::to_value(SnapshotJson::from(s)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_fit_120_columns_and_say_where_they_are_cut() {
+        let mut p = crate::ui::sample::progress();
+        let line = progress_line(&p);
+        assert!(
+            unicode_width::UnicodeWidthStr::width(line.as_str()) <= PROGRESS_LINE_COLUMNS,
+            "{line}"
+        );
+        assert!(
+            line.starts_with("[ 42%]") && line.contains("ETA 35s"),
+            "{line}"
+        );
+        // Absurdly many stages are cut, and say so.
+        for _ in 0..4 {
+            p.stages.extend(p.stages.clone());
+        }
+        let line = progress_line(&p);
+        assert!(line.ends_with('…'), "{line}");
+        assert!(unicode_width::UnicodeWidthStr::width(line.as_str()) <= PROGRESS_LINE_COLUMNS);
+        let done = final_line(&crate::ui::sample::snapshot());
+        assert!(
+            done.starts_with("[100%] complete in 4.2s · 348 requests"),
+            "{done}"
+        );
+    }
 }

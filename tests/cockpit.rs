@@ -234,3 +234,128 @@ fn every_seed_screen_fits_80x24_without_a_panic_and_a_20x5_pane_says_so() {
     let tiny = screen(&app, 20, 5);
     assert!(tiny.contains("bigger"), "{tiny}");
 }
+
+// --- config and the simulator's config, as a newcomer follows the README ----------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_snaptop");
+
+fn run_bin(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("c"))
+        .env("XDG_DATA_HOME", dir.join("d"))
+        .env("XDG_STATE_HOME", dir.join("s"))
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap()
+}
+
+const SOURCES: &str = "environments = [\"dev\"]\n[gitops]\nrepo = \"acme/deploy\"\n\
+    path = \"o/{env}/{component}/k.yaml\"\n[[components]]\nname = \"api\"\nrepo = \"acme/api\"\n\
+    image = \"acme/api\"\n[github]\nbase_url = \"http://127.0.0.1:9\"\n";
+
+#[test]
+fn key_and_theme_mistakes_name_their_line_and_a_secret_named_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let write = |text: &str| std::fs::write(&path, text).unwrap();
+    let err = |args: &[&str]| {
+        let out = run_bin(dir.path(), args);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cfg = path.to_str().unwrap();
+    // Line 11 is `[keys]`, 12 `quit = …`, 13 `trigger = "nokey"`.
+    write(&format!(
+        "{SOURCES}[keys]\nquit = \"q\"\ntrigger = \"nokey\"\n"
+    ));
+    let e = err(&["--config", cfg]);
+    assert!(e.contains("config.toml:13:") && e.contains("nokey"), "{e}");
+    write(&format!("{SOURCES}[ui]\ntheme = \"no-such-theme\"\n"));
+    let e = err(&["--config", cfg]);
+    assert!(
+        e.contains("config.toml:12:") && e.contains("no-such-theme"),
+        "{e}"
+    );
+    let both = SOURCES.replace(
+        "[github]\n",
+        "[github]\ntoken_env = \"GH\"\ntoken_file = \"/run/secrets/gh\"\n",
+    );
+    write(&both);
+    let e = err(&["snapshot", "--config", cfg]);
+    let line = both.lines().position(|l| l == "[github]").unwrap() + 1;
+    assert!(
+        e.contains(&format!("config.toml:{line}:"))
+            && e.contains("[github]")
+            && e.contains("keep one"),
+        "{e}"
+    );
+    // A config with only [ui] and [keys] is the TUI's demo with the user's keys; a
+    // snapshot says it has nothing to fetch.
+    write("[ui]\ntheme = \"light\"\n[keys]\ntrigger = \"F5\"\n");
+    let e = err(&["snapshot", "--config", cfg]);
+    assert!(
+        e.contains("has no sources") && e.contains("demo mode"),
+        "{e}"
+    );
+    match snaptop::config::ConfigFile::load(&path).unwrap() {
+        snaptop::config::ConfigFile::UiOnly(u) => {
+            assert_eq!(u.ui.theme.as_deref(), Some("light"));
+            assert!(u.keys.contains_key("trigger"));
+        }
+        other => panic!("{other:?}"),
+    }
+    write("[ui]\nthem = \"light\"\n");
+    let e = match snaptop::config::ConfigFile::load(&path) {
+        Err(e) => e.to_string(),
+        Ok(c) => panic!("{c:?}"),
+    };
+    assert!(e.contains("config.toml:2:") && e.contains("them"), "{e}");
+}
+
+#[test]
+fn the_readme_sim_flow_works_when_followed_literally() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet, as a newcomer would type it.
+    let config = dir.path().join("new/dir/sim.toml");
+    let mut sim = std::process::Command::new(BIN)
+        .args(["sim", "--port", "0", "--write-config"])
+        .arg(&config)
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("s"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = sim.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut said = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let serving = line.contains("serving");
+        said.push(line);
+        if serving {
+            break;
+        }
+    }
+    assert!(
+        said.iter().any(|l| l.contains("config written to")),
+        "{said:#?}"
+    );
+    // No export: the config names token files (0600) beside it.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("token_file") && !text.contains("token_env"),
+        "{text}"
+    );
+    let out = run_bin(
+        dir.path(),
+        &["snapshot", "--config", config.to_str().unwrap()],
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("readable by others"), "{stderr}");
+    assert!(stderr.contains("[100%] complete"), "{stderr}");
+}

@@ -724,14 +724,18 @@ async fn sigint_cancels_a_headless_run_which_prints_its_partial_json_and_exits_2
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            let ready = line.contains(" files done");
+            let ready = line.contains(" files done") || line.contains("deployment history ✓");
             seen.push(line);
             if ready {
                 break;
             }
         }
     }
-    assert!(seen.iter().any(|l| l.contains("done")), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("files done") || l.contains("deployment history ✓")),
+        "{seen:#?}"
+    );
     let sent = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -21,7 +21,11 @@ const TTY_REPORT: &str = "stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -ica
 /// HOME and XDG directories under `d`, as `env` arguments.
 fn home_env(d: &Path) -> String {
     let d = d.display();
-    format!("HOME={d} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data XDG_STATE_HOME={d}/state")
+    // The demo idle at start and quick, unless a test asks for the newcomer's demo.
+    format!(
+        "HOME={d} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data XDG_STATE_HOME={d}/state \
+         SNAPTOP_DEMO_AUTORUN=0 SNAPTOP_DEMO_LATENCY_MS=40"
+    )
 }
 
 fn have_tmux() -> bool {
@@ -397,7 +401,7 @@ fn reports_open_complete_compare_and_reload_on_change() {
     copy_run(runs.path(), "base");
     let api = runs.path().join("api");
     let pane = Pane::start("reports", 100, 30, &format!("--report {}", api.display()));
-    pane.keys(&["3"]);
+    // `--report` opens on the Reports tab.
     pane.wait_for(&["Endpoints (6)", "/api · 5,758 requests", "loaded "]);
 
     // Open the other run: edit the prefilled path, complete it with Tab.
@@ -756,4 +760,35 @@ fn seed_size_matrix_scrolls_filters_and_keeps_the_last_good_values() {
     let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
     assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
     drop(rt);
+}
+
+/// The demo a newcomer sees: a first run starts by itself, paced like a real network, so
+/// the live progress shows, `c` cancels it and a second `r` only says one is running.
+#[test]
+fn the_demo_runs_a_first_snapshot_by_itself_paced_to_be_seen() {
+    if !have_tmux() {
+        return;
+    }
+    let pane = Pane::start_with_env(
+        "newcomer",
+        100,
+        30,
+        &[
+            ("SNAPTOP_DEMO_AUTORUN", "1".into()),
+            ("SNAPTOP_DEMO_LATENCY_MS", "300".into()),
+        ],
+        "",
+    );
+    pane.wait_for(&["running", "overall", "Deployments · updating"]);
+    pane.keys(&["r"]);
+    pane.wait_for(&["already running"]);
+    pane.keys(&["c"]);
+    let s = pane.wait_for(&["Last run #1", "cancelled"]);
+    assert!(s.contains("0 errors"), "a cancel is not an error: {s}");
+    pane.keys(&["r"]);
+    pane.wait_for(&["running"]);
+    pane.wait_for(&["Last run #2", "complete"]);
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
 }

@@ -171,6 +171,18 @@ pub enum KeyMapError {
     },
 }
 
+impl KeyMapError {
+    /// The `[keys]` entry the error is about.
+    pub fn entry(&self) -> &str {
+        match self {
+            KeyMapError::UnknownAction { action, .. }
+            | KeyMapError::BadKey { action, .. }
+            | KeyMapError::Unbound { action } => action,
+            KeyMapError::Conflict { second, .. } => second,
+        }
+    }
+}
+
 /// The key map: every action's keys, and the reverse lookup.
 #[derive(Debug, Clone)]
 pub struct KeyMap {

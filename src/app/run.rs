@@ -95,36 +95,60 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
     let started = Instant::now();
     // Asked while there is a single thread: `time` refuses later (and UTC is the fallback).
     let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
-    let config = match &opts.config {
-        Some(p) => Some(Config::load(p)?),
-        None => match config::default_config_path().filter(|p| p.is_file()) {
-            Some(p) => Some(Config::load(&p)?),
-            None => None,
-        },
+    let config_path = opts
+        .config
+        .clone()
+        .or_else(|| config::default_config_path().filter(|p| p.is_file()));
+    let file = config_path
+        .as_deref()
+        .map(config::ConfigFile::load)
+        .transpose()?;
+    // A mistake in [keys] or [ui] names its line like every other config error.
+    let at_line = |section: &str, keys: &[&str], e: &dyn std::fmt::Display| -> anyhow::Error {
+        let path = config_path
+            .as_deref()
+            .unwrap_or(std::path::Path::new("config"));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let line = keys
+            .iter()
+            .find_map(|k| config::line_of_key(&text, section, k))
+            .or_else(|| config::line_of_section(&text, section))
+            .unwrap_or(1);
+        anyhow::anyhow!("{}:{line}: {e}", path.display())
     };
-    let (keys, ui_theme, mouse) = match &config {
-        Some(c) => (
-            KeyMap::with_overrides(&c.keys)?,
-            c.ui.theme.clone(),
-            c.ui.mouse,
+    let (keys, ui_theme, mouse) = match &file {
+        Some(f) => (
+            KeyMap::with_overrides(f.keys()).map_err(|e| {
+                let mut names = vec![e.entry().to_string()];
+                if let crate::app::keymap::KeyMapError::Conflict { first, .. } = &e {
+                    names.push(first.clone());
+                }
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                at_line("keys", &names, &e)
+            })?,
+            f.ui().theme.clone(),
+            f.ui().mouse,
         ),
         None => (KeyMap::defaults(), None, false),
     };
+    let from_config = opts.theme.is_none() && ui_theme.is_some();
     let theme_name = opts.theme.or(ui_theme).unwrap_or_else(|| "default".into());
-    let theme = Theme::load(&theme_name, user_theme_dir().as_deref(), no_color())?;
-    let (source, store) = match config {
-        Some(config) => {
+    let theme = Theme::load(&theme_name, user_theme_dir().as_deref(), no_color()).map_err(|e| {
+        if from_config {
+            at_line("ui", &["theme"], &e)
+        } else {
+            e.into()
+        }
+    })?;
+    let (source, store) = match file {
+        Some(config::ConfigFile::Sources(config)) => {
             let secrets = config.resolve_secrets()?;
             let store = headless::open_store(&config)?;
-            (
-                Source::Live {
-                    config: Box::new(config),
-                    secrets,
-                },
-                store,
-            )
+            (Source::Live { config, secrets }, store)
         }
-        None => (Source::Demo, Store::temporary().context("demo store")?),
+        Some(config::ConfigFile::UiOnly(_)) | None => {
+            (Source::Demo, Store::temporary().context("demo store")?)
+        }
     };
     let _log = headless::init_file_logging(&config::default_state_dir());
     tracing::info!(theme = %theme.name, demo = matches!(source, Source::Demo), "snaptop starting");
@@ -136,6 +160,7 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
     // Demo mode shows a bundled run unless one was asked for; its files live as long
     // as the program.
     let mut demo_dir = None;
+    let open_reports = opts.report.is_some();
     let report = match opts.report {
         Some(path) => Some(ReportRequest {
             inputs: vec![path],
@@ -167,6 +192,7 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
         source,
         store,
         report,
+        open_reports,
         report_targets: opts.targets,
     };
     let result = runtime.block_on(run(setup));
@@ -224,6 +250,8 @@ struct Setup {
     store: Store,
     /// The report to open at start.
     report: Option<ReportRequest>,
+    /// `--report` asked for it: start on the Reports tab.
+    open_reports: bool,
     report_targets: Option<PathBuf>,
 }
 
@@ -245,6 +273,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
         source,
         store,
         report,
+        open_reports,
         report_targets,
     } = setup;
     let demo = matches!(source, Source::Demo);
@@ -262,6 +291,9 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let mut app = App::new(startup, keys, theme, offset);
     let (app_tx, mut app_rx) = mpsc::unbounded_channel::<AppEvent>();
     let mut reports = ReportJobs::new(app_tx.clone());
+    if open_reports {
+        app.on_action(crate::app::action::Action::TabReports);
+    }
     if let Some(request) = report {
         app.on_event(reports.load(request, false));
     }
@@ -548,6 +580,11 @@ async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
             tracing::info!(addr = %sim.addr(), "demo simulator listening");
             let (handle, events) =
                 engine::spawn(Arc::new(sim.config()), sim.secrets(), store.clone());
+            // A newcomer sees a run at once, live, rather than an empty screen.
+            // `SNAPTOP_DEMO_AUTORUN=0` starts idle (tests that look at the empty store).
+            if std::env::var("SNAPTOP_DEMO_AUTORUN").map_or(true, |v| v.trim() != "0") {
+                handle.trigger(crate::engine::model::Trigger::Manual);
+            }
             Ok(Engine {
                 handle,
                 events,

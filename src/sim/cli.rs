@@ -48,22 +48,43 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         ..SimOptions::default()
     })
     .await?;
-    let config = sim.config_toml();
     match &args.write_config {
         Some(path) => {
-            std::fs::write(path, &config)
+            // Works as written: its directory is made, and the credentials the simulator
+            // accepts go to files beside it (0600) that the config names.
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "sim".into());
+            let secrets = dir.join(format!("{stem}-secrets"));
+            let config = sim.config_toml_with_token_files(&secrets).map_err(|e| {
+                anyhow::anyhow!("{}: cannot write the token files: {e}", secrets.display())
+            })?;
+            std::fs::write(path, config)
                 .map_err(|e| anyhow::anyhow!("{}: cannot write config: {e}", path.display()))?;
-            eprintln!("snaptop sim: config written to {}", path.display());
+            eprintln!(
+                "snaptop sim: config written to {} (tokens in {}); then: snaptop snapshot --config {}",
+                path.display(),
+                secrets.display(),
+                path.display()
+            );
         }
-        None => println!("# snaptop config for the simulator\n{config}"),
+        None => {
+            println!("# snaptop config for the simulator\n{}", sim.config_toml());
+            eprintln!(
+                "snaptop sim: set the credentials it accepts, then run `snaptop --config FILE`:\n{}",
+                sim.env_exports()
+            );
+        }
     }
     eprintln!(
-        "snaptop sim: serving GitHub, TeamCity, Datadog and Jira on {} ({:?} profile)\n\
-         Set the credentials it accepts, then run `snaptop --config FILE`:\n{}\
-         Ctrl-C stops it.",
+        "snaptop sim: serving GitHub, TeamCity, Datadog, Jira and a registry on {} ({:?} profile); Ctrl-C stops it.",
         sim.base_url(),
         args.profile,
-        sim.env_exports()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -63,6 +63,9 @@ pub const GITHUB_REST_BUDGET_PER_HOUR: u64 = 5000;
 pub const GITHUB_GRAPHQL_BUDGET_PER_HOUR: u64 = 5000;
 pub const GITHUB_ANONYMOUS_BUDGET_PER_HOUR: u64 = 60;
 pub const GITHUB_MAX_CONCURRENT: usize = 100;
+/// The demo's latency per answer: about the round trip of a far API, so that a demo
+/// snapshot takes a few seconds.
+pub const DEMO_LATENCY_MS: u64 = 300;
 /// The registry host of the simulated images (`ghcr.io/acme/...`), served under `/registry`.
 pub const REGISTRY_HOST: &str = "ghcr.io";
 pub const GITHUB_REST_POINTS_PER_MINUTE: usize = 900;
@@ -196,10 +199,16 @@ pub struct SimOptions {
 }
 
 impl SimOptions {
-    /// The demo: the small organisation, a little latency so progress is visible.
+    /// The demo: the small organisation, paced like a real network (a run takes a few
+    /// seconds, so live progress, cancel and quit-while-running can be tried).
+    /// `SNAPTOP_DEMO_LATENCY_MS` changes the pace (tests set it low).
     pub fn demo() -> SimOptions {
+        let latency_ms = std::env::var("SNAPTOP_DEMO_LATENCY_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(DEMO_LATENCY_MS);
         SimOptions {
-            latency: Duration::from_millis(40),
+            latency: Duration::from_millis(latency_ms),
             ..SimOptions::default()
         }
     }
@@ -509,6 +518,46 @@ impl RunningSim {
         config_to_toml(&self.config())
     }
 
+    /// The config as TOML with every secret in a file of `dir` (written, mode 0600), so
+    /// that it works as it is, with nothing to export.
+    pub fn config_toml_with_token_files(&self, dir: &std::path::Path) -> std::io::Result<String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(dir)?;
+        let write = |name: &str, value: &str| -> std::io::Result<Option<std::path::PathBuf>> {
+            let path = dir.join(name);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?;
+            std::io::Write::write_all(&mut f, value.as_bytes())?;
+            // An existing file keeps its mode: make it the one asked for.
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            Ok(Some(path))
+        };
+        let mut c = self.config();
+        c.github.token_env = None;
+        c.github.token_file = write("github-token", GITHUB_TOKEN)?;
+        if let Some(tc) = &mut c.teamcity {
+            tc.token_env = None;
+            tc.token_file = write("teamcity-token", TEAMCITY_TOKEN)?;
+        }
+        if let Some(dd) = &mut c.datadog {
+            dd.api_key_env = None;
+            dd.api_key_file = write("datadog-api-key", DATADOG_API_KEY)?;
+            dd.app_key_env = None;
+            dd.app_key_file = write("datadog-app-key", DATADOG_APP_KEY)?;
+        }
+        if let Some(j) = &mut c.jira {
+            j.email_env = None;
+            j.email_file = write("jira-email", JIRA_EMAIL)?;
+            j.token_env = None;
+            j.token_file = write("jira-token", JIRA_TOKEN)?;
+        }
+        Ok(config_to_toml(&c))
+    }
+
     /// The environment variables the printed config names, with the credentials the
     /// simulator accepts.
     pub fn secret_env(&self) -> [(&'static str, &'static str); 6] {
@@ -657,25 +706,30 @@ pub fn config_to_toml(c: &Config) -> String {
             .map(|v| format!("{k} = {}\n", q(v)))
             .unwrap_or_default()
     };
+    let file = |k: &str, v: &Option<std::path::PathBuf>| {
+        v.as_ref()
+            .map(|v| format!("{k} = {}\n", q(&v.display().to_string())))
+            .unwrap_or_default()
+    };
     out.push_str(&format!(
         "\n[github]\nbase_url = {}\n{}{}",
         q(&c.github.base_url),
         opt("graphql_url", &c.github.graphql_url),
-        opt("token_env", &c.github.token_env)
+        opt("token_env", &c.github.token_env) + &file("token_file", &c.github.token_file)
     ));
     if let Some(tc) = &c.teamcity {
         out.push_str(&format!(
             "\n[teamcity]\nbase_url = {}\n{}",
             q(&tc.base_url),
-            opt("token_env", &tc.token_env)
+            opt("token_env", &tc.token_env) + &file("token_file", &tc.token_file)
         ));
     }
     if let Some(dd) = &c.datadog {
         out.push_str(&format!(
             "\n[datadog]\nbase_url = {}\n{}{}\n[datadog.queries]\n",
             q(&dd.base_url),
-            opt("api_key_env", &dd.api_key_env),
-            opt("app_key_env", &dd.app_key_env)
+            opt("api_key_env", &dd.api_key_env) + &file("api_key_file", &dd.api_key_file),
+            opt("app_key_env", &dd.app_key_env) + &file("app_key_file", &dd.app_key_file)
         ));
         for (k, v) in &dd.queries {
             out.push_str(&format!("{k} = {}\n", q(v)));
@@ -685,8 +739,8 @@ pub fn config_to_toml(c: &Config) -> String {
         out.push_str(&format!(
             "\n[jira]\nbase_url = {}\n{}{}ticket_pattern = {}\n",
             q(&j.base_url),
-            opt("email_env", &j.email_env),
-            opt("token_env", &j.token_env),
+            opt("email_env", &j.email_env) + &file("email_file", &j.email_file),
+            opt("token_env", &j.token_env) + &file("token_file", &j.token_file),
             q(&j.ticket_pattern)
         ));
     }
