@@ -99,6 +99,15 @@ pub fn snapshot() -> Snapshot {
         }
         cells.insert(env.to_string(), row);
     }
+    complete(&ENVS, &COMPONENTS, cells)
+}
+
+/// A complete snapshot of run 42 that ended 7 minutes before [`NOW`].
+fn complete(
+    envs: &[&str],
+    components: &[&str],
+    cells: BTreeMap<String, BTreeMap<String, Cell>>,
+) -> Snapshot {
     Snapshot {
         run_id: 42,
         started_at: ago(7 * 60 + 4),
@@ -106,8 +115,8 @@ pub fn snapshot() -> Snapshot {
         partial: false,
         cancelled: false,
         failures: vec![],
-        environments: ENVS.map(String::from).to_vec(),
-        components: COMPONENTS.map(String::from).to_vec(),
+        environments: envs.iter().map(|s| s.to_string()).collect(),
+        components: components.iter().map(|s| s.to_string()).collect(),
         cells,
         health_queries: vec!["error_rate".into(), "p95_ms".into()],
         stats: stats(),
@@ -380,19 +389,7 @@ pub fn seed_snapshot() -> Snapshot {
         }
         cells.insert(env.to_string(), row);
     }
-    Snapshot {
-        run_id: 42,
-        started_at: ago(7 * 60 + 4),
-        finished_at: ago(7 * 60),
-        partial: false,
-        cancelled: false,
-        failures: vec![],
-        environments: SEED_ENVS.map(String::from).to_vec(),
-        components: SEED_COMPONENTS.map(String::from).to_vec(),
-        cells,
-        health_queries: vec!["error_rate".into(), "p95_ms".into()],
-        stats: stats(),
-    }
+    complete(&SEED_ENVS, &SEED_COMPONENTS, cells)
 }
 
 /// The run after [`seed_snapshot`] when every source refused connections: nothing new,

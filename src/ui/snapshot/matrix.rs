@@ -73,6 +73,7 @@ pub fn drifts(s: &Snapshot, component: &str, env_index: usize) -> bool {
 }
 
 /// One cell's pieces, most important first; [`fit_pieces`] drops from the end.
+#[derive(Clone)]
 struct Pieces {
     version: String,
     /// Carried from an earlier run: how old the data is (`~2h`).
@@ -81,20 +82,6 @@ struct Pieces {
     age: String,
     tickets: String,
     health: Option<String>,
-}
-
-impl Pieces {
-    /// The texts only (styles do not change widths).
-    fn clone_shape(&self) -> Pieces {
-        Pieces {
-            version: self.version.clone(),
-            stale: self.stale.clone(),
-            build: self.build,
-            age: self.age.clone(),
-            tickets: self.tickets.clone(),
-            health: self.health.clone(),
-        }
-    }
 }
 
 fn pieces(cell: &Cell, health_q: Option<&str>, view: &View) -> Pieces {
@@ -457,7 +444,7 @@ pub fn render(frame: &mut Frame, area: Rect, m: &MatrixView, view: &View) {
                         .map(|c| pieces(c, health_q, view))
                 })
                 .collect();
-            let present: Vec<Pieces> = ps.iter().flatten().map(Pieces::clone_shape).collect();
+            let present: Vec<Pieces> = ps.iter().flatten().cloned().collect();
             let col = column(&present, w.cell_width);
             (e, ps, col)
         })
