@@ -15,10 +15,11 @@ use snaptop::ui::theme::Theme;
 use snaptop::ui::{self, AppEvent, ReportLoad, sample};
 use time::UtcOffset;
 
-fn idle() -> App {
+/// An idle app showing `snapshot` and the sample history.
+fn showing(snapshot: snaptop::engine::model::Snapshot) -> App {
     let mut app = App::new(
         Startup {
-            snapshot: Some(sample::snapshot()),
+            snapshot: Some(snapshot),
             history: sample::history(),
             demo: true,
             ..Startup::default()
@@ -29,6 +30,10 @@ fn idle() -> App {
     );
     app.on_event(AppEvent::Engine(EngineEvent::NextRun(None)));
     app
+}
+
+fn idle() -> App {
+    showing(sample::snapshot())
 }
 
 /// The Reports tab with the bundled Locust 2.47 run, `views` views to the right of the
@@ -77,20 +82,7 @@ fn bench(c: &mut Criterion) {
     }
     let mut detail = idle();
     detail.on_action(Action::Open);
-    let seed = || {
-        let mut app = App::new(
-            Startup {
-                snapshot: Some(sample::seed_snapshot()),
-                history: sample::history(),
-                ..Startup::default()
-            },
-            KeyMap::defaults(),
-            Theme::default_theme(),
-            UtcOffset::UTC,
-        );
-        app.on_event(AppEvent::Engine(EngineEvent::NextRun(None)));
-        app
-    };
+    let seed = || showing(sample::seed_snapshot());
     let mut seed_failed = seed();
     let (summary, snapshot) = sample::seed_failed_run();
     seed_failed.on_event(AppEvent::Engine(EngineEvent::Finished {

@@ -301,21 +301,9 @@ fn progress_line(p: &Progress) -> String {
     }
 }
 
-/// `s` cut to `columns`, ending in `…` when cut.
+/// `s` cut to `columns`, ending in `…` when cut (the screen's rule, for a CI log).
 fn cut(s: &str, columns: usize) -> String {
-    use unicode_width::UnicodeWidthChar;
-    let mut used = 0;
-    let mut out = String::new();
-    for c in s.chars() {
-        let w = c.width().unwrap_or(0);
-        if used + w + 1 > columns {
-            out.push('…');
-            return out;
-        }
-        used += w;
-        out.push(c);
-    }
-    out
+    crate::ui::text::fit(s, columns).into_owned()
 }
 
 /// The last progress line: `[100%] complete in 0.6s · 251 requests, 250 not modified`.

@@ -37,9 +37,12 @@ impl Snapshot {
     /// else the newest carried part (a run that fetched nothing is not "just now").
     pub fn data_as_of(&self) -> OffsetDateTime {
         let cells = || self.cells.values().flat_map(|r| r.values());
-        let fresh = cells().any(|c| {
-            c.stale.len() < 4 && (c.tag.is_some() || c.build.is_some() || c.tickets.is_some())
-        });
+        let fetched = |c: &Cell| {
+            (c.tag.is_some() && !c.is_stale(Part::Deployment))
+                || (c.build.is_some() && !c.is_stale(Part::Build))
+                || (c.tickets.is_some() && !c.is_stale(Part::Tickets))
+        };
+        let fresh = cells().any(fetched);
         if fresh || cells().all(|c| c.stale.is_empty()) {
             return self.finished_at;
         }

@@ -103,10 +103,7 @@ impl Registries {
 pub struct Registry {
     base: Url,
     creds: Option<(String, String)>,
-    ctx: ClientContext,
-    counters: Arc<Counters>,
-    max_concurrency: usize,
-    max_body_bytes: usize,
+    shape: ClientShape,
     anonymous: SourceClient,
     by_repository: tokio::sync::Mutex<HashMap<String, SourceClient>>,
 }
@@ -147,36 +144,17 @@ struct TokenAnswer {
     access_token: Option<String>,
 }
 
-impl Registry {
-    fn new(
-        cfg: &RegistryConfig,
-        creds: Option<(String, String)>,
-        ctx: &ClientContext,
-        counters: Arc<Counters>,
-    ) -> Result<Registry, String> {
-        let base_url = cfg.base_url();
-        let base = Url::parse(&base_url)
-            .map_err(|e| format!("registry {}: bad base_url {base_url}: {e}", cfg.host))?;
-        let anonymous = registry_client(
-            &base_url,
-            Auth::None,
-            ctx.redactor.clone(),
-            ctx,
-            &counters,
-            cfg,
-        )?;
-        Ok(Registry {
-            base,
-            creds,
-            ctx: ctx.clone(),
-            counters,
-            max_concurrency: cfg.max_concurrency.max(1),
-            max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
-            anonymous,
-            by_repository: tokio::sync::Mutex::new(HashMap::new()),
-        })
-    }
+/// How a registry's clients are made: manifests asked for in every format, blobs followed
+/// to a CDN without credentials, counters shared.
+struct ClientShape {
+    base_url: String,
+    ctx: ClientContext,
+    counters: Arc<Counters>,
+    max_concurrency: usize,
+    max_body_bytes: usize,
+}
 
+impl ClientShape {
     fn client(
         &self,
         auth: Auth,
@@ -192,10 +170,38 @@ impl Registry {
             ..ClientOptions::new(
                 "registry",
                 "Registry",
-                self.base.to_string(),
+                self.base_url.clone(),
                 auth,
                 &self.ctx,
             )
+        })
+    }
+}
+
+impl Registry {
+    fn new(
+        cfg: &RegistryConfig,
+        creds: Option<(String, String)>,
+        ctx: &ClientContext,
+        counters: Arc<Counters>,
+    ) -> Result<Registry, String> {
+        let base_url = cfg.base_url();
+        let base = Url::parse(&base_url)
+            .map_err(|e| format!("registry {}: bad base_url {base_url}: {e}", cfg.host))?;
+        let shape = ClientShape {
+            base_url,
+            ctx: ctx.clone(),
+            counters,
+            max_concurrency: cfg.max_concurrency.max(1),
+            max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
+        };
+        let anonymous = shape.client(Auth::None, ctx.redactor.clone())?;
+        Ok(Registry {
+            base,
+            creds,
+            shape,
+            anonymous,
+            by_repository: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -310,7 +316,10 @@ impl Registry {
                 .creds
                 .clone()
                 .ok_or("the registry wants credentials; configure username_env and token_env")?;
-            return self.client(Auth::Basic { user, password }, self.ctx.redactor.clone());
+            return self.shape.client(
+                Auth::Basic { user, password },
+                self.shape.ctx.redactor.clone(),
+            );
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(format!("unsupported authentication scheme {scheme}"));
@@ -343,8 +352,8 @@ impl Registry {
         };
         let realm_client = SourceClient::new(ClientOptions {
             max_body_bytes: 1 << 20,
-            counters: Some(self.counters.clone()),
-            ..ClientOptions::new("registry", "Registry", realm.clone(), auth, &self.ctx)
+            counters: Some(self.shape.counters.clone()),
+            ..ClientOptions::new("registry", "Registry", realm.clone(), auth, &self.shape.ctx)
         })?;
         let answer = realm_client
             .get_uncached(url, RESOURCE)
@@ -358,29 +367,11 @@ impl Registry {
             .or(token.access_token)
             .filter(|t| !t.is_empty())
             .ok_or("the token realm answered no token")?;
-        self.client(Auth::Bearer(token.clone()), self.ctx.redactor.with(&token))
+        self.shape.client(
+            Auth::Bearer(token.clone()),
+            self.shape.ctx.redactor.with(&token),
+        )
     }
-}
-
-/// A registry client: manifests asked for in every format, blobs followed to a CDN
-/// without credentials.
-fn registry_client(
-    base_url: &str,
-    auth: Auth,
-    redactor: crate::redact::Redactor,
-    ctx: &ClientContext,
-    counters: &Arc<Counters>,
-    cfg: &RegistryConfig,
-) -> Result<SourceClient, String> {
-    SourceClient::new(ClientOptions {
-        headers: vec![("accept", MANIFEST_TYPES.into())],
-        max_concurrency: cfg.max_concurrency.max(1),
-        max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
-        redactor,
-        cross_origin: CrossOrigin::FollowWithoutCredentials,
-        counters: Some(counters.clone()),
-        ..ClientOptions::new("registry", "Registry", base_url.to_string(), auth, ctx)
-    })
 }
 
 /// linux/amd64 when listed, else the first real platform (attestation manifests are

@@ -152,10 +152,16 @@ impl Tab for CacheTab {
                 .into_iter()
                 .map(|l| Line::styled(l, muted))
                 .collect();
-        let [store, run, planned] = Layout::vertical([
+        // Each panel as tall as its rows: no empty block under a short table.
+        let run_h = 3 + self
+            .last_run
+            .as_ref()
+            .map_or(1, |(_, stats)| stats.per_source.len() as u16 + 1);
+        let [store, run, planned, _] = Layout::vertical([
             Constraint::Length(store_h),
-            Constraint::Fill(1),
+            Constraint::Length(run_h),
             Constraint::Length(planned_lines.len() as u16 + 2),
+            Constraint::Fill(1),
         ])
         .areas(area);
 

@@ -675,7 +675,7 @@ impl Tab for ReportsTab {
                         ReportView::Exceptions => exceptions_lines(report, inner.width, view),
                         _ => compare_lines(report, inner.width, view),
                     };
-                    self.render_scrolled(frame, inner, lines);
+                    self.render_scrolled(frame, body, inner, lines);
                 }
             },
         }
@@ -896,11 +896,34 @@ impl ReportsTab {
         );
     }
 
-    fn render_scrolled(&self, frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>) {
+    /// `lines` in `area` (the inside of `outer`'s block) from the scroll offset, with
+    /// "more ↑/↓" on the block's bottom border when there is more than shows.
+    fn render_scrolled(
+        &self,
+        frame: &mut Frame,
+        outer: Rect,
+        area: Rect,
+        lines: Vec<Line<'static>>,
+    ) {
         let max = (lines.len() as u16).saturating_sub(area.height);
         self.max_scroll.set(max);
         let scroll = self.scroll.min(max);
         frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), area);
+        let more = match (scroll > 0, scroll < max) {
+            (true, true) => " more ↑↓ ",
+            (true, false) => " more ↑ ",
+            (false, true) => " more ↓ ",
+            (false, false) => return,
+        };
+        if outer.height >= 2 && outer.width > 4 {
+            let border = Rect {
+                x: outer.x + 1,
+                y: outer.bottom() - 1,
+                width: outer.width - 2,
+                height: 1,
+            };
+            frame.render_widget(Line::from(more).alignment(Alignment::Right), border);
+        }
     }
 
     fn render_endpoints(&self, frame: &mut Frame, area: Rect, report: &Report, view: &View) {

@@ -8,17 +8,11 @@ use super::super::text::{self, fit};
 use super::super::theme::Role;
 use super::log::wrap_indented;
 use super::matrix::version_text;
-use crate::engine::model::{Cell, Part, Snapshot};
+use crate::engine::model::{Cell, Part};
 
 /// The lines of the detail of `cell` (None: the last snapshot has no such cell), wrapped
 /// to `width`.
-pub fn lines(
-    s: &Snapshot,
-    env: &str,
-    cell: Option<&Cell>,
-    width: usize,
-    view: &View,
-) -> Vec<Line<'static>> {
+pub fn lines(cell: Option<&Cell>, width: usize, view: &View) -> Vec<Line<'static>> {
     let t = view.theme;
     let muted = t.style(Role::Muted);
     let short = |s: &str| s.chars().take(10).collect::<String>();
@@ -244,6 +238,5 @@ pub fn lines(
             }
         }
     }
-    let _ = (s, env);
     lines
 }

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use time::UtcOffset;
 use unicode_width::UnicodeWidthStr;
@@ -16,8 +15,10 @@ use crate::engine::model::Failure;
 /// The log kept in memory, in bytes of text: a few thousand lines of a bad run, not an
 /// unbounded heap on a pane open all day.
 pub const LOG_BYTES: usize = 512 * 1024;
+/// Most log lines kept, whatever their size.
+pub const LOG_LINES: usize = 10_000;
 
-/// Log lines, oldest first, dropped from the front past [`LOG_BYTES`].
+/// Log lines, oldest first, dropped from the front past [`LOG_BYTES`] or [`LOG_LINES`].
 #[derive(Debug, Clone, Default)]
 pub struct LogRing {
     lines: VecDeque<LogLine>,
@@ -28,7 +29,7 @@ impl LogRing {
     pub fn push(&mut self, line: LogLine) {
         self.bytes += weight(&line);
         self.lines.push_back(line);
-        while self.bytes > LOG_BYTES && self.lines.len() > 1 {
+        while (self.bytes > LOG_BYTES || self.lines.len() > LOG_LINES) && self.lines.len() > 1 {
             if let Some(old) = self.lines.pop_front() {
                 self.bytes -= weight(&old);
             }
@@ -69,14 +70,14 @@ fn level_word(l: Level) -> &'static str {
     }
 }
 
-/// `text` wrapped to `width`, continuation lines indented by `indent` columns so they
-/// never start at column 0 inside the block.
+/// `text` wrapped to go after a prefix of `first_prefix` columns in a `width`-wide pane:
+/// the chunks of [`text::wrap`] with that indent, continuation lines under the first so
+/// that none starts at column 0 inside the block.
 pub fn wrap_indented(first_prefix: usize, text: &str, width: usize) -> Vec<String> {
-    let room = width.saturating_sub(first_prefix).max(8);
-    let options = textwrap::Options::new(room).break_words(true);
-    textwrap::wrap(text, options)
+    let indent = " ".repeat(first_prefix);
+    text::wrap(text, width.max(first_prefix + 8), &indent, &indent)
         .into_iter()
-        .map(|c| c.into_owned())
+        .map(|l| l[indent.len()..].to_string())
         .collect()
 }
 
@@ -226,11 +227,6 @@ pub fn middle(s: &str, width: usize) -> String {
     let end = text::fit_left(s, tail + 1).into_owned();
     let end = end.trim_start_matches('…').to_string();
     format!("{start}…{end}")
-}
-
-/// Muted style for "nothing here" lines.
-pub fn quiet(t: &Theme) -> Style {
-    t.style(Role::Muted)
 }
 
 #[cfg(test)]

@@ -498,7 +498,7 @@ pub fn legend(t: &Theme) -> Line<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::model::{AsOf, Resolved};
+    use crate::engine::model::Resolved;
 
     fn cell(tag: &str) -> Cell {
         Cell {
@@ -584,7 +584,6 @@ mod tests {
             via: "newTag".into(),
         });
         assert!(!drifts(&s, &comp, 2));
-        let _ = AsOf(s.finished_at);
     }
 
     #[test]

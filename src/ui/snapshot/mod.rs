@@ -11,7 +11,8 @@ pub mod matrix;
 mod progress;
 pub mod runs;
 
-use std::cell::Cell as Slot;
+// Measures of the last frame (`&self` draws), as the Reports tab keeps them.
+use std::cell::Cell as Feedback;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use time::OffsetDateTime;
 
 use super::text;
 use super::theme::Role;
-use super::widgets::{centered, panel};
+use super::widgets::{Scroll, centered, panel};
 use super::{AppEvent, Effect, Outcome, Tab, View};
 use crate::app::action::{Action, Group};
 use crate::engine::events::{EngineEvent, LogLine, Progress};
@@ -33,8 +34,7 @@ use log::LogRing;
 use matrix::{MatrixView, Window};
 use runs::{errors, result, run_end, trigger_word};
 
-/// Most log lines kept (the ring is bounded in bytes too: [`log::LOG_BYTES`]).
-pub const LOG_LINES: usize = 10_000;
+pub use log::LOG_LINES;
 /// Popups are not stretched wider than this on big panes.
 const POPUP_MAX_WIDTH: u16 = 110;
 /// Lines one PageUp/PageDown moves where the pane gives no better measure.
@@ -90,13 +90,13 @@ pub struct SnapshotTab {
     focus: Focus,
     runs_cursor: usize,
     popup: Option<Popup>,
-    popup_scroll: usize,
+    /// The popup's scroll, clamped to its content as last drawn.
+    popup_scroll: Feedback<Scroll>,
     /// The lower pane shows the log in place of the run history.
     show_log: bool,
     /// Measures of the last frame, so that keys clamp to what is on screen.
-    window: Slot<Window>,
-    popup_max: Slot<usize>,
-    log_rows: Slot<usize>,
+    window: Feedback<Window>,
+    log_rows: Feedback<usize>,
 }
 
 impl SnapshotTab {
@@ -119,11 +119,10 @@ impl SnapshotTab {
             focus: Focus::Matrix,
             runs_cursor: 0,
             popup: None,
-            popup_scroll: 0,
+            popup_scroll: Feedback::new(Scroll::default()),
             show_log: false,
-            window: Slot::new(Window::default()),
-            popup_max: Slot::new(usize::MAX),
-            log_rows: Slot::new(PAGE_LINES),
+            window: Feedback::new(Window::default()),
+            log_rows: Feedback::new(PAGE_LINES),
         }
     }
 
@@ -163,7 +162,7 @@ impl SnapshotTab {
 
     /// The popup's scroll offset (clamped to its content as last drawn).
     pub fn popup_scroll(&self) -> usize {
-        self.popup_scroll
+        self.popup_scroll.get().offset()
     }
 
     /// The last committed snapshot.
@@ -228,14 +227,6 @@ impl SnapshotTab {
 
     fn push_log(&mut self, line: LogLine) {
         self.log.push(line);
-        while self.log.len() > LOG_LINES {
-            // Bounded in lines too; the ring drops the oldest in bytes.
-            let mut kept = LogRing::default();
-            for l in self.log.iter().skip(1) {
-                kept.push(l.clone());
-            }
-            self.log = kept;
-        }
         // A reader scrolled back keeps the same lines in view.
         if self.log_back > 0 {
             self.log_back = (self.log_back + 1).min(self.log.len().saturating_sub(1));
@@ -261,26 +252,24 @@ impl SnapshotTab {
     }
 
     fn popup_key(&mut self, action: Action) -> Outcome {
-        let max = self.popup_max.get();
-        let before = self.popup_scroll;
-        let page = self.log_rows.get().max(1);
-        match action {
+        let mut scroll = self.popup_scroll.get();
+        let moved = match action {
             Action::Back | Action::Open => {
                 self.popup = None;
-                self.popup_scroll = 0;
                 return Outcome::Redraw;
             }
-            Action::Up => self.popup_scroll = self.popup_scroll.saturating_sub(1),
-            Action::Down => self.popup_scroll = (self.popup_scroll + 1).min(max),
-            Action::PageUp => self.popup_scroll = self.popup_scroll.saturating_sub(page),
-            Action::PageDown => self.popup_scroll = (self.popup_scroll + page).min(max),
+            Action::Up => scroll.up(1),
+            Action::Down => scroll.down(1),
+            Action::PageUp => scroll.page_up(),
+            Action::PageDown => scroll.page_down(),
             Action::Trigger | Action::Cancel => return self.run_key(action),
             _ => return Outcome::Ignored,
-        }
-        if self.popup_scroll == before {
-            Outcome::Ignored
-        } else {
+        };
+        self.popup_scroll.set(scroll);
+        if moved {
             Outcome::Redraw
+        } else {
+            Outcome::Ignored
         }
     }
 
@@ -320,8 +309,7 @@ impl SnapshotTab {
             Focus::Log => Popup::Failures,
         };
         self.popup = Some(popup);
-        self.popup_scroll = 0;
-        self.popup_max.set(usize::MAX);
+        self.popup_scroll.set(Scroll::default());
         Outcome::Redraw
     }
 
@@ -852,7 +840,7 @@ impl SnapshotTab {
         frame.render_widget(block, area);
         if self.log.is_empty() {
             frame.render_widget(
-                Paragraph::new(Line::styled("no warnings so far", log::quiet(t))),
+                Paragraph::new(Line::styled("no warnings so far", t.style(Role::Muted))),
                 inner,
             );
             return;
@@ -870,10 +858,9 @@ impl SnapshotTab {
         let width = popup.width.saturating_sub(2) as usize;
         let (title, lines) = match self.popup {
             Some(Popup::Cell) => match self.selected() {
-                Some((s, env, comp, cell)) => (
-                    format!("{comp} in {env}"),
-                    detail::lines(s, env, cell, width, view),
-                ),
+                Some((_, env, comp, cell)) => {
+                    (format!("{comp} in {env}"), detail::lines(cell, width, view))
+                }
                 None => return,
             },
             Some(Popup::Run(id)) => match self.history.iter().find(|r| r.id == id) {
@@ -889,25 +876,20 @@ impl SnapshotTab {
             ),
             None => return,
         };
-        let height = popup.height.saturating_sub(2) as usize;
-        let max = lines.len().saturating_sub(height);
-        self.popup_max.set(max);
-        self.log_rows.set(height.max(1));
-        let scroll = self.popup_scroll.min(max);
+        let mut scroll = self.popup_scroll.get();
+        scroll.resize(lines.len(), popup.height.saturating_sub(2) as usize);
+        self.popup_scroll.set(scroll);
         let mut title = title;
-        if scroll > 0 {
+        if scroll.more_above() {
             title.push_str(" · more ↑");
         }
-        if scroll < max {
+        if scroll.more_below() {
             title.push_str(" · more ↓");
         }
         frame.render_widget(Clear, popup);
         let block = panel(title, t).border_style(t.style(Role::BorderFocused));
         let inner = block.inner(popup);
         frame.render_widget(block, popup);
-        frame.render_widget(
-            Paragraph::new(lines).scroll((scroll.min(u16::MAX as usize) as u16, 0)),
-            inner,
-        );
+        frame.render_widget(Paragraph::new(lines).scroll(scroll.paragraph()), inner);
     }
 }
