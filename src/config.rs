@@ -48,6 +48,10 @@ pub struct Config {
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
     pub ui: UiConfig,
     /// Key overrides for the TUI, validated by the key map (`[keys]`).
     #[serde(default)]
@@ -248,6 +252,113 @@ pub struct StoreConfig {
     pub path: Option<PathBuf>,
     /// sled page cache; sled's own default (1 GiB) is too much for a shared box.
     pub cache_mib: Option<u64>,
+}
+
+/// A duration written the human way: `90s`, `30m`, `2h`, `1h30m`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub std::time::Duration);
+
+impl HumanDuration {
+    pub const fn secs(s: u64) -> HumanDuration {
+        HumanDuration(std::time::Duration::from_secs(s))
+    }
+
+    pub fn parse(s: &str) -> Result<HumanDuration, String> {
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| format!("invalid duration {s:?}: {e} (write it like 90s, 30m, 2h, 1h30m)"))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HumanDuration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[cache]`: the HTTP cache's budgets and freshness rules.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Byte budget of the in-memory tier.
+    pub memory_mib: u64,
+    /// Byte budget of the store tier; least recently used entries go first past it.
+    pub disk_mib: u64,
+    /// How old an expired answer may be and still be served, flagged stale, when its
+    /// source fails ("0s": never).
+    pub stale_if_error: HumanDuration,
+    /// Entries nobody used for this long are purged.
+    pub max_idle: HumanDuration,
+    /// Freshness of answers that carry no `Cache-Control` / `Expires` of their own.
+    pub ttl: TtlConfig,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            memory_mib: 64,
+            disk_mib: 512,
+            stale_if_error: HumanDuration::secs(24 * 3600),
+            max_idle: HumanDuration::secs(30 * 24 * 3600),
+            ttl: TtlConfig::default(),
+        }
+    }
+}
+
+/// `[cache.ttl]`, per namespace. Answers with their own freshness (GitHub's `max-age`)
+/// follow it; this is for the rest. "0s": always revalidate (or refetch).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtlConfig {
+    pub github: HumanDuration,
+    pub teamcity: HumanDuration,
+    pub datadog: HumanDuration,
+    pub jira: HumanDuration,
+}
+
+impl Default for TtlConfig {
+    fn default() -> Self {
+        TtlConfig {
+            github: HumanDuration::secs(0),
+            // Build lists move slowly next to a snapshot's cadence; a run and its retry
+            // within half a minute share one answer.
+            teamcity: HumanDuration::secs(30),
+            datadog: HumanDuration::secs(0),
+            jira: HumanDuration::secs(0),
+        }
+    }
+}
+
+/// `[retention]`: how much history the store keeps.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Run history lines kept (and never older than `keep_days`).
+    pub keep_runs: usize,
+    pub keep_days: u32,
+    /// Full snapshots kept (the latest is always kept).
+    pub keep_snapshots: usize,
+    /// Runs whose detail (per-source requests, failures, log) is kept.
+    pub keep_run_details: usize,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            // A year at the default schedule (~30 runs a day) is ~11,000 lines of ~300 bytes.
+            keep_runs: 12_000,
+            keep_days: 400,
+            keep_snapshots: 30,
+            keep_run_details: 500,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

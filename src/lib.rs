@@ -5,6 +5,7 @@
 //! `app` (state, keys, event loop) and `ui` (drawing, themes) are the TUI on top.
 
 pub mod app;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod engine;

@@ -13,7 +13,9 @@ use sled::Transactional;
 use crate::engine::model::{RunDetail, RunSummary, Snapshot};
 
 /// Bumped when the layout of any tree changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+/// Trees of schema 1 that schema 2 replaced by the HTTP cache's `cache` and `cache_index`.
+const SCHEMA_1_TREES: [&str; 2] = ["http", "blobs"];
 /// Default sled page cache.
 pub const DEFAULT_CACHE_MIB: u64 = 32;
 /// How many full snapshots are kept (run summaries are kept longer).
@@ -52,68 +54,6 @@ impl From<sled::Error> for StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// A cached HTTP response, revalidated with its ETag.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct CachedResponse {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    /// Response headers worth replaying on a 304 (pagination `link`).
-    pub link: Option<String>,
-    pub body: String,
-    /// Unix seconds.
-    pub stored_at: i64,
-}
-
-/// A cached response's fields other than the body.
-#[derive(Serialize, serde::Deserialize)]
-struct CachedHead {
-    etag: Option<String>,
-    last_modified: Option<String>,
-    link: Option<String>,
-    stored_at: i64,
-}
-
-impl CachedResponse {
-    /// The head as JSON, a newline, then the body as it came: listing bodies are large and
-    /// mostly quotes, and escaping them into one JSON string cost more than the request.
-    fn encode(&self) -> Vec<u8> {
-        let head = CachedHead {
-            etag: self.etag.clone(),
-            last_modified: self.last_modified.clone(),
-            link: self.link.clone(),
-            stored_at: self.stored_at,
-        };
-        let mut out = encode(&head);
-        out.push(b'\n');
-        out.extend_from_slice(self.body.as_bytes());
-        out
-    }
-
-    fn split(bytes: &[u8]) -> (&[u8], &[u8]) {
-        // JSON written by serde_json has no raw newline.
-        match memchr::memchr(b'\n', bytes) {
-            Some(i) => (&bytes[..i], &bytes[i + 1..]),
-            None => (bytes, &[]),
-        }
-    }
-
-    fn decode_head(bytes: &[u8], key: &str) -> Result<CachedHead> {
-        decode(Self::split(bytes).0, key)
-    }
-
-    fn decode(bytes: &[u8], key: &str) -> Result<CachedResponse> {
-        let (head, body) = Self::split(bytes);
-        let head: CachedHead = decode(head, key)?;
-        Ok(CachedResponse {
-            etag: head.etag,
-            last_modified: head.last_modified,
-            link: head.link,
-            body: String::from_utf8_lossy(body).into_owned(),
-            stored_at: head.stored_at,
-        })
-    }
-}
-
 /// One commit of a source repository's graph.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct CommitNode {
@@ -136,8 +76,11 @@ pub struct Store {
     path: PathBuf,
     db: sled::Db,
     meta: sled::Tree,
-    http: sled::Tree,
-    blobs: sled::Tree,
+    /// HTTP cache entries, encoded by [`crate::cache`] (key → head and body).
+    cache: sled::Tree,
+    /// Small per-entry records (size, last use) for the cache's LRU and its stats, so
+    /// opening the cache never reads the bodies.
+    cache_index: sled::Tree,
     commits: sled::Tree,
     state: sled::Tree,
     snapshots: sled::Tree,
@@ -156,6 +99,7 @@ const LATEST_KEY: &[u8] = b"latest_snapshot";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The last run id handed out (big-endian u64).
 const RUN_COUNTER_KEY: &[u8] = b"last_run_id";
+const CACHE_STATS_KEY: &[u8] = b"cache_stats";
 
 /// What [`Store::latest_or_fallback`] found.
 #[derive(Debug, Clone, Default)]
@@ -190,8 +134,8 @@ impl Store {
     fn from_db(path: PathBuf, db: sled::Db) -> Result<Store> {
         let store = Store {
             meta: db.open_tree("meta")?,
-            http: db.open_tree("http")?,
-            blobs: db.open_tree("blobs")?,
+            cache: db.open_tree("cache")?,
+            cache_index: db.open_tree("cache_index")?,
             commits: db.open_tree("commits")?,
             state: db.open_tree("state")?,
             snapshots: db.open_tree("snapshots")?,
@@ -214,6 +158,16 @@ impl Store {
                         found,
                     });
                 }
+                if found < SCHEMA_VERSION {
+                    // Schema 1 kept ETag answers and file texts in trees of their own; the
+                    // cache refills itself (one conditional-less run), the runs stay.
+                    for tree in SCHEMA_1_TREES {
+                        store.db.drop_tree(tree)?;
+                    }
+                    store
+                        .meta
+                        .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                }
             }
         }
         Ok(store)
@@ -223,74 +177,81 @@ impl Store {
         &self.path
     }
 
-    // --- HTTP cache ------------------------------------------------------------------
+    // --- HTTP cache: bytes in, bytes out; `crate::cache` owns the encoding ----------
 
-    pub fn http_get(&self, key: &str) -> Result<Option<CachedResponse>> {
-        match self.http.get(key.as_bytes())? {
-            Some(v) => CachedResponse::decode(&v, key).map(Some),
-            None => Ok(None),
-        }
+    pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.cache.get(key.as_bytes())?.map(|v| v.to_vec()))
     }
 
-    pub fn http_put(&self, key: &str, value: &CachedResponse) -> Result<()> {
-        self.http.insert(key.as_bytes(), value.encode())?;
+    /// Stores an entry and its index record together.
+    pub fn cache_put(&self, key: &str, entry: &[u8], record: &[u8]) -> Result<()> {
+        (&self.cache, &self.cache_index)
+            .transaction(|(cache, index)| {
+                cache.insert(key.as_bytes(), entry)?;
+                index.insert(key.as_bytes(), record)?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Db(sled::Error::Unsupported("cache write aborted".into()))
+                }
+            })
+    }
+
+    /// Removes entries and their index records.
+    pub fn cache_remove<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let mut entries = sled::Batch::default();
+        let mut records = sled::Batch::default();
+        for key in keys {
+            entries.remove(key.as_bytes());
+            records.remove(key.as_bytes());
+        }
+        self.cache.apply_batch(entries)?;
+        self.cache_index.apply_batch(records)?;
         Ok(())
     }
 
-    pub fn http_remove(&self, key: &str) -> Result<()> {
-        self.http.remove(key.as_bytes())?;
-        Ok(())
-    }
-
-    /// Removes HTTP cache entries whose key starts with `prefix` (a source's namespace).
-    pub fn http_clear(&self, prefix: &str) -> Result<u64> {
-        let mut n = 0;
-        for kv in self.http.scan_prefix(prefix.as_bytes()) {
-            let (k, _) = kv?;
-            self.http.remove(k)?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Removes HTTP cache entries stored before `unix_secs`.
-    pub fn http_purge_older_than(&self, unix_secs: i64) -> Result<u64> {
-        let mut n = 0;
-        for kv in self.http.iter() {
+    /// Every index record (key, record), read when the cache opens.
+    pub fn cache_index(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(self.cache_index.len());
+        for kv in self.cache_index.iter() {
             let (k, v) = kv?;
-            let stale = CachedResponse::decode_head(&v, "")
-                .map(|c| c.stored_at < unix_secs)
-                .unwrap_or(true);
-            if stale {
-                self.http.remove(k)?;
-                n += 1;
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Keys of entries that have no index record (a write cut short by an older snaptop),
+    /// so the cache can drop them.
+    pub fn cache_orphans(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for k in self.cache.iter().keys() {
+            let k = k?;
+            if !self.cache_index.contains_key(&k)? {
+                out.push(String::from_utf8_lossy(&k).into_owned());
             }
         }
-        Ok(n)
+        Ok(out)
     }
 
-    // --- immutable blobs: a file at a commit never changes -----------------------------
-
-    pub fn blob(&self, repo: &str, sha: &str, path: &str) -> Result<Option<String>> {
-        let key = join_key(&[repo, sha, path]);
-        Ok(self
-            .blobs
-            .get(key)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
-    /// Stores file texts of `repo` in one batch: (sha, path, text).
-    pub fn put_blobs<'a>(
-        &self,
-        repo: &str,
-        blobs: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
-    ) -> Result<()> {
+    /// Rewrites index records (last use times), in one batch.
+    pub fn cache_touch(&self, records: &[(String, Vec<u8>)]) -> Result<()> {
         let mut batch = sled::Batch::default();
-        for (sha, path, text) in blobs {
-            batch.insert(join_key(&[repo, sha, path]), text.as_bytes());
+        for (k, v) in records {
+            batch.insert(k.as_bytes(), v.as_slice());
         }
-        self.blobs.apply_batch(batch)?;
+        self.cache_index.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// The cache's persisted counters (lifetime and recent runs), as JSON.
+    pub fn cache_stats<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        get_json(&self.meta, CACHE_STATS_KEY)
+    }
+
+    pub fn put_cache_stats<T: Serialize>(&self, stats: &T) -> Result<()> {
+        put_json(&self.meta, CACHE_STATS_KEY, stats)
     }
 
     // --- commit graphs of source repositories -------------------------------------------
@@ -516,11 +477,31 @@ impl Store {
             }
         };
         vec![
-            size("http", &self.http),
-            size("blobs", &self.blobs),
             size("commits", &self.commits),
             size("snapshots", &self.snapshots),
         ]
+    }
+
+    /// (bytes of the store's files on disk, bytes of live data outside the cache trees,
+    /// whose size the cache's index knows without reading the bodies).
+    pub fn disk_usage(&self) -> (u64, u64) {
+        let file = self.db.size_on_disk().unwrap_or(0);
+        let live = self
+            .sizes()
+            .iter()
+            .filter(|s| s.name != "cache")
+            .map(|s| s.bytes)
+            .sum::<u64>()
+            + [&self.meta, &self.state, &self.runs, &self.run_details]
+                .iter()
+                .map(|t| {
+                    t.iter()
+                        .flatten()
+                        .map(|(k, v)| (k.len() + v.len()) as u64)
+                        .sum::<u64>()
+                })
+                .sum::<u64>();
+        (file, live)
     }
 
     /// Blocking flush to disk. sled's `flush_async` has been seen to hang (sled#1241),
@@ -863,30 +844,49 @@ mod tests {
     }
 
     #[test]
-    fn blobs_and_http_cache() {
+    fn cache_entries_and_records_go_together() {
         let store = Store::temporary().unwrap();
-        store
-            .put_blobs("o/r", [("abc", "k.yaml", "images: []")])
-            .unwrap();
+        store.cache_put("github k", b"entry", b"record").unwrap();
         assert_eq!(
-            store.blob("o/r", "abc", "k.yaml").unwrap().as_deref(),
-            Some("images: []")
+            store.cache_get("github k").unwrap().as_deref(),
+            Some(&b"entry"[..])
         );
-        let resp = CachedResponse {
-            etag: Some("W/\"1\"".into()),
-            last_modified: None,
-            link: Some("<https://x/?page=2>; rel=\"next\"".into()),
-            // Bodies keep their newlines and quotes byte for byte.
-            body: "[{\"a\": \"b\\n\"},\n {}]\n".into(),
-            stored_at: 100,
-        };
-        store.http_put("github GET /x", &resp).unwrap();
-        assert_eq!(store.http_get("github GET /x").unwrap(), Some(resp));
-        assert_eq!(store.http_purge_older_than(50).unwrap(), 0);
-        // An entry in another format (an older snaptop) is an error for that key only.
-        store.http.insert("github GET /y", &b"garbage"[..]).unwrap();
-        assert!(store.http_get("github GET /y").is_err());
-        assert_eq!(store.http_purge_older_than(50).unwrap(), 1);
-        assert_eq!(store.http_clear("github").unwrap(), 1);
+        assert_eq!(
+            store.cache_index().unwrap(),
+            vec![("github k".to_string(), b"record".to_vec())]
+        );
+        store.cache.insert("github orphan", &b"x"[..]).unwrap();
+        assert_eq!(
+            store.cache_orphans().unwrap(),
+            vec!["github orphan".to_string()]
+        );
+        store.cache_remove(["github k", "github orphan"]).unwrap();
+        assert!(store.cache_get("github k").unwrap().is_none());
+        assert!(store.cache_index().unwrap().is_empty());
+    }
+
+    #[test]
+    fn schema_1_cache_trees_are_dropped_and_runs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 8).unwrap();
+            commit(&store, 1);
+            store
+                .db
+                .open_tree("http")
+                .unwrap()
+                .insert("k", "v")
+                .unwrap();
+            store.meta.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open(dir.path(), 8).unwrap();
+        assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"http"));
+        assert_eq!(store.run_history(10).unwrap().len(), 1);
+        let v = store.meta.get(SCHEMA_KEY).unwrap().unwrap();
+        assert_eq!(
+            u32::from_be_bytes(v.as_ref().try_into().unwrap()),
+            SCHEMA_VERSION
+        );
     }
 }

@@ -9,7 +9,10 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use snaptop::cache::{HttpCache, Namespace};
+use snaptop::config::CacheConfig;
 use snaptop::redact::Redactor;
+use snaptop::sources::http::ClientCache;
 use snaptop::sources::http::{
     Auth, ClientContext, ClientOptions, CrossOrigin, MAX_TRANSIENT_RETRIES, SourceClient,
 };
@@ -61,18 +64,22 @@ where
     Server { url, seen }
 }
 
-fn client(base: &str, cache: Option<Store>) -> SourceClient {
+fn client(base: &str, cache: Option<HttpCache>) -> SourceClient {
     client_with(base, cache, |_| {})
 }
 
 fn client_with(
     base: &str,
-    cache: Option<Store>,
+    cache: Option<HttpCache>,
     f: impl FnOnce(&mut ClientOptions),
 ) -> SourceClient {
     let ctx = ClientContext::quiet(Duration::from_millis(1));
     let mut opts = ClientOptions {
-        cache,
+        cache: cache.map(|cache| ClientCache {
+            cache,
+            namespace: Namespace::GitHub,
+            reload_before: None,
+        }),
         ..ClientOptions::new(
             "test",
             "Test",
@@ -131,8 +138,8 @@ async fn a_304_replays_the_cached_body_and_its_link_header() {
             .into_response()
     })
     .await;
-    let store = Store::temporary().unwrap();
-    let c = client(&srv.url, Some(store));
+    let cache = HttpCache::open(Store::temporary().unwrap(), CacheConfig::default());
+    let c = client(&srv.url, Some(cache));
     let url = c.url("items").unwrap();
     let (first, resp): (Vec<u32>, _) = c.get_json(url.clone(), "core").await.unwrap();
     assert!(!resp.not_modified);
@@ -367,8 +374,8 @@ async fn an_answer_echoing_a_secret_is_redacted_and_never_cached() {
             .into_response()
     })
     .await;
-    let store = Store::temporary().unwrap();
-    let c = client_with(&srv.url, Some(store.clone()), |o| {
+    let cache = HttpCache::open(Store::temporary().unwrap(), CacheConfig::default());
+    let c = client_with(&srv.url, Some(cache.clone()), |o| {
         o.redactor = Redactor::new(["tok-SECRET-123"], []);
     });
     let url = c.url("echo").unwrap();
@@ -377,11 +384,8 @@ async fn an_answer_echoing_a_secret_is_redacted_and_never_cached() {
         resp.body.contains("tok-SECRET-123"),
         "the caller parses what came"
     );
-    assert_eq!(
-        store.http_get(&format!("test GET {url}")).unwrap(),
-        None,
-        "not stored"
-    );
+    assert_eq!(cache.report().disk_total().entries, 0, "not stored");
+    assert_eq!(cache.report().lifetime_total().not_stored, 1);
     // An error quoting it is redacted.
     let srv = server(|_, _| {
         json(

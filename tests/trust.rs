@@ -317,23 +317,30 @@ async fn a_cached_body_that_no_longer_parses_is_dropped_and_fetched_again() {
     let sim = common::sim(SimOptions::default()).await;
     let store = Store::temporary().unwrap();
     let good = common::snapshot(&sim, &store).await;
-    // The gitops head's cached answer is corrupted (an older snaptop, a bad disk).
-    let key = format!(
-        "github GET {}/api/v3/repos/acme/deploy/commits?per_page=1",
+    // The gitops head's cached answer is corrupted (an older snaptop, a bad disk): the
+    // entry keeps its head, its body is no longer JSON.
+    let suffix = format!(
+        " GET {}/api/v3/repos/acme/deploy/commits?per_page=1",
         sim.base_url()
     );
-    let mut entry = store
-        .http_get(&key)
+    let (key, record) = store
+        .cache_index()
         .unwrap()
+        .into_iter()
+        .find(|(k, _)| k.starts_with("github ") && k.ends_with(&suffix))
         .expect("the head's answer is cached");
-    entry.body = "<html>not json".into();
-    store.http_put(&key, &entry).unwrap();
+    let bytes = store.cache_get(&key).unwrap().unwrap();
+    let head_end = bytes.iter().position(|b| *b == b'\n').unwrap();
+    let mut corrupt = bytes[..=head_end].to_vec();
+    corrupt.extend_from_slice(b"<html>not json");
+    store.cache_put(&key, &corrupt, &record).unwrap();
     let again = common::snapshot(&sim, &store).await;
     assert!(!again.partial, "{:?}", again.failures);
     assert_eq!(again.cells, good.cells);
-    let repaired = store.http_get(&key).unwrap().unwrap();
+    let repaired = store.cache_get(&key).unwrap().unwrap();
+    let body = &repaired[repaired.iter().position(|b| *b == b'\n').unwrap() + 1..];
     assert!(
-        repaired.body.starts_with('['),
+        body.starts_with(b"["),
         "the entry was fetched again and stored"
     );
 }
@@ -356,12 +363,13 @@ async fn a_body_over_the_cap_fails_without_reaching_the_store() {
         .unwrap_or_else(|| panic!("{:#?}", snap.failures));
     assert!(f.message.contains("over the 1 MiB limit"), "{f}");
     assert!(f.message.contains("github.max_body_mib"), "{f}");
-    let http = store
-        .sizes()
-        .into_iter()
-        .find(|n| n.name == "http")
-        .unwrap();
-    assert!(http.bytes < 1 << 20, "{http:?}");
+    let cached: u64 = store
+        .cache_index()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| store.cache_get(k).unwrap().map_or(0, |v| v.len() as u64))
+        .sum();
+    assert!(cached < 1 << 20, "{cached} bytes cached");
 }
 
 // --- 8. credentials only go to the configured origin -----------------------------------------

@@ -26,6 +26,7 @@ use super::model::{
     Trigger,
 };
 use super::progress::{LearnedDurations, Tracker};
+use crate::cache::HttpCache;
 use crate::config::{Component, Config, Secrets};
 use crate::sources::datadog::{Datadog, HealthQuery, render_query};
 use crate::sources::github::{CommitItem, FileAt, GitHub, PullItem, format_rfc3339, parse_rfc3339};
@@ -45,6 +46,8 @@ pub struct RunEnv {
     pub config: Arc<Config>,
     pub secrets: Secrets,
     pub store: Store,
+    /// The process's HTTP cache over `store`: its memory tier outlives runs.
+    pub cache: HttpCache,
     pub events: mpsc::Sender<EngineEvent>,
     /// First backoff of transient retries (tests shorten it).
     pub retry_min_delay: Duration,
@@ -63,6 +66,7 @@ impl RunEnv {
         events: mpsc::Sender<EngineEvent>,
     ) -> RunEnv {
         RunEnv {
+            cache: HttpCache::open(store.clone(), config.cache.clone()),
             config,
             secrets,
             store,
@@ -358,9 +362,16 @@ pub async fn run_snapshot(
         deadline,
         retry_min_delay: env.retry_min_delay,
         timeouts: env.timeouts,
+        cache: Some(env.cache.clone()),
+        // Someone asked for this run: answers are confirmed with the sources (a 304 costs
+        // GitHub nothing) rather than trusted for their max-age. Scheduled runs may use
+        // fresh answers as they are.
+        reload_before: (trigger != Trigger::Scheduled)
+            .then(|| (started_at.unix_timestamp_nanos() / 1_000_000) as i64),
     };
-    let clients = build_clients(&env.config, &env.secrets, &env.store, &ctx)
-        .map_err(|e| fail(RunError::Setup(e)))?;
+    env.cache.begin_run();
+    let clients =
+        build_clients(&env.config, &env.secrets, &ctx).map_err(|e| fail(RunError::Setup(e)))?;
     let learned: LearnedDurations = env
         .store
         .state(LearnedDurations::STORE_KEY)
@@ -449,7 +460,8 @@ pub async fn run_snapshot(
     }
 
     run.clients.github.settle().await;
-    let snapshot = run.assemble(run_id, started_at, cancelled);
+    let mut snapshot = run.assemble(run_id, started_at, cancelled);
+    mark_served_stale(&mut snapshot, &run.clients);
     let summary = RunSummary {
         id: run_id,
         started_at,
@@ -479,8 +491,61 @@ pub async fn run_snapshot(
         learned.learn(&run.tracker.stage_ends(), run.tracker.elapsed());
         let _ = env.store.put_state(LearnedDurations::STORE_KEY, &learned);
     }
+    let cache = env.cache.clone();
+    let _ = tokio::task::spawn_blocking(move || cache.end_run(run_id)).await;
     env.store.flush().await.map_err(|e| fail(e.into()))?;
     Ok((summary, snapshot))
+}
+
+/// Marks the parts whose source answered from an expired cache entry (it was down): the
+/// value shown is the source's last word, as of when it gave it, never a fresh one.
+fn mark_served_stale(snapshot: &mut Snapshot, clients: &Clients) {
+    let at = |since: Option<i64>| {
+        since
+            .and_then(|ms| {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+            })
+            .map(crate::engine::model::AsOf)
+    };
+    let github = at(clients.github.rest.stale_since());
+    let teamcity = at(clients
+        .teamcity
+        .as_ref()
+        .and_then(|t| t.client().stale_since()));
+    if github.is_none() && teamcity.is_none() {
+        return;
+    }
+    snapshot
+        .failures
+        .extend(clients.github.rest.stale_failures());
+    if let Some(t) = &clients.teamcity {
+        snapshot.failures.extend(t.client().stale_failures());
+    }
+    for cell in snapshot.cells.values_mut().flat_map(|r| r.values_mut()) {
+        let marks = [
+            (Part::Deployment, github, cell.tag.is_some()),
+            (Part::Tickets, github, cell.tickets.is_some()),
+            (Part::Build, teamcity, cell.build.is_some()),
+        ];
+        for (part, as_of, has) in marks {
+            if let Some(as_of) = as_of.filter(|_| has) {
+                keep_older(&mut cell.stale, part, as_of);
+            }
+        }
+    }
+    snapshot.partial = true;
+}
+
+/// Keeps the older of a carried time and `as_of`.
+fn keep_older(
+    stale: &mut BTreeMap<Part, crate::engine::model::AsOf>,
+    part: Part,
+    as_of: crate::engine::model::AsOf,
+) {
+    let e = stale.entry(part).or_insert(as_of);
+    if as_of < *e {
+        *e = as_of;
+    }
 }
 
 fn failed_summary(
@@ -517,11 +582,10 @@ enum Ended {
 fn build_clients(
     config: &Config,
     secrets: &Secrets,
-    store: &Store,
     ctx: &ClientContext,
 ) -> Result<Clients, String> {
     Ok(Clients {
-        github: GitHub::new(config, secrets, store.clone(), ctx)?,
+        github: GitHub::new(config, secrets, ctx)?,
         teamcity: config
             .teamcity
             .as_ref()

@@ -494,6 +494,8 @@ impl RunningSim {
                 .into_iter()
                 .collect(),
             store: StoreConfig::default(),
+            cache: Default::default(),
+            retention: Default::default(),
             ui: UiConfig::default(),
             keys: BTreeMap::new(),
         }

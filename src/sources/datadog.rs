@@ -67,6 +67,8 @@ impl Datadog {
             rate_headers: RateHeaders::Datadog,
             budgets: vec![(RESOURCE, "Datadog", None)],
             max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
+            // Metric queries are live data: only counted, as bypasses.
+            cache: ctx.cache_for(crate::cache::Namespace::Datadog),
             ..ClientOptions::new("datadog", "Datadog", cfg.base_url.clone(), auth, ctx)
         })?;
         Ok(Datadog {

@@ -12,8 +12,8 @@ use super::http::{
     Auth, ClientContext, ClientOptions, FetchError, Links, Pace, RateHeaders, SourceClient,
     query_param,
 };
+use crate::cache::{HttpCache, Namespace};
 use crate::config::{Config, Secrets};
-use crate::store::Store;
 
 /// GitHub's maximum page size.
 pub const PER_PAGE: u32 = 100;
@@ -124,7 +124,8 @@ pub struct GitHub {
     pub rest: SourceClient,
     graphql_url: Url,
     use_graphql: bool,
-    store: Store,
+    /// Where file texts at a SHA (immutable) are kept; None: fetched every time.
+    cache: Option<HttpCache>,
     /// File texts being written to the store off the async workers.
     storing: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// File reads waiting to be sent, per repository, so that reads asked for by many
@@ -152,12 +153,7 @@ pub struct FileAt {
 }
 
 impl GitHub {
-    pub fn new(
-        config: &Config,
-        secrets: &Secrets,
-        store: Store,
-        ctx: &ClientContext,
-    ) -> Result<GitHub, String> {
+    pub fn new(config: &Config, secrets: &Secrets, ctx: &ClientContext) -> Result<GitHub, String> {
         let gh = &config.github;
         let auth = match &secrets.github_token {
             Some(t) => Auth::Bearer(t.clone()),
@@ -171,7 +167,7 @@ impl GitHub {
             ],
             max_concurrency: gh.max_concurrency.clamp(1, MAX_CONCURRENT_REQUESTS),
             rate_headers: RateHeaders::GitHub,
-            cache: Some(store.clone()),
+            cache: ctx.cache_for(Namespace::GitHub),
             max_body_bytes: (gh.max_body_mib.max(1) << 20) as usize,
             extra_origins: vec![config.graphql_url()],
             budgets: vec![
@@ -200,10 +196,21 @@ impl GitHub {
             rest,
             graphql_url,
             use_graphql: gh.graphql,
-            store,
+            cache: ctx.cache.clone(),
             storing: std::sync::Arc::default(),
             waiting: std::sync::Arc::default(),
         })
+    }
+
+    /// The cache key of a file at a commit: immutable, and bound to the credential that
+    /// could read it.
+    fn file_key(&self, repo: &str, f: &FileAt) -> String {
+        format!(
+            "{} file {repo}@{}:{}",
+            self.rest.cache_prefix(),
+            f.sha,
+            f.path
+        )
     }
 
     /// Waits until every file text fetched so far is in the store.
@@ -410,11 +417,18 @@ impl GitHub {
             if !seen.insert(f.clone()) {
                 continue;
             }
-            match self.store.blob(repo, &f.sha, &f.path) {
-                Ok(Some(text)) => {
+            let cached = match &self.cache {
+                Some(c) => {
+                    c.immutable(Namespace::GitHub, &self.file_key(repo, f))
+                        .await
+                }
+                None => None,
+            };
+            match cached {
+                Some(text) => {
                     out.insert(f.clone(), Some(text));
                 }
-                _ => missing.push(f.clone()),
+                None => missing.push(f.clone()),
             }
         }
         self.rest.count_cache_hit(out.len() as u64);
@@ -434,21 +448,14 @@ impl GitHub {
         // Thousands of small sled inserts in a cold run: done on the blocking pool so that
         // they neither hold an async worker nor delay this answer (measured: 1.5 latency
         // units of the cold benchmark). `settle` waits for them before the run commits.
-        let texts: Vec<(String, String, String)> = out
+        let texts: Vec<(String, String)> = out
             .iter()
             .filter(|(f, _)| !from_store.contains(*f))
-            .filter_map(|(f, t)| Some((f.sha.clone(), f.path.clone(), t.clone()?)))
+            .filter_map(|(f, t)| Some((self.file_key(repo, f), t.clone()?)))
             .collect();
-        if !texts.is_empty() {
-            let store = self.store.clone();
-            let repo = repo.to_string();
+        if let Some(cache) = self.cache.clone().filter(|_| !texts.is_empty()) {
             let handle = tokio::task::spawn_blocking(move || {
-                let blobs = texts
-                    .iter()
-                    .map(|(s, p, t)| (s.as_str(), p.as_str(), t.as_str()));
-                if let Err(e) = store.put_blobs(&repo, blobs) {
-                    tracing::warn!("cannot store file texts of {repo}: {e}");
-                }
+                cache.put_immutable_blocking(Namespace::GitHub, &texts);
             });
             self.storing
                 .lock()

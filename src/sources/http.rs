@@ -24,9 +24,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Notify, Semaphore};
 
+use crate::cache::{CacheRequest, Found, HttpCache, Namespace};
 use crate::engine::events::{Budget, Level, LogLine};
 use crate::redact::Redactor;
-use crate::store::{CachedResponse, Store};
 
 /// Time to open a connection (TCP and TLS).
 pub const CONNECT_TIMEOUT_SECS: u64 = 10;
@@ -57,6 +57,16 @@ pub const MAX_RATE_LIMIT_WAIT_SECS: u64 = 900;
 const ERROR_SUMMARY_MAX_CHARS: usize = 8000;
 /// Resets reported as "seconds from now" (Datadog) wobble by a second between answers.
 const RESET_JITTER: Duration = Duration::from_millis(1500);
+/// Failures served stale that one client keeps for the run's report.
+const MAX_STALE_FAILURES_KEPT: usize = 50;
+
+/// Whether a failure means the source is unavailable for now (down, overloaded, rate
+/// limited), the case where an expired cached answer is better than none. A 4xx is an
+/// answer of its own (gone, forbidden): never papered over.
+fn source_unavailable(e: &FetchError) -> bool {
+    e.transient || e.rate_limited || e.status.is_some_and(|s| s >= 500 || s == 429)
+}
+
 /// GitHub documents no wait for a secondary limit without `retry-after`: "at least one minute".
 const SECONDARY_LIMIT_DEFAULT_WAIT_SECS: u64 = 60;
 
@@ -75,6 +85,8 @@ pub struct FetchError {
     pub transient: bool,
     /// A 401's `WWW-Authenticate` (a registry's token challenge).
     pub challenge: Option<String>,
+    /// Gave up on a rate limit: the source is unavailable for now, like a 5xx.
+    pub rate_limited: bool,
 }
 
 impl FetchError {
@@ -102,6 +114,30 @@ pub struct HttpResponse {
     pub last_modified: Option<String>,
     /// The cache entry this answer came from or may be stored under.
     pub cache_key: Option<String>,
+    /// The response headers the cache's policy needs (`Cache-Control`, validators...).
+    pub headers: HeaderMap,
+    /// Served by the cache without a request (fresh).
+    pub from_cache: bool,
+    /// Served from an expired cache entry because the source failed: when the source
+    /// last confirmed it (unix ms).
+    pub stale_since: Option<i64>,
+}
+
+impl HttpResponse {
+    fn from_entry(entry: &crate::cache::Entry, key: &str) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            body: entry.body.clone(),
+            link: entry.link.clone(),
+            not_modified: false,
+            etag: None,
+            last_modified: None,
+            cache_key: Some(key.to_string()),
+            headers: HeaderMap::new(),
+            from_cache: true,
+            stale_since: None,
+        }
+    }
 }
 
 impl HttpResponse {
@@ -472,8 +508,13 @@ struct Inner {
     large_bodies: Semaphore,
     limiter: Limiter,
     rate_headers: RateHeaders,
-    /// ETag cache for GETs; None: no conditional requests.
-    cache: Option<Store>,
+    /// The HTTP cache for GETs, under this source's namespace; None: not cached.
+    cache: Option<ClientCache>,
+    /// Fingerprint of the credentials, part of cache keys (never the credential).
+    fingerprint: String,
+    /// Failures answered from an expired cache entry (stale-if-error), with when the
+    /// source gave that answer (unix ms); bounded.
+    served_stale: Mutex<Vec<(FetchError, i64)>>,
     counters: Arc<Counters>,
     /// Weak, so a cancelled run's requests are dropped with it rather than kept alive by
     /// their own entry (which also kept the run's event channel open).
@@ -504,8 +545,18 @@ impl Default for Timeouts {
     }
 }
 
+/// A client's use of the HTTP cache.
+#[derive(Clone)]
+pub struct ClientCache {
+    pub cache: HttpCache,
+    pub namespace: Namespace,
+    /// Entries the source confirmed before this (unix ms) are revalidated even when
+    /// fresh: a manual run asks the sources rather than trusting a minute-old answer.
+    pub reload_before: Option<i64>,
+}
+
 /// What every client of one run shares: where warnings go, the secrets to keep out of
-/// messages, the run's deadline, the first retry delay, the timeouts.
+/// messages, the run's deadline, the first retry delay, the timeouts, the cache.
 #[derive(Clone)]
 pub struct ClientContext {
     pub log: LogSink,
@@ -514,6 +565,9 @@ pub struct ClientContext {
     /// First backoff delay of transient retries (tests shorten it).
     pub retry_min_delay: Duration,
     pub timeouts: Timeouts,
+    pub cache: Option<HttpCache>,
+    /// See [`ClientCache::reload_before`].
+    pub reload_before: Option<i64>,
 }
 
 impl ClientContext {
@@ -525,7 +579,18 @@ impl ClientContext {
             deadline: None,
             retry_min_delay,
             timeouts: Timeouts::default(),
+            cache: None,
+            reload_before: None,
         }
+    }
+
+    /// The cache for a client of namespace `ns`, when the run has one.
+    pub fn cache_for(&self, ns: Namespace) -> Option<ClientCache> {
+        self.cache.as_ref().map(|cache| ClientCache {
+            cache: cache.clone(),
+            namespace: ns,
+            reload_before: self.reload_before,
+        })
     }
 }
 
@@ -538,7 +603,8 @@ pub struct ClientOptions {
     pub headers: Vec<(&'static str, String)>,
     pub max_concurrency: usize,
     pub rate_headers: RateHeaders,
-    pub cache: Option<Store>,
+    /// GETs through [`SourceClient::get`] use it; None: nothing cached.
+    pub cache: Option<ClientCache>,
     pub log: LogSink,
     /// Resource name → (display label, pacing) known before any answer.
     pub budgets: Vec<(&'static str, &'static str, Option<Pace>)>,
@@ -619,6 +685,17 @@ impl SourceClient {
             origins.push(origin_of(&url));
         }
         let log = opts.log.redacting(opts.redactor.clone());
+        let fingerprint = match &opts.auth {
+            Auth::None => crate::cache::credential_fingerprint(&[]),
+            Auth::Bearer(t) => crate::cache::credential_fingerprint(&["bearer", t]),
+            Auth::Basic { user, password } => {
+                crate::cache::credential_fingerprint(&["basic", user, password])
+            }
+            Auth::Headers(h) => {
+                let parts: Vec<&str> = h.iter().flat_map(|(k, v)| [*k, v.as_str()]).collect();
+                crate::cache::credential_fingerprint(&parts)
+            }
+        };
         Ok(SourceClient {
             name: opts.name,
             inner: Arc::new(Inner {
@@ -637,6 +714,8 @@ impl SourceClient {
                 limiter,
                 rate_headers: opts.rate_headers,
                 cache: opts.cache,
+                fingerprint,
+                served_stale: Mutex::new(Vec::new()),
                 counters: opts.counters.unwrap_or_default(),
                 in_flight: Mutex::new(HashMap::new()),
                 log,
@@ -722,6 +801,7 @@ impl SourceClient {
             message: redact(&message),
             transient,
             challenge: None,
+            rate_limited: false,
         }
     }
 
@@ -751,7 +831,10 @@ impl SourceClient {
         url: Url,
         resource: &'static str,
     ) -> Result<Arc<HttpResponse>, FetchError> {
-        let key = format!("{} GET {}", self.name, url);
+        let key = match &self.inner.cache {
+            Some(c) => format!("{} {} GET {}", c.namespace, self.inner.fingerprint, url),
+            None => format!("{} GET {}", self.name, url),
+        };
         let fut = {
             let mut map = self
                 .inner
@@ -761,16 +844,16 @@ impl SourceClient {
             match map.get(&key).and_then(WeakShared::upgrade) {
                 Some(existing) => {
                     self.count_cache_hit(1);
+                    if let Some(c) = &self.inner.cache {
+                        c.cache.record_coalesced(c.namespace, 1);
+                    }
                     existing
                 }
                 None => {
                     let this = self.clone();
                     let k = key.clone();
                     let fut: SharedFetch = async move {
-                        let result = this
-                            .send(Method::GET, url, None, resource, Some(&k), true)
-                            .await
-                            .map(Arc::new);
+                        let result = this.cached_get(url, resource, &k).await.map(Arc::new);
                         this.inner
                             .in_flight
                             .lock()
@@ -802,11 +885,11 @@ impl SourceClient {
         let resp = self.get(url.clone(), resource).await?;
         match resp.json::<T>(self, "GET", &endpoint) {
             Ok(value) => {
-                self.keep(&resp);
+                self.keep(&url, &resp).await;
                 Ok((value, resp))
             }
-            Err(e) if resp.not_modified => {
-                self.forget(&resp);
+            Err(e) if resp.not_modified || resp.from_cache || resp.stale_since.is_some() => {
+                self.forget(&resp).await;
                 self.inner.log.warn(
                     self.name,
                     format!(
@@ -815,25 +898,31 @@ impl SourceClient {
                 );
                 let key = resp.cache_key.clone();
                 let fresh = self
-                    .send(Method::GET, url, None, resource, key.as_deref(), false)
+                    .send(
+                        Method::GET,
+                        url.clone(),
+                        None,
+                        resource,
+                        key.as_deref(),
+                        &HeaderMap::new(),
+                    )
                     .await
                     .map(Arc::new)?;
                 let value = fresh.json::<T>(self, "GET", &endpoint)?;
-                self.keep(&fresh);
+                self.keep(&url, &fresh).await;
                 Ok((value, fresh))
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Stores a fresh answer that its caller decoded, for revalidation next time. An
+    /// Stores a fresh answer that its caller decoded, if its HTTP policy allows. An
     /// answer that echoes a configured secret is never stored.
-    pub fn keep(&self, resp: &HttpResponse) {
-        let (Some(store), Some(key), Some(etag)) = (&self.inner.cache, &resp.cache_key, &resp.etag)
-        else {
+    pub async fn keep(&self, url: &Url, resp: &HttpResponse) {
+        let (Some(c), Some(key)) = (&self.inner.cache, &resp.cache_key) else {
             return;
         };
-        if resp.not_modified {
+        if resp.not_modified || resp.from_cache || resp.stale_since.is_some() {
             return;
         }
         if self.inner.redactor.contains_secret(&resp.body)
@@ -842,6 +931,7 @@ impl SourceClient {
                 .as_deref()
                 .is_some_and(|l| self.inner.redactor.contains_secret(l))
         {
+            c.cache.record_not_stored(c.namespace);
             self.inner.log.warn(
                 self.name,
                 format!(
@@ -851,24 +941,173 @@ impl SourceClient {
             );
             return;
         }
-        let entry = CachedResponse {
-            etag: Some(etag.clone()),
-            last_modified: resp.last_modified.clone(),
-            link: resp.link.clone(),
-            body: resp.body.clone(),
-            stored_at: unix_now(),
+        let Some(req) = CacheRequest::get(url, &self.inner.headers) else {
+            return;
         };
-        if let Err(e) = store.http_put(key, &entry) {
-            tracing::warn!("cannot cache {key}: {e}");
-        }
+        let answer = crate::cache::Answer {
+            status: resp.status,
+            headers: &resp.headers,
+            link: resp.link.clone(),
+            body: &resp.body,
+        };
+        c.cache.store(c.namespace, key, &req, answer).await;
     }
 
     /// Drops the cache entry an answer came from (it did not decode).
-    pub fn forget(&self, resp: &HttpResponse) {
-        if let (Some(store), Some(key)) = (&self.inner.cache, &resp.cache_key)
-            && let Err(e) = store.http_remove(key)
-        {
-            tracing::warn!("cannot drop cache entry {key}: {e}");
+    pub async fn forget(&self, resp: &HttpResponse) {
+        if let (Some(c), Some(key)) = (&self.inner.cache, &resp.cache_key) {
+            c.cache.remove(key).await;
+        }
+    }
+
+    /// `namespace fingerprint`, the start of this client's cache keys.
+    pub fn cache_prefix(&self) -> String {
+        let ns = self
+            .inner
+            .cache
+            .as_ref()
+            .map_or(self.name, |c| c.namespace.as_str());
+        format!("{ns} {}", self.inner.fingerprint)
+    }
+
+    /// The oldest confirmation time (unix ms) of an answer this client served stale
+    /// because its source failed; None: every answer was fresh from the source.
+    pub fn stale_since(&self) -> Option<i64> {
+        let served = self
+            .inner
+            .served_stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        served.iter().map(|(_, at)| *at).min()
+    }
+
+    /// The failures an expired cache entry stood in for, as the run reports them.
+    pub fn stale_failures(&self) -> Vec<crate::engine::model::Failure> {
+        let served = self
+            .inner
+            .served_stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        served
+            .iter()
+            .map(|(e, at)| {
+                let mut f = e.to_failure();
+                let at = time::OffsetDateTime::from_unix_timestamp(at / 1000)
+                    .map(crate::clock::hms)
+                    .unwrap_or_default();
+                f.message = format!("{} (shown: its answer of {at}, marked stale)", f.message);
+                f
+            })
+            .collect()
+    }
+
+    /// A GET through the cache: a fresh entry answers without a request, a stale one is
+    /// revalidated, and when the source fails an expired one may stand in, flagged.
+    async fn cached_get(
+        &self,
+        url: Url,
+        resource: &'static str,
+        key: &str,
+    ) -> Result<HttpResponse, FetchError> {
+        let none = HeaderMap::new();
+        let Some(c) = &self.inner.cache else {
+            return self
+                .send(Method::GET, url, None, resource, None, &none)
+                .await;
+        };
+        let ns = c.namespace;
+        let request = (!crate::cache::url_carries_credentials(&url)
+            && !self.inner.redactor.contains_secret(url.as_str()))
+        .then(|| CacheRequest::get(&url, &self.inner.headers))
+        .flatten();
+        let Some(req) = request else {
+            // Credentials in the URL: neither looked up nor stored.
+            c.cache.record_bypass(ns);
+            return self
+                .send(Method::GET, url, None, resource, None, &none)
+                .await;
+        };
+        let found = c.cache.lookup(ns, key, &req, c.reload_before).await;
+        let (entry, conditional) = match found {
+            Some(Found::Fresh(entry, _)) => {
+                self.count_cache_hit(1);
+                return Ok(HttpResponse::from_entry(&entry, key));
+            }
+            Some(Found::Stale(entry, conditional)) => (Some(entry), conditional),
+            None => (None, none.clone()),
+        };
+        let sent = self
+            .send(
+                Method::GET,
+                url.clone(),
+                None,
+                resource,
+                Some(key),
+                &conditional,
+            )
+            .await;
+        match (sent, entry) {
+            (Ok(resp), Some(entry)) if resp.status == 304 => {
+                if let Some(updated) = c
+                    .cache
+                    .revalidated(ns, key, &entry, &req, &resp.headers)
+                    .await
+                {
+                    self.inner
+                        .counters
+                        .not_modified
+                        .fetch_add(1, Ordering::Relaxed);
+                    let mut out = HttpResponse::from_entry(&updated, key);
+                    out.from_cache = false;
+                    out.not_modified = true;
+                    return Ok(out);
+                }
+                // A 304 for another validator than the one stored: ask for the answer.
+                c.cache.record_miss(ns);
+                self.send(Method::GET, url, None, resource, Some(key), &none)
+                    .await
+            }
+            (Ok(resp), _) if resp.status == 304 => {
+                c.cache.record_miss(ns);
+                Err(self.error(
+                    "GET",
+                    &self.endpoint_of(&url),
+                    Some(304),
+                    "304 Not Modified to a request that was not conditional".into(),
+                    false,
+                ))
+            }
+            (Ok(resp), _) => {
+                c.cache.record_miss(ns);
+                Ok(resp)
+            }
+            (Err(e), Some(entry)) if source_unavailable(&e) && c.cache.serve_stale(ns, &entry) => {
+                let at = time::OffsetDateTime::from_unix_timestamp(entry.validated_at_ms / 1000)
+                    .map(crate::clock::hms)
+                    .unwrap_or_default();
+                self.inner.log.warn(
+                    self.name,
+                    format!("{e} → serving the answer the source gave at {at} (stale)"),
+                );
+                {
+                    let mut served = self
+                        .inner
+                        .served_stale
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if served.len() < MAX_STALE_FAILURES_KEPT {
+                        served.push((e.clone(), entry.validated_at_ms));
+                    }
+                }
+                let mut out = HttpResponse::from_entry(&entry, key);
+                out.from_cache = false;
+                out.stale_since = Some(entry.validated_at_ms);
+                Ok(out)
+            }
+            (Err(e), _) => {
+                c.cache.record_miss(ns);
+                Err(e)
+            }
         }
     }
 
@@ -879,14 +1118,21 @@ impl SourceClient {
             .unwrap_or_else(|| key.to_string())
     }
 
-    /// GET without the ETag cache or coalescing (answers that change every time).
+    /// GET without the cache or coalescing (answers that change every time).
     pub async fn get_uncached(
         &self,
         url: Url,
         resource: &'static str,
     ) -> Result<HttpResponse, FetchError> {
-        self.send(Method::GET, url, None, resource, None, false)
+        self.count_bypass();
+        self.send(Method::GET, url, None, resource, None, &HeaderMap::new())
             .await
+    }
+
+    fn count_bypass(&self) {
+        if let Some(c) = &self.inner.cache {
+            c.cache.record_bypass(c.namespace);
+        }
     }
 
     /// POST a JSON body (never cached, never coalesced).
@@ -896,13 +1142,14 @@ impl SourceClient {
         body: &serde_json::Value,
         resource: &'static str,
     ) -> Result<HttpResponse, FetchError> {
+        self.count_bypass();
         self.send(
             Method::POST,
             url,
             Some(body.to_string()),
             resource,
             None,
-            false,
+            &HeaderMap::new(),
         )
         .await
     }
@@ -914,8 +1161,9 @@ impl SourceClient {
         c.retries.load(Ordering::Relaxed) < RETRY_BUDGET_BASE + sent / 5
     }
 
-    /// Sends with retries of transient failures. `cache_key` names the cache entry;
-    /// with `conditional` its ETag is sent and a 304 is answered from it.
+    /// Sends with retries of transient failures. `cache_key` names the cache entry the
+    /// answer may be stored under; `conditional` holds the revalidation headers
+    /// (`If-None-Match`...), and a 304 comes back as it is, for the cache to answer.
     async fn send(
         &self,
         method: Method,
@@ -923,7 +1171,7 @@ impl SourceClient {
         body: Option<String>,
         resource: &'static str,
         cache_key: Option<&str>,
-        conditional: bool,
+        conditional: &HeaderMap,
     ) -> Result<HttpResponse, FetchError> {
         let method_name: &'static str = if method == Method::POST {
             "POST"
@@ -931,18 +1179,6 @@ impl SourceClient {
             "GET"
         };
         let endpoint = self.endpoint_of(&url);
-        let cached = match (&self.inner.cache, cache_key) {
-            (Some(store), Some(key)) if conditional => match store.http_get(key) {
-                Ok(c) => c,
-                Err(e) => {
-                    // An entry this snaptop cannot read is as good as none.
-                    tracing::warn!("dropping unreadable cache entry {key}: {e}");
-                    let _ = store.http_remove(key);
-                    None
-                }
-            },
-            _ => None,
-        };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.inner.retry_min_delay)
             .with_max_delay(Duration::from_secs(10))
@@ -954,7 +1190,7 @@ impl SourceClient {
                 &url,
                 body.as_deref(),
                 resource,
-                cached.as_ref(),
+                conditional,
                 method_name,
                 &endpoint,
             )
@@ -994,25 +1230,6 @@ impl SourceClient {
         };
         response.cache_key = cache_key.map(str::to_string);
         self.inner.counters.answered.fetch_add(1, Ordering::Relaxed);
-        if response.status == 304 {
-            let cached = cached.ok_or_else(|| {
-                self.error(
-                    method_name,
-                    &endpoint,
-                    Some(304),
-                    "304 Not Modified without a cached copy".into(),
-                    false,
-                )
-            })?;
-            self.inner
-                .counters
-                .not_modified
-                .fetch_add(1, Ordering::Relaxed);
-            response.status = 200;
-            response.body = cached.body;
-            response.link = cached.link;
-            response.not_modified = true;
-        }
         Ok(response)
     }
 
@@ -1033,7 +1250,7 @@ impl SourceClient {
         url: &Url,
         body: Option<&str>,
         resource: &'static str,
-        cached: Option<&CachedResponse>,
+        conditional: &HeaderMap,
         method_name: &'static str,
         endpoint: &str,
     ) -> Result<HttpResponse, FetchError> {
@@ -1064,7 +1281,7 @@ impl SourceClient {
                 .in_flight
                 .fetch_add(1, Ordering::Relaxed);
             let sent = self
-                .send_following_redirects(&method, url, body, cached, method_name, endpoint)
+                .send_following_redirects(&method, url, body, conditional, method_name, endpoint)
                 .await;
             self.inner
                 .counters
@@ -1095,13 +1312,15 @@ impl SourceClient {
                     })
                 };
                 if let Some(detail) = give_up {
-                    return Err(self.error(
+                    let mut e = self.error(
                         method_name,
                         endpoint,
                         Some(status.as_u16()),
                         format!("{why}: {detail}; giving up"),
                         false,
-                    ));
+                    );
+                    e.rate_limited = true;
+                    return Err(e);
                 }
                 self.pause(
                     &budget_resource,
@@ -1111,14 +1330,26 @@ impl SourceClient {
                 continue;
             }
             if status == StatusCode::NOT_MODIFIED {
+                if conditional.is_empty() {
+                    return Err(self.error(
+                        method_name,
+                        endpoint,
+                        Some(304),
+                        "304 Not Modified to a request that was not conditional".into(),
+                        false,
+                    ));
+                }
                 return Ok(HttpResponse {
                     status: 304,
                     body: String::new(),
                     link: None,
                     not_modified: true,
-                    etag: None,
-                    last_modified: None,
+                    etag,
+                    last_modified,
                     cache_key: None,
+                    headers: crate::cache::policy_headers(&headers),
+                    from_cache: false,
+                    stale_since: None,
                 });
             }
             if !status.is_success() {
@@ -1142,6 +1373,9 @@ impl SourceClient {
                 etag,
                 last_modified,
                 cache_key: None,
+                headers: crate::cache::policy_headers(&headers),
+                from_cache: false,
+                stale_since: None,
             });
         }
     }
@@ -1154,7 +1388,7 @@ impl SourceClient {
         method: &Method,
         url: &Url,
         body: Option<&str>,
-        cached: Option<&CachedResponse>,
+        conditional: &HeaderMap,
         method_name: &'static str,
         endpoint: &str,
     ) -> Result<reqwest::Response, FetchError> {
@@ -1176,8 +1410,8 @@ impl SourceClient {
                     Auth::Headers(h) => h.iter().fold(req, |r, (k, v)| r.header(*k, v)),
                 };
             }
-            if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
-                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+            for (k, v) in conditional {
+                req = req.header(k, v);
             }
             if let Some(b) = body {
                 req = req
@@ -1614,13 +1848,6 @@ fn seconds(d: Duration) -> String {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -57,6 +57,8 @@ impl Jira {
             max_concurrency: cfg.max_concurrency,
             rate_headers: RateHeaders::RetryAfterOnly,
             max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
+            // Searches are POSTs: only counted, as bypasses.
+            cache: ctx.cache_for(crate::cache::Namespace::Jira),
             ..ClientOptions::new("jira", "Jira", cfg.base_url.clone(), auth, ctx)
         })?;
         Ok(Jira { client })

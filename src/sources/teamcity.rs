@@ -52,6 +52,7 @@ impl TeamCity {
             max_concurrency: cfg.max_concurrency,
             rate_headers: RateHeaders::RetryAfterOnly,
             max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
+            cache: ctx.cache_for(crate::cache::Namespace::TeamCity),
             ..ClientOptions::new(
                 "teamcity",
                 "TeamCity",
