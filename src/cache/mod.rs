@@ -168,7 +168,7 @@ struct Record {
     namespace: Namespace,
     kind: Kind,
     bytes: u64,
-    last_used: i64,
+    last_used_ms: i64,
     validated_at_ms: i64,
     /// Nothing to revalidate with (no ETag / Last-Modified): useless once past freshness
     /// and the stale-if-error window.
@@ -363,7 +363,7 @@ impl AtomicCounts {
 struct Index {
     records: HashMap<String, Record>,
     bytes: u64,
-    /// Keys whose `last_used` changed since the last checkpoint.
+    /// Keys whose `last_used_ms` changed since the last checkpoint.
     touched: HashSet<String>,
 }
 
@@ -410,10 +410,6 @@ impl std::fmt::Debug for HttpCache {
 
 fn slot(ns: Namespace) -> usize {
     ns as usize
-}
-
-pub fn unix_now() -> i64 {
-    unix_now_ms() / 1000
 }
 
 pub fn unix_now_ms() -> i64 {
@@ -567,10 +563,10 @@ impl HttpCache {
     }
 
     fn touch(&self, key: &str) {
-        let now = unix_now();
+        let now = unix_now_ms();
         let mut index = self.index();
         if let Some(rec) = index.records.get_mut(key) {
-            rec.last_used = now;
+            rec.last_used_ms = now;
             index.touched.insert(key.to_string());
         }
     }
@@ -802,7 +798,7 @@ impl HttpCache {
             namespace: entry.namespace,
             kind: entry.kind,
             bytes: (key.len() + bytes.len()) as u64,
-            last_used: unix_now(),
+            last_used_ms: unix_now_ms(),
             validated_at_ms: entry.validated_at_ms,
             revalidatable: entry.kind == Kind::Immutable || entry.has_validator(),
         };
@@ -840,7 +836,7 @@ impl HttpCache {
             }
             let target = budget * DISK_LOW_WATER_PERCENT / 100;
             let mut by_age: Vec<(&String, &Record)> = index.records.iter().collect();
-            by_age.sort_by_key(|(k, r)| (r.last_used, *k));
+            by_age.sort_by_key(|(k, r)| (r.last_used_ms, *k));
             let mut bytes = index.bytes;
             let mut out = vec![];
             for (k, r) in by_age {
@@ -901,19 +897,19 @@ impl HttpCache {
     /// Purges entries nothing can use any more: unused for `max_idle`, or past freshness
     /// and the stale-if-error window with nothing to revalidate them by. Returns how many.
     pub fn purge_expired(&self) -> u64 {
-        let now = unix_now();
-        let max_idle = self.inner.config.max_idle.0.as_secs() as i64;
-        let stale_window = self.inner.config.stale_if_error.0.as_secs() as i64;
+        let now = unix_now_ms();
+        let max_idle = self.inner.config.max_idle.0.as_millis() as i64;
+        let stale_window = self.inner.config.stale_if_error.0.as_millis() as i64;
         let expired: Vec<(String, Namespace)> = self
             .index()
             .records
             .iter()
             .filter(|(_, r)| {
-                let idle = now - r.last_used > max_idle;
+                let idle = now - r.last_used_ms > max_idle;
                 let useless = r.kind == Kind::Http
                     && !r.revalidatable
-                    && now * 1000 - r.validated_at_ms
-                        > (stale_window + self.ttl(r.namespace).as_secs() as i64) * 1000;
+                    && now - r.validated_at_ms
+                        > stale_window + self.ttl(r.namespace).as_millis() as i64;
                 idle || useless
             })
             .map(|(k, r)| (k.clone(), r.namespace))
@@ -1048,3 +1044,5 @@ impl HttpCache {
     }
 }
 
+#[cfg(test)]
+mod tests;
