@@ -429,3 +429,54 @@ async fn bodies_are_capped_whether_or_not_they_announce_their_length() {
         assert!(!e.transient, "{path}: retrying gets the same body");
     }
 }
+
+#[tokio::test]
+async fn concurrent_identical_gets_send_one_request_and_the_cache_counts_the_waiters() {
+    let etag = "\"v1\"";
+    let srv = server(move |_, req| {
+        if req
+            .headers()
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            == Some(etag)
+        {
+            return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
+        }
+        (
+            StatusCode::OK,
+            [
+                ("etag", etag),
+                ("cache-control", "max-age=0"),
+                ("content-type", "application/json"),
+            ],
+            "[1,2,3]",
+        )
+            .into_response()
+    })
+    .await;
+    let cache = HttpCache::open(Store::temporary().unwrap(), CacheConfig::default());
+    let c = client(&srv.url, Some(cache.clone()));
+    let url = c.url("items").unwrap();
+    let gets =
+        || futures::future::join_all((0..16).map(|_| c.get_json::<Vec<u32>>(url.clone(), "core")));
+    // Cold: one request, fifteen waiters.
+    for answer in gets().await {
+        assert_eq!(answer.unwrap().0, vec![1, 2, 3]);
+    }
+    assert_eq!(srv.requests(), 1);
+    let gh = cache.report().lifetime[&Namespace::GitHub];
+    assert_eq!((gh.requests, gh.misses, gh.coalesced), (1, 1, 15), "{gh:?}");
+    // Stale (max-age=0): one conditional request for all sixteen, answered 304.
+    for answer in gets().await {
+        assert_eq!(answer.unwrap().0, vec![1, 2, 3]);
+    }
+    assert_eq!(srv.requests(), 2);
+    let gh = cache.report().lifetime[&Namespace::GitHub];
+    assert_eq!(
+        (gh.requests, gh.revalidated, gh.coalesced),
+        (2, 1, 30),
+        "{gh:?}"
+    );
+    // GitHub does not charge a 304: the revalidation and every waiter saved one.
+    assert_eq!(gh.budget_saved, 31);
+}

@@ -305,6 +305,7 @@ pub enum Found {
 /// Lifetime counters of one namespace, as atomics.
 #[derive(Default)]
 struct AtomicCounts {
+    requests: AtomicU64,
     hits_memory: AtomicU64,
     hits_disk: AtomicU64,
     revalidated: AtomicU64,
@@ -327,6 +328,7 @@ impl AtomicCounts {
     }
 
     fn add(&self, c: &Counts) {
+        self.requests.fetch_add(c.requests, Relaxed);
         self.hits_memory.fetch_add(c.hits_memory, Relaxed);
         self.hits_disk.fetch_add(c.hits_disk, Relaxed);
         self.revalidated.fetch_add(c.revalidated, Relaxed);
@@ -343,6 +345,7 @@ impl AtomicCounts {
 
     fn load(&self) -> Counts {
         Counts {
+            requests: self.requests.load(Relaxed),
             hits_memory: self.hits_memory.load(Relaxed),
             hits_disk: self.hits_disk.load(Relaxed),
             revalidated: self.revalidated.load(Relaxed),
@@ -390,9 +393,9 @@ struct Inner {
     config: CacheConfig,
     memory: Memory,
     index: Mutex<Index>,
-    counts: Arc<[AtomicCounts; 4]>,
+    counts: Arc<[AtomicCounts; Namespace::ALL.len()]>,
     /// Lifetime counters when the current run started.
-    run_start: Mutex<Option<[Counts; 4]>>,
+    run_start: Mutex<Option<[Counts; Namespace::ALL.len()]>>,
     persisted_runs: Mutex<Vec<RunCounts>>,
 }
 
@@ -444,15 +447,16 @@ impl HttpCache {
             Err(e) => tracing::warn!("cannot read the cache index: {e}"),
         }
         let persisted: PersistedStats = store.cache_stats().ok().flatten().unwrap_or_default();
-        let counts: Arc<[AtomicCounts; 4]> = Arc::new(std::array::from_fn(|i| {
-            AtomicCounts::from(
-                &persisted
-                    .lifetime
-                    .get(&Namespace::ALL[i])
-                    .copied()
-                    .unwrap_or_default(),
-            )
-        }));
+        let counts: Arc<[AtomicCounts; Namespace::ALL.len()]> =
+            Arc::new(std::array::from_fn(|i| {
+                AtomicCounts::from(
+                    &persisted
+                        .lifetime
+                        .get(&Namespace::ALL[i])
+                        .copied()
+                        .unwrap_or_default(),
+                )
+            }));
         let on_evict = counts.clone();
         let memory_budget = config.memory_mib.max(1) << 20;
         let memory = moka::future::Cache::builder()
@@ -499,6 +503,8 @@ impl HttpCache {
             Namespace::TeamCity => t.teamcity.0,
             Namespace::Datadog => t.datadog.0,
             Namespace::Jira => t.jira.0,
+            // Only immutable objects (by digest) are kept.
+            Namespace::Registry => Duration::ZERO,
         }
     }
 
@@ -656,6 +662,11 @@ impl HttpCache {
         });
         self.write(key, updated.clone()).await;
         Some(updated)
+    }
+
+    /// A request sent to the source (each attempt of a retried one).
+    pub fn record_request(&self, ns: Namespace) {
+        self.counts(ns).requests.fetch_add(1, Relaxed);
     }
 
     pub fn record_miss(&self, ns: Namespace) {
@@ -931,7 +942,7 @@ impl HttpCache {
             .unwrap_or_else(|p| p.into_inner()) = Some(self.lifetime());
     }
 
-    fn lifetime(&self) -> [Counts; 4] {
+    fn lifetime(&self) -> [Counts; Namespace::ALL.len()] {
         std::array::from_fn(|i| self.inner.counts[i].load())
     }
 

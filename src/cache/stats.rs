@@ -17,14 +17,18 @@ pub enum Namespace {
     TeamCity,
     Datadog,
     Jira,
+    /// OCI registries: manifests and image configs by digest (content-addressed, so
+    /// immutable; Docker Hub charges every manifest GET against its pull limit).
+    Registry,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 4] = [
+    pub const ALL: [Namespace; 5] = [
         Namespace::GitHub,
         Namespace::TeamCity,
         Namespace::Datadog,
         Namespace::Jira,
+        Namespace::Registry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +37,7 @@ impl Namespace {
             Namespace::TeamCity => "teamcity",
             Namespace::Datadog => "datadog",
             Namespace::Jira => "jira",
+            Namespace::Registry => "registry",
         }
     }
 
@@ -61,6 +66,9 @@ impl std::fmt::Display for Namespace {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Counts {
+    /// Requests sent to the source, retries included (varnish `backend_req`): what the
+    /// source saw from this box.
+    pub requests: u64,
     /// Fresh answers from the memory tier (no request).
     pub hits_memory: u64,
     /// Fresh answers read from the store (no request).
@@ -122,6 +130,7 @@ impl Counts {
     }
 
     fn zip(&mut self, o: &Counts, f: impl Fn(u64, u64) -> u64) {
+        self.requests = f(self.requests, o.requests);
         self.hits_memory = f(self.hits_memory, o.hits_memory);
         self.hits_disk = f(self.hits_disk, o.hits_disk);
         self.revalidated = f(self.revalidated, o.revalidated);
@@ -137,8 +146,9 @@ impl Counts {
     }
 
     /// (name, value) of every counter, in display order.
-    pub fn fields(&self) -> [(&'static str, u64); 12] {
+    pub fn fields(&self) -> [(&'static str, u64); 13] {
         [
+            ("requests sent", self.requests),
             ("hits (memory)", self.hits_memory),
             ("hits (store)", self.hits_disk),
             ("revalidated 304", self.revalidated),

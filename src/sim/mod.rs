@@ -260,6 +260,21 @@ struct Counters {
     injected_faults: AtomicU64,
 }
 
+/// One request as the simulator answered it, for tests that count upstream calls
+/// per URL (coalescing, cache accounting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub source: Source,
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    pub status: u16,
+}
+
+/// The log keeps the first this many requests; a bench of thousands of runs should
+/// not grow the simulator without bound.
+const REQUEST_LOG_CAP: usize = 200_000;
+
 /// A GitHub primary budget of one token and resource.
 #[derive(Debug, Clone)]
 struct Budget {
@@ -282,6 +297,7 @@ struct Shared {
     counters: BTreeMap<Source, Counters>,
     /// GitHub endpoint family ("commits", "graphql", ...) → requests.
     github_endpoints: Mutex<BTreeMap<String, u64>>,
+    request_log: Mutex<Vec<LoggedRequest>>,
     limits: Mutex<GitHubLimits>,
     datadog_used: Mutex<(u64, Instant)>,
     faults: Mutex<Vec<FaultRule>>,
@@ -345,6 +361,7 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<RunningSim> {
             .map(|s| (*s, Counters::default()))
             .collect(),
         github_endpoints: Mutex::new(BTreeMap::new()),
+        request_log: Mutex::new(Vec::new()),
         limits: Mutex::new(GitHubLimits::default()),
         datadog_used: Mutex::new((0, Instant::now())),
         faults: Mutex::new(Vec::new()),
@@ -633,8 +650,23 @@ impl RunningSim {
             .clone()
     }
 
+    /// Every request that reached a source since the start or the last
+    /// [`reset_counts`](Self::reset_counts), in the order answered.
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.shared
+            .request_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Forgets all counts (between benchmark phases).
     pub fn reset_counts(&self) {
+        self.shared
+            .request_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         for c in self.shared.counters.values() {
             for a in [
                 &c.requests,
@@ -766,6 +798,33 @@ async fn admission(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(source) = Source::of_path(&path) else {
         return next.run(req).await;
     };
+    let method = req.method().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.to_string());
+    let resp = answer(&state, source, &path, req, next).await;
+    let mut log = state.request_log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.len() < REQUEST_LOG_CAP {
+        log.push(LoggedRequest {
+            source,
+            method,
+            target,
+            status: resp.status().as_u16(),
+        });
+    }
+    resp
+}
+
+async fn answer(
+    state: &AppState,
+    source: Source,
+    path: &str,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = path.to_string();
+    let state = state.clone();
     state.count(source).requests.fetch_add(1, Ordering::Relaxed);
     let fault = state.fault(source, &path);
     if let Some(resp) = injected_fault(&state, &fault, req.uri(), req.headers()).await {

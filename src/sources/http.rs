@@ -1276,6 +1276,9 @@ impl SourceClient {
                 .acquire_budget(resource, &mut waits, method_name, endpoint)
                 .await?;
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = &self.inner.cache {
+                c.cache.record_request(c.namespace);
+            }
             self.inner
                 .counters
                 .in_flight

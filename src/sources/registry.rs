@@ -18,8 +18,10 @@ use serde::Deserialize;
 use sha2::Digest as _;
 
 use super::http::{
-    Auth, ClientContext, ClientOptions, Counters, CrossOrigin, FetchError, SourceClient,
+    Auth, ClientContext, ClientOptions, Counters, CrossOrigin, FetchError, HttpResponse,
+    SourceClient,
 };
+use crate::cache::{HttpCache, Namespace, credential_fingerprint};
 use crate::config::{REGISTRY_DEFAULT_USER, RegistryConfig, Secrets};
 
 /// The label the OCI image spec defines for the source revision.
@@ -103,6 +105,12 @@ impl Registries {
 pub struct Registry {
     base: Url,
     creds: Option<(String, String)>,
+    /// Manifests and configs by digest: content-addressed, so kept as immutable objects
+    /// (checked against their digest again when read back).
+    cache: Option<HttpCache>,
+    /// `registry <host> <credential fingerprint>`: what one credential may read is not
+    /// served to another.
+    cache_prefix: String,
     shape: ClientShape,
     anonymous: SourceClient,
     by_repository: tokio::sync::Mutex<HashMap<String, SourceClient>>,
@@ -167,6 +175,7 @@ impl ClientShape {
             redactor,
             cross_origin: CrossOrigin::FollowWithoutCredentials,
             counters: Some(self.counters.clone()),
+            cache: self.ctx.cache_for(Namespace::Registry),
             ..ClientOptions::new(
                 "registry",
                 "Registry",
@@ -196,7 +205,13 @@ impl Registry {
             max_body_bytes: (cfg.max_body_mib.max(1) << 20) as usize,
         };
         let anonymous = shape.client(Auth::None, ctx.redactor.clone())?;
+        let fingerprint = match &creds {
+            Some((user, token)) => credential_fingerprint(&[user, token]),
+            None => credential_fingerprint(&[]),
+        };
         Ok(Registry {
+            cache: ctx.cache.clone(),
+            cache_prefix: format!("registry {} {fingerprint}", cfg.host),
             base,
             creds,
             shape,
@@ -208,50 +223,32 @@ impl Registry {
     /// The revision label of the image `image@digest` (None: it has none).
     pub async fn revision(&self, image: &str, digest: &str) -> Result<Option<String>, FetchError> {
         let (_, repository) = split_image(image);
-        let client = self.client_for(&repository, digest).await?;
-        let top: Manifest = self
-            .fetch_verified(
-                &client,
-                &format!("v2/{repository}/manifests/{digest}"),
-                digest,
+        let top_endpoint = format!("v2/{repository}/manifests/{digest}");
+        let top: Manifest = self.object(&repository, &top_endpoint, digest).await?;
+        let malformed = |what: &str| {
+            self.anonymous.error(
+                "GET",
+                &format!("/{top_endpoint}"),
+                Some(200),
+                what.to_string(),
+                false,
             )
-            .await?;
+        };
         let manifest = match &top.manifests {
             Some(list) => {
-                let chosen = pick_platform(list).ok_or_else(|| {
-                    client.error(
-                        "GET",
-                        &format!("/v2/{repository}/manifests/{digest}"),
-                        Some(200),
-                        "image index lists no manifest".into(),
-                        false,
-                    )
-                })?;
-                self.fetch_verified::<Manifest>(
-                    &client,
-                    &format!("v2/{repository}/manifests/{}", chosen.digest),
-                    &chosen.digest,
-                )
-                .await?
+                let chosen = pick_platform(list)
+                    .ok_or_else(|| malformed("image index lists no manifest"))?;
+                let endpoint = format!("v2/{repository}/manifests/{}", chosen.digest);
+                self.object::<Manifest>(&repository, &endpoint, &chosen.digest)
+                    .await?
             }
             None => top,
         };
-        let config = manifest.config.ok_or_else(|| {
-            client.error(
-                "GET",
-                &format!("/v2/{repository}/manifests/{digest}"),
-                Some(200),
-                "manifest has no `config`".into(),
-                false,
-            )
-        })?;
-        let image_config: ImageConfig = self
-            .fetch_verified(
-                &client,
-                &format!("v2/{repository}/blobs/{}", config.digest),
-                &config.digest,
-            )
-            .await?;
+        let config = manifest
+            .config
+            .ok_or_else(|| malformed("manifest has no `config`"))?;
+        let endpoint = format!("v2/{repository}/blobs/{}", config.digest);
+        let image_config: ImageConfig = self.object(&repository, &endpoint, &config.digest).await?;
         Ok(image_config
             .config
             .and_then(|c| c.labels)
@@ -260,16 +257,31 @@ impl Registry {
             .filter(|r| !r.is_empty()))
     }
 
-    /// GETs `endpoint`, checks the body against `digest`, and decodes it.
-    async fn fetch_verified<T: serde::de::DeserializeOwned>(
+    /// The object `digest` of `repository` at `endpoint`: from the cache when kept (and
+    /// still matching its digest), else fetched, checked against the digest, decoded and
+    /// kept. The anonymous probe of a repository's first manifest is that same GET, so
+    /// its answer is used rather than asked for twice.
+    async fn object<T: serde::de::DeserializeOwned>(
         &self,
-        client: &SourceClient,
+        repository: &str,
         endpoint: &str,
         digest: &str,
     ) -> Result<T, FetchError> {
-        let url = client.url(endpoint)?;
+        let key = format!("{} {repository}@{digest}", self.cache_prefix);
+        if let Some(cache) = &self.cache
+            && let Some(body) = cache.immutable(Namespace::Registry, &key).await
+        {
+            match serde_json::from_str(&body) {
+                Ok(v) if digest_matches(digest, body.as_bytes()) => return Ok(v),
+                _ => cache.remove(&key).await,
+            }
+        }
+        let (client, probe) = self.client_for(repository, endpoint).await?;
+        let resp = match probe {
+            Some(resp) => resp,
+            None => client.get_uncached(client.url(endpoint)?, RESOURCE).await?,
+        };
         let shown = format!("/{endpoint}");
-        let resp = client.get_uncached(url, RESOURCE).await?;
         if !digest_matches(digest, resp.body.as_bytes()) {
             return Err(client.error(
                 "GET",
@@ -279,31 +291,46 @@ impl Registry {
                 false,
             ));
         }
-        resp.json(client, "GET", &shown)
+        let value = resp.json(&client, "GET", &shown)?;
+        if let Some(cache) = &self.cache {
+            let cache = cache.clone();
+            let item = [(key, resp.body)];
+            let _ = tokio::task::spawn_blocking(move || {
+                cache.put_immutable_blocking(Namespace::Registry, &item)
+            })
+            .await;
+        }
+        Ok(value)
     }
 
     /// A client allowed to pull `repository`: anonymous when the registry lets it, else
-    /// with a token from the realm its challenge names.
-    async fn client_for(&self, repository: &str, digest: &str) -> Result<SourceClient, FetchError> {
+    /// with a token from the realm its challenge names. The first call for a repository
+    /// probes anonymously with the GET of `endpoint` and, when that is answered, returns
+    /// the answer too.
+    async fn client_for(
+        &self,
+        repository: &str,
+        endpoint: &str,
+    ) -> Result<(SourceClient, Option<HttpResponse>), FetchError> {
         let mut known = self.by_repository.lock().await;
         if let Some(c) = known.get(repository) {
-            return Ok(c.clone());
+            return Ok((c.clone(), None));
         }
-        let probe = self
-            .anonymous
-            .url(&format!("v2/{repository}/manifests/{digest}"))?;
-        let client = match self.anonymous.get_uncached(probe, RESOURCE).await {
-            Ok(_) => self.anonymous.clone(),
+        let probe = self.anonymous.url(endpoint)?;
+        let (client, answer) = match self.anonymous.get_uncached(probe, RESOURCE).await {
+            Ok(resp) => (self.anonymous.clone(), Some(resp)),
             Err(e) if e.status == Some(401) => {
                 let challenge = e.challenge.clone().unwrap_or_default();
-                self.authorised(repository, &challenge)
+                let client = self
+                    .authorised(repository, &challenge)
                     .await
-                    .map_err(|m| self.anonymous.error("GET", "/v2/", Some(401), m, false))?
+                    .map_err(|m| self.anonymous.error("GET", "/v2/", Some(401), m, false))?;
+                (client, None)
             }
             Err(e) => return Err(e),
         };
         known.insert(repository.to_string(), client.clone());
-        Ok(client)
+        Ok((client, answer))
     }
 
     /// Answers a `WWW-Authenticate` challenge: `Basic` with the configured credentials,
@@ -353,6 +380,7 @@ impl Registry {
         let realm_client = SourceClient::new(ClientOptions {
             max_body_bytes: 1 << 20,
             counters: Some(self.shape.counters.clone()),
+            cache: self.shape.ctx.cache_for(Namespace::Registry),
             ..ClientOptions::new("registry", "Registry", realm.clone(), auth, &self.shape.ctx)
         })?;
         let answer = realm_client
