@@ -287,7 +287,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Byte budget of the in-memory tier.
+    /// Byte budget of the in-memory tier (0: no memory tier, every hit reads the store).
     pub memory_mib: u64,
     /// Byte budget of the store tier; least recently used entries go first past it.
     pub disk_mib: u64,

@@ -97,6 +97,40 @@ pub struct Entry {
     /// The `Link` header (pagination), replayed with the body.
     pub link: Option<String>,
     pub body: String,
+    /// The last request this entry was found fresh for, and until when.
+    fresh: FreshMemo,
+}
+
+/// Re-evaluating a policy (Vary, request directives, age from `Date`/`Age`, a response
+/// built to say so) costs microseconds; for the same request headers only the clock can
+/// change the answer, so a fresh verdict is remembered with the moment it runs out. A
+/// clone (a revalidated copy) starts empty.
+#[derive(Debug, Default)]
+struct FreshMemo {
+    request: AtomicU64,
+    until_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Clone for FreshMemo {
+    fn clone(&self) -> FreshMemo {
+        FreshMemo::default()
+    }
+}
+
+impl FreshMemo {
+    fn holds(&self, request: u64, now_ms: i64) -> bool {
+        request != 0
+            && self.request.load(Relaxed) == request
+            && now_ms < self.until_ms.load(Relaxed)
+    }
+
+    fn remember(&self, request: u64, until_ms: i64) {
+        // A racing lookup may pair another request's hash with this time for a moment;
+        // both were fresh, and the hash is stored last, so a stale pair never holds.
+        self.request.store(0, Relaxed);
+        self.until_ms.store(until_ms, Relaxed);
+        self.request.store(request, Relaxed);
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -158,6 +192,7 @@ impl Entry {
             validator: head.validator,
             link: head.link,
             body: body.to_string(),
+            fresh: FreshMemo::default(),
         })
     }
 }
@@ -181,6 +216,9 @@ pub struct CacheRequest {
     uri: Uri,
     method: Method,
     headers: HeaderMap,
+    /// A hash of the URL and headers, for [`FreshMemo`]; 0 when the request carries
+    /// its own cache directives (those are evaluated every time).
+    memo_key: u64,
 }
 
 impl CacheRequest {
@@ -199,10 +237,25 @@ impl CacheRequest {
             }
             kept.append(k.clone(), v.clone());
         }
+        let memo_key = if kept.contains_key(http::header::CACHE_CONTROL)
+            || kept.contains_key(http::header::PRAGMA)
+        {
+            0
+        } else {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            url.as_str().hash(&mut h);
+            for (k, v) in &kept {
+                k.as_str().hash(&mut h);
+                v.as_bytes().hash(&mut h);
+            }
+            h.finish().max(1)
+        };
         Some(CacheRequest {
             uri,
             method: Method::GET,
             headers: kept,
+            memo_key,
         })
     }
 
@@ -212,6 +265,7 @@ impl CacheRequest {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         );
+        r.memo_key = 0;
         r
     }
 }
@@ -415,6 +469,12 @@ fn slot(ns: Namespace) -> usize {
     ns as usize
 }
 
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -510,6 +570,12 @@ impl HttpCache {
 
     /// The entry under `key`, from memory, else from the store (concurrent loads of one
     /// key read it once). An entry the store cannot decode is dropped.
+    /// The largest entry the memory tier takes (an eighth of it, so one answer cannot
+    /// push out the rest); 0 with `memory_mib = 0`: the memory tier is off.
+    fn memory_entry_budget(&self) -> u64 {
+        (self.inner.config.memory_mib << 20) / MEMORY_ENTRY_SHARE
+    }
+
     async fn entry(&self, key: &str) -> Option<(Arc<Entry>, Tier)> {
         // The index is the truth: an entry evicted or cleared from a blocking context may
         // linger in memory until noticed here.
@@ -521,7 +587,7 @@ impl HttpCache {
         }
         let loaded = std::sync::atomic::AtomicBool::new(false);
         let store = self.inner.store.clone();
-        let budget = (self.inner.config.memory_mib.max(1) << 20) / MEMORY_ENTRY_SHARE;
+        let budget = self.memory_entry_budget();
         let k: Arc<str> = Arc::from(key);
         let load = async {
             loaded.store(true, Relaxed);
@@ -573,7 +639,9 @@ impl HttpCache {
         let mut index = self.index();
         if let Some(rec) = index.records.get_mut(key) {
             rec.last_used_ms = now;
-            index.touched.insert(key.to_string());
+            if !index.touched.contains(key) {
+                index.touched.insert(key.to_string());
+            }
         }
     }
 
@@ -594,9 +662,22 @@ impl HttpCache {
             (None, Kind::Http) => false,
             (Some(policy), Kind::Http) => {
                 let reload = reload_before.is_some_and(|t| entry.validated_at_ms < t);
-                let ask = if reload { req.reload() } else { req.clone() };
-                match policy.before_request(&ask, SystemTime::now()) {
-                    BeforeRequest::Fresh(_) => true,
+                let now = SystemTime::now();
+                let verdict = if reload {
+                    policy.before_request(&req.reload(), now)
+                } else if entry.fresh.holds(req.memo_key, unix_ms(now)) {
+                    return self.hit(ns, entry, tier);
+                } else {
+                    policy.before_request(req, now)
+                };
+                match verdict {
+                    BeforeRequest::Fresh(_) => {
+                        if !reload {
+                            let ttl = policy.time_to_live(now).as_millis() as i64;
+                            entry.fresh.remember(req.memo_key, unix_ms(now) + ttl);
+                        }
+                        true
+                    }
                     BeforeRequest::Stale { request, matches } => {
                         if !matches {
                             // Another variant (`Vary`): not this request's answer.
@@ -622,6 +703,10 @@ impl HttpCache {
             }
         };
         debug_assert!(fresh);
+        self.hit(ns, entry, tier)
+    }
+
+    fn hit(&self, ns: Namespace, entry: Arc<Entry>, tier: Tier) -> Option<Found> {
         let c = self.counts(ns);
         match tier {
             Tier::Memory => c.hits_memory.fetch_add(1, Relaxed),
@@ -743,6 +828,7 @@ impl HttpCache {
             validator,
             link: answer.link,
             body: answer.body.to_string(),
+            fresh: FreshMemo::default(),
         });
         self.write(key, entry).await
     }
@@ -782,6 +868,7 @@ impl HttpCache {
                 validator: false,
                 link: None,
                 body: body.clone(),
+                fresh: FreshMemo::default(),
             };
             self.write_disk(key, &entry);
         }
@@ -793,7 +880,7 @@ impl HttpCache {
         if !self.write_disk(key, &entry) {
             return false;
         }
-        let budget = (self.inner.config.memory_mib.max(1) << 20) / MEMORY_ENTRY_SHARE;
+        let budget = self.memory_entry_budget();
         if entry.weight(key) <= budget {
             self.inner.memory.insert(Arc::from(key), entry).await;
         } else {

@@ -234,6 +234,12 @@ async fn vary_keeps_variants_apart() {
         c.lookup(Namespace::GitHub, "k", &r, None).await,
         Some(Found::Fresh(..))
     ));
+    // The fresh verdict remembered for `r` is not another variant's.
+    assert!(
+        c.lookup(Namespace::GitHub, "k", &other, None)
+            .await
+            .is_none()
+    );
     // Credentials never reach the policy: `Vary: Authorization` is the key's fingerprint.
     let mut creds = HeaderMap::new();
     creds.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
@@ -246,6 +252,41 @@ async fn vary_keeps_variants_apart() {
     );
     assert_eq!(credential_fingerprint(&[]), "anon");
     assert!(!credential_fingerprint(&["bearer", "s3cret"]).contains("s3cret"));
+}
+
+#[tokio::test]
+async fn a_remembered_fresh_verdict_runs_out_with_the_answers_freshness() {
+    let c = cache();
+    let r = req(URL);
+    put(
+        &c,
+        "k",
+        &r,
+        &[("cache-control", "max-age=1"), ("etag", "\"e\"")],
+        "[]",
+    )
+    .await;
+    for _ in 0..3 {
+        assert!(matches!(
+            c.lookup(Namespace::GitHub, "k", &r, None).await,
+            Some(Found::Fresh(..))
+        ));
+    }
+    // A request with its own directives is judged by the policy, not the memo.
+    let mut h = HeaderMap::new();
+    h.insert("cache-control", HeaderValue::from_static("max-age=0"));
+    let strict = CacheRequest::get(&url::Url::parse(URL).unwrap(), &h).unwrap();
+    assert!(matches!(
+        c.lookup(Namespace::GitHub, "k", &strict, None).await,
+        Some(Found::Stale(..))
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let Some(Found::Stale(_, conditional)) = c.lookup(Namespace::GitHub, "k", &r, None).await
+    else {
+        panic!("expired: must be revalidated")
+    };
+    assert_eq!(conditional.get("if-none-match").unwrap(), "\"e\"");
+    assert_eq!(gh(&c).hits_memory, 3);
 }
 
 #[tokio::test]
