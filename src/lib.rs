@@ -13,6 +13,7 @@ pub mod headless;
 pub mod redact;
 pub mod report;
 pub mod sanitize;
+pub mod schedule;
 pub mod sim;
 pub mod sources;
 pub mod store;
