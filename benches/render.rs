@@ -28,7 +28,7 @@ fn showing(snapshot: snaptop::engine::model::Snapshot) -> App {
         Theme::default_theme(),
         UtcOffset::UTC,
     );
-    app.on_event(AppEvent::Engine(EngineEvent::NextRun(None)));
+    app.on_event(AppEvent::Engine(EngineEvent::Schedule(None)));
     app
 }
 

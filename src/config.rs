@@ -51,6 +51,10 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// `[schedule]`: the auto-snapshot policy's values from the file, checked by
+    /// [`crate::schedule::Settings`] at load (see [`Config::schedule_layer`]).
+    #[serde(default)]
+    pub schedule: toml::Table,
     #[serde(default)]
     pub ui: UiConfig,
     /// Key overrides for the TUI, validated by the key map (`[keys]`).
@@ -441,7 +445,7 @@ impl Config {
         if is_ui_only(text) {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
-                message: "has no sources (no `environments`, [gitops] or [github]): only [ui] and [keys], which the TUI uses in demo mode; a snapshot needs sources".into(),
+                message: "has no sources (no `environments`, [gitops] or [github]): only [ui], [keys] and [schedule], which the TUI uses in demo mode; a snapshot needs sources".into(),
             });
         }
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -474,7 +478,24 @@ impl Config {
             path: path.to_owned(),
             message,
         })?;
+        check_schedule(&config.schedule, text, path)?;
         Ok(config)
+    }
+
+    /// What this config snapshots, in one line: with the host name it seeds the
+    /// schedule's per-box offset, so two configs on one box do not run in step.
+    pub fn identity(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.gitops.repo,
+            self.gitops.path,
+            self.environments.join(",")
+        )
+    }
+
+    /// The `[schedule]` values as the policy's file layer (checked at load).
+    pub fn schedule_layer(&self) -> crate::schedule::Layer {
+        crate::schedule::Settings::file_layer(&self.schedule).unwrap_or_default()
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -723,6 +744,8 @@ pub struct UiOnly {
     #[serde(default)]
     pub ui: UiConfig,
     #[serde(default)]
+    pub schedule: toml::Table,
+    #[serde(default)]
     pub keys: BTreeMap<String, KeyBinding>,
 }
 
@@ -745,13 +768,22 @@ impl ConfigFile {
         if !is_ui_only(&text) {
             return Config::parse(&text, path).map(|c| ConfigFile::Sources(Box::new(c)));
         }
-        toml::from_str(&text)
-            .map(ConfigFile::UiOnly)
-            .map_err(|e| ConfigError::Parse {
-                path: path.to_owned(),
-                line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
-                message: e.message().trim().to_string(),
-            })
+        let ui: UiOnly = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        check_schedule(&ui.schedule, &text, path)?;
+        Ok(ConfigFile::UiOnly(ui))
+    }
+
+    /// The `[schedule]` values as the policy's file layer.
+    pub fn schedule_layer(&self) -> crate::schedule::Layer {
+        let table = match self {
+            ConfigFile::Sources(c) => &c.schedule,
+            ConfigFile::UiOnly(u) => &u.schedule,
+        };
+        crate::schedule::Settings::file_layer(table).unwrap_or_default()
     }
 
     pub fn ui(&self) -> &UiConfig {
@@ -774,7 +806,30 @@ fn is_ui_only(text: &str) -> bool {
     let Ok(table) = toml::from_str::<toml::Table>(text) else {
         return false;
     };
-    table.keys().all(|k| k == "ui" || k == "keys")
+    table
+        .keys()
+        .all(|k| k == "ui" || k == "keys" || k == "schedule")
+}
+
+/// Checks `[schedule]` on its own and with the built-in values filling the rest, naming
+/// the line of the key at fault.
+fn check_schedule(table: &toml::Table, text: &str, path: &Path) -> Result<(), ConfigError> {
+    use crate::schedule::Settings;
+    let error = |e: crate::schedule::FieldError| ConfigError::Parse {
+        path: path.to_owned(),
+        line: line_of_key(text, "schedule", &e.field)
+            .or_else(|| line_of_section(text, "schedule"))
+            .unwrap_or(1),
+        message: format!("[schedule] {e}"),
+    };
+    let file = Settings::file_layer(table).map_err(error)?;
+    Settings {
+        file,
+        store: Default::default(),
+    }
+    .resolve()
+    .map_err(|errors| error(errors.into_iter().next().expect("at least one error")))?;
+    Ok(())
 }
 
 /// The line of the `[section]` (or `[[section]]`) header.
@@ -963,6 +1018,42 @@ ticket_pattern = "[A-Z][A-Z0-9]+-[0-9]+"
         assert_eq!(
             c.kustomization_path("prod", "api"),
             "overlays/prod/api/kustomization.yaml"
+        );
+    }
+
+    #[test]
+    fn a_bad_schedule_value_names_file_line_field_and_reason() {
+        let text = format!("{EXAMPLE}\n[schedule]\ninterval_business = \"30m\"\nstart = \"8am\"\n");
+        let line = text.lines().position(|l| l.starts_with("start")).unwrap() + 1;
+        let err = Config::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!("c.toml:{line}: [schedule] start: \"8am\" is not a time like 08:00")
+        );
+        let ok = format!("{EXAMPLE}\n[schedule]\ndays = [\"mon\", \"thu\"]\nadaptive = true\n");
+        let config = Config::parse(&ok, Path::new("c.toml")).unwrap();
+        let layer = config.schedule_layer();
+        assert_eq!(layer[&crate::schedule::Key::Days], "mon,thu");
+    }
+
+    #[test]
+    fn a_schedule_only_config_is_the_demo_with_that_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[schedule]\ninterval_off_hours = \"3h\"\n").unwrap();
+        let file = ConfigFile::load(&path).unwrap();
+        assert!(matches!(file, ConfigFile::UiOnly(_)));
+        assert_eq!(
+            file.schedule_layer()[&crate::schedule::Key::IntervalOffHours],
+            "3h"
+        );
+        std::fs::write(&path, "[schedule]\njitter = \"90%\"\n").unwrap();
+        let err = ConfigFile::load(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(":2: [schedule] jitter: 90% is more than 50% of the interval"),
+            "{err}"
         );
     }
 

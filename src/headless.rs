@@ -510,6 +510,19 @@ pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
     serde_json::to_value(SnapshotJson::from(s)).unwrap_or_default()
 }
 
+/// This machine's host name (for the schedule's per-box jitter), "localhost" when it
+/// cannot be read.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

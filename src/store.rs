@@ -619,6 +619,7 @@ mod tests {
             partial: false,
             cancelled: false,
             error: None,
+            new_deployments: None,
         }
     }
 

@@ -20,7 +20,7 @@ const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
 
 fn app(startup: Startup, theme: Theme) -> App {
     let mut app = App::new(startup, KeyMap::defaults(), theme, UtcOffset::UTC);
-    app.on_event(AppEvent::Engine(EngineEvent::NextRun(None)));
+    app.on_event(AppEvent::Engine(EngineEvent::Schedule(None)));
     app
 }
 

@@ -296,7 +296,7 @@ fn snapshot_tab_without_data_has_nothing_to_open() {
 #[test]
 fn snapshot_tab_follows_a_run_from_start_to_finish() {
     let mut tab = SnapshotTab::new(None, vec![]);
-    assert!(tab.on_event(&engine(EngineEvent::NextRun(None))));
+    assert!(tab.on_event(&engine(EngineEvent::Schedule(None))));
     assert_eq!(tab.next_run(), NextRun::ManualOnly);
     tab.on_event(&engine(EngineEvent::Started(Box::new(sample::progress()))));
     assert!(tab.is_running());
@@ -791,4 +791,28 @@ fn a_store_whose_latest_snapshot_does_not_read_back_still_starts_and_says_so() {
     ] {
         assert!(text.contains(&needle), "{needle:?} not on screen:\n{text}");
     }
+}
+
+#[test]
+fn the_next_snapshot_follows_the_schedule_status() {
+    use snaptop::engine::scheduler::ScheduleStatus;
+    let mut tab = SnapshotTab::new(None, vec![]);
+    let at = time::macros::datetime!(2026-12-01 10:30 UTC);
+    let status = |enabled, paused, next_at| {
+        engine(EngineEvent::Schedule(Some(Box::new(ScheduleStatus {
+            enabled,
+            paused,
+            next_at,
+            next_rule: next_at.map(|_| "business".to_string()),
+            next_business: true,
+            skipped: 0,
+        }))))
+    };
+    assert!(tab.on_event(&status(true, false, Some(at))));
+    assert_eq!(tab.next_run(), NextRun::At(at));
+    tab.on_event(&status(true, true, None));
+    assert_eq!(tab.next_run(), NextRun::Paused);
+    assert_eq!(tab.next_run().word(), Some("paused"));
+    tab.on_event(&status(false, false, None));
+    assert_eq!(tab.next_run(), NextRun::Disabled);
 }

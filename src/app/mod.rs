@@ -432,7 +432,7 @@ impl App {
                 self.say(Level::Info, "a snapshot is already running");
                 true
             }
-            EngineEvent::NextRun(_) => false,
+            EngineEvent::Schedule(_) => false,
         }
     }
 

@@ -30,6 +30,7 @@ use super::{App, Startup};
 use crate::config::{self, Config, Secrets};
 use crate::engine::events::{EngineEvent, Level};
 use crate::engine::model::Trigger;
+use crate::engine::scheduler::ScheduleSetup;
 use crate::engine::{self, EngineHandle};
 use crate::headless;
 use crate::report::ReportRequest;
@@ -85,7 +86,8 @@ enum Source {
         config: Box<Config>,
         secrets: Secrets,
     },
-    Demo,
+    /// The built-in simulator, with the `[schedule]` of a UI-only config if any.
+    Demo { schedule: crate::schedule::Layer },
 }
 
 /// Runs the TUI until the user quits or a signal ends it. Everything that can be wrong
@@ -146,12 +148,21 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
             let store = headless::open_store(&config)?;
             (Source::Live { config, secrets }, store)
         }
-        Some(config::ConfigFile::UiOnly(_)) | None => {
-            (Source::Demo, Store::temporary().context("demo store")?)
-        }
+        Some(file @ config::ConfigFile::UiOnly(_)) => (
+            Source::Demo {
+                schedule: file.schedule_layer(),
+            },
+            Store::temporary().context("demo store")?,
+        ),
+        None => (
+            Source::Demo {
+                schedule: Default::default(),
+            },
+            Store::temporary().context("demo store")?,
+        ),
     };
     let _log = headless::init_file_logging(&config::default_state_dir());
-    tracing::info!(theme = %theme.name, demo = matches!(source, Source::Demo), "snaptop starting");
+    tracing::info!(theme = %theme.name, demo = matches!(source, Source::Demo { .. }), "snaptop starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -168,7 +179,7 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
             compare_base: opts.compare.map(|p| vec![p]),
             ..ReportRequest::default()
         }),
-        None if matches!(source, Source::Demo) => {
+        None if matches!(source, Source::Demo { .. }) => {
             let dir = tempfile::Builder::new()
                 .prefix("snaptop-demo-report-")
                 .tempdir()
@@ -276,11 +287,11 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
         open_reports,
         report_targets,
     } = setup;
-    let demo = matches!(source, Source::Demo);
+    let demo = matches!(source, Source::Demo { .. });
     // The last snapshot and the history come from the store before any network call.
     let warnings = match &source {
         Source::Live { secrets, .. } => secrets.warnings.clone(),
-        Source::Demo => vec![],
+        Source::Demo { .. } => vec![],
     };
     let startup = Startup {
         demo,
@@ -566,23 +577,39 @@ async fn next_engine_event(engine: &mut Option<Engine>) -> Option<EngineEvent> {
 async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
     match source {
         Source::Live { config, secrets } => {
-            let (handle, events) = engine::spawn(Arc::new(*config), secrets, store.clone());
+            let schedule = ScheduleSetup::new(
+                config.schedule_layer(),
+                &crate::headless::host_name(),
+                &config.identity(),
+            );
+            let (handle, events) =
+                engine::spawn_scheduled(Arc::new(*config), secrets, store.clone(), schedule);
             Ok(Engine {
                 handle,
                 events,
                 _sim: None,
             })
         }
-        Source::Demo => {
+        Source::Demo { mut schedule } => {
             let sim = crate::sim::start(crate::sim::SimOptions::demo())
                 .await
                 .context("demo simulator")?;
             tracing::info!(addr = %sim.addr(), "demo simulator listening");
-            let (handle, events) =
-                engine::spawn(Arc::new(sim.config()), sim.secrets(), store.clone());
             // A newcomer sees a run at once, live, rather than an empty screen.
-            // `SNAPTOP_DEMO_AUTORUN=0` starts idle (tests that look at the empty store).
-            if std::env::var("SNAPTOP_DEMO_AUTORUN").map_or(true, |v| v.trim() != "0") {
+            // `SNAPTOP_DEMO_AUTORUN=0` starts idle, with the schedule off for the
+            // session too (tests that look at the empty store).
+            let autorun = std::env::var("SNAPTOP_DEMO_AUTORUN").map_or(true, |v| v.trim() != "0");
+            if !autorun {
+                schedule.insert(crate::schedule::Key::Enabled, "false".into());
+            }
+            let setup = ScheduleSetup::new(schedule, &crate::headless::host_name(), "demo");
+            let (handle, events) = engine::spawn_scheduled(
+                Arc::new(sim.config()),
+                sim.secrets(),
+                store.clone(),
+                setup,
+            );
+            if autorun {
                 handle.trigger(crate::engine::model::Trigger::Manual);
             }
             Ok(Engine {

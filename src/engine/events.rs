@@ -153,6 +153,8 @@ pub enum EngineEvent {
     },
     /// A trigger arrived while a run was in progress and was coalesced into it.
     AlreadyRunning,
-    /// When the next automatic run is due (None: manual only).
-    NextRun(Option<OffsetDateTime>),
+    /// The schedule changed: the next automatic run, pause, policy on/off. Sent at
+    /// start, when a run starts or ends, and after an edit (None: no scheduler, manual
+    /// only).
+    Schedule(Option<Box<super::scheduler::ScheduleStatus>>),
 }

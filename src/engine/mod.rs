@@ -6,6 +6,7 @@ pub mod events;
 pub mod model;
 pub mod progress;
 pub mod runner;
+pub mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::store::Store;
 use events::EngineEvent;
 use model::Trigger;
 use runner::{RunEnv, run_snapshot};
+use scheduler::{ScheduleSetup, Scheduler};
 
 /// Events buffered for a slow observer; progress beyond this is dropped (the next one
 /// carries newer numbers), results never are.
@@ -33,6 +35,9 @@ enum Command {
     Trigger(Trigger),
     /// Who asked, for the run log ("you, from the keyboard").
     Cancel(String),
+    /// New saved schedule edits (the whole layer).
+    SetSchedule(crate::schedule::Layer),
+    Pause(bool),
 }
 
 /// Drives the engine task. Cheap to clone; dropping every handle stops the engine.
@@ -58,9 +63,20 @@ impl EngineHandle {
     pub fn cancel_by(&self, who: &str) {
         let _ = self.commands.send(Command::Cancel(who.to_string()));
     }
+
+    /// Replaces the saved schedule edits; checked, persisted and applied at once (the
+    /// engine answers with [`EngineEvent::Schedule`], or logs why it refused them).
+    pub fn set_schedule(&self, edits: crate::schedule::Layer) {
+        let _ = self.commands.send(Command::SetSchedule(edits));
+    }
+
+    /// Pauses or resumes automatic runs (persisted).
+    pub fn pause(&self, paused: bool) {
+        let _ = self.commands.send(Command::Pause(paused));
+    }
 }
 
-/// Starts the engine task on the current tokio runtime.
+/// Starts the engine task on the current tokio runtime, manual runs only.
 pub fn spawn(
     config: Arc<Config>,
     secrets: Secrets,
@@ -74,6 +90,27 @@ pub fn spawn(
     )
 }
 
+/// [`spawn`] with the schedule driving automatic runs.
+pub fn spawn_scheduled(
+    config: Arc<Config>,
+    secrets: Secrets,
+    store: Store,
+    schedule: ScheduleSetup,
+) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
+    let (events, env) = env_for(
+        config,
+        secrets,
+        store,
+        Duration::from_millis(RETRY_MIN_DELAY_MS),
+    );
+    let (scheduler, warnings) = Scheduler::load(schedule, &env.store);
+    for w in warnings {
+        tracing::warn!("{w}");
+        let _ = env.events.try_send(log_line(events::Level::Warn, w));
+    }
+    start(env, Some(scheduler), events)
+}
+
 /// [`spawn`] with a custom first retry delay (tests).
 pub fn spawn_with(
     config: Arc<Config>,
@@ -81,30 +118,111 @@ pub fn spawn_with(
     store: Store,
     retry_min_delay: Duration,
 ) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (events, env) = env_for(config, secrets, store, retry_min_delay);
+    start(env, None, events)
+}
+
+fn env_for(
+    config: Arc<Config>,
+    secrets: Secrets,
+    store: Store,
+    retry_min_delay: Duration,
+) -> (mpsc::Receiver<EngineEvent>, RunEnv) {
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
     let env = RunEnv {
         retry_min_delay,
         timeout: Some(Duration::from_secs(DEFAULT_RUN_TIMEOUT_SECS)),
         ..RunEnv::new(config, secrets, store, ev_tx)
     };
-    tokio::spawn(engine_loop(env, cmd_rx));
-    (EngineHandle { commands: cmd_tx }, ev_rx)
+    (ev_rx, env)
 }
 
-async fn engine_loop(env: RunEnv, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let _ = env.events.send(EngineEvent::NextRun(None)).await;
-    let mut running: Option<(tokio::task::JoinHandle<()>, CancellationToken)> = None;
+fn start(
+    env: RunEnv,
+    scheduler: Option<Scheduler>,
+    events: mpsc::Receiver<EngineEvent>,
+) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let launch =
+        move |env: RunEnv, trigger, cancel| tokio::spawn(run_and_report(env, trigger, cancel));
+    tokio::spawn(engine_loop(env, scheduler, cmd_rx, launch));
+    (EngineHandle { commands: cmd_tx }, events)
+}
+
+fn log_line(level: events::Level, message: String) -> EngineEvent {
+    EngineEvent::Log(events::LogLine {
+        at: time::OffsetDateTime::now_utc(),
+        level,
+        source: "scheduler".into(),
+        message,
+    })
+}
+
+/// How the loop starts a run; tests launch fake runs on a paused clock.
+pub trait Launch:
+    Fn(RunEnv, Trigger, CancellationToken) -> tokio::task::JoinHandle<EngineEvent> + Send + 'static
+{
+}
+
+impl<F> Launch for F where
+    F: Fn(RunEnv, Trigger, CancellationToken) -> tokio::task::JoinHandle<EngineEvent>
+        + Send
+        + 'static
+{
+}
+
+/// The engine loop with a scheduler and a custom launcher, for tests of the schedule on
+/// tokio's paused clock. Returns the handle; events go to `env.events`.
+pub fn spawn_loop(env: RunEnv, scheduler: Option<Scheduler>, launch: impl Launch) -> EngineHandle {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    tokio::spawn(engine_loop(env, scheduler, cmd_rx, launch));
+    EngineHandle { commands: cmd_tx }
+}
+
+async fn engine_loop(
+    mut env: RunEnv,
+    mut scheduler: Option<Scheduler>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    launch: impl Launch,
+) {
+    let status =
+        |s: &Option<Scheduler>| EngineEvent::Schedule(s.as_ref().map(|s| Box::new(s.status())));
+    let _ = env.events.send(status(&scheduler)).await;
+    let mut running: Option<(tokio::task::JoinHandle<EngineEvent>, CancellationToken)> = None;
     loop {
         let finished = async {
             match &mut running {
-                Some((task, _)) => {
-                    let _ = task.await;
-                }
+                Some((task, _)) => task.await.ok(),
                 None => std::future::pending().await,
             }
         };
+        // One timer, armed for the next due time only: no tick while idle.
+        let wake = scheduler.as_ref().and_then(Scheduler::wake_at);
+        let due = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut start: Option<Trigger> = None;
         tokio::select! {
+            // A finished run is noticed before a new command, so a trigger sent right
+            // after the result is not answered "already running".
+            biased;
+            ended = finished => {
+                running = None;
+                let event = ended.unwrap_or_else(|| log_line(
+                    events::Level::Error,
+                    "the run stopped unexpectedly; see the log file".into(),
+                ));
+                if let (Some(s), EngineEvent::Finished { summary, .. } | EngineEvent::Failed { summary, .. }) =
+                    (scheduler.as_mut(), &event)
+                {
+                    s.run_finished(summary);
+                }
+                let _ = env.events.send(event).await;
+                let _ = env.events.send(status(&scheduler)).await;
+            }
             cmd = commands.recv() => match cmd {
                 None => {
                     if let Some((_, cancel)) = &running {
@@ -115,11 +233,9 @@ async fn engine_loop(env: RunEnv, mut commands: mpsc::UnboundedReceiver<Command>
                 Some(Command::Trigger(trigger)) => {
                     if running.is_some() {
                         let _ = env.events.send(EngineEvent::AlreadyRunning).await;
-                        continue;
+                    } else {
+                        start = Some(trigger);
                     }
-                    let cancel = CancellationToken::new();
-                    let task = tokio::spawn(run_and_report(env.clone(), trigger, cancel.clone()));
-                    running = Some((task, cancel));
                 }
                 Some(Command::Cancel(who)) => {
                     if let Some((_, cancel)) = &running {
@@ -132,14 +248,68 @@ async fn engine_loop(env: RunEnv, mut commands: mpsc::UnboundedReceiver<Command>
                         cancel.cancel();
                     }
                 }
+                Some(Command::SetSchedule(edits)) => {
+                    if let Some(s) = scheduler.as_mut() {
+                        match s.set_edits(&env.store, edits) {
+                            Ok(()) => {
+                                tracing::info!("schedule edits saved and applied");
+                            }
+                            Err(errors) => {
+                                let why = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                                let _ = env.events.send(log_line(
+                                    events::Level::Warn,
+                                    format!("schedule edit refused, the policy in force stays: {why}"),
+                                )).await;
+                            }
+                        }
+                        let _ = env.events.send(status(&scheduler)).await;
+                    }
+                }
+                Some(Command::Pause(paused)) => {
+                    if let Some(s) = scheduler.as_mut() {
+                        if let Err(e) = s.set_paused(&env.store, paused) {
+                            let _ = env.events.send(log_line(events::Level::Error, e)).await;
+                        }
+                        let _ = env.events.send(status(&scheduler)).await;
+                    }
+                }
             },
-            _ = finished => running = None,
+            () = due => {
+                if let Some(s) = scheduler.as_mut() {
+                    if !s.is_due() {
+                        // The clock was set back since the timer was armed.
+                        s.recompute();
+                    } else if running.is_some() {
+                        if let Some(d) = s.skip() {
+                            let message = format!(
+                                "scheduled run skipped: the one before is still going (due {})",
+                                d.at
+                            );
+                            tracing::info!("{message}");
+                            let _ = env.events.send(log_line(events::Level::Info, message)).await;
+                        }
+                        let _ = env.events.send(status(&scheduler)).await;
+                    } else {
+                        start = Some(Trigger::Scheduled);
+                    }
+                }
+            }
+        }
+        if let Some(trigger) = start {
+            if let Some(s) = scheduler.as_mut() {
+                env.timeout = Some(s.policy().run_timeout);
+                s.run_started(trigger);
+            }
+            let cancel = CancellationToken::new();
+            let task = launch(env.clone(), trigger, cancel.clone());
+            running = Some((task, cancel));
+            let _ = env.events.send(status(&scheduler)).await;
         }
     }
 }
 
-async fn run_and_report(env: RunEnv, trigger: Trigger, cancel: CancellationToken) {
-    let event = match run_snapshot(env.clone(), trigger, cancel).await {
+async fn run_and_report(env: RunEnv, trigger: Trigger, cancel: CancellationToken) -> EngineEvent {
+    match run_snapshot(env.clone(), trigger, cancel).await {
         Ok((summary, snapshot)) => EngineEvent::Finished {
             summary,
             snapshot: Box::new(snapshot),
@@ -151,6 +321,5 @@ async fn run_and_report(env: RunEnv, trigger: Trigger, cancel: CancellationToken
                 error: error.to_string(),
             }
         }
-    };
-    let _ = env.events.send(event).await;
+    }
 }

@@ -261,6 +261,11 @@ pub struct RunSummary {
     pub cancelled: bool,
     /// Set when the run produced no snapshot at all.
     pub error: Option<String>,
+    /// Cells whose deployment moved since the previous snapshot (None: not known,
+    /// e.g. the first run, or a partial run that saw no move). Adaptive schedules
+    /// run more often while this is above 0.
+    #[serde(default)]
+    pub new_deployments: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

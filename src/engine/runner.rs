@@ -474,6 +474,7 @@ pub async fn run_snapshot(
         partial: snapshot.partial,
         cancelled,
         error: None,
+        new_deployments: moved_cells(run.previous.as_ref(), &snapshot),
     };
     env.store
         .commit_run(&summary, Some(&snapshot))
@@ -548,6 +549,24 @@ fn keep_older(
     }
 }
 
+/// Cells whose deploying commit differs from the previous snapshot's. Unknown without a
+/// previous snapshot, and for a partial run that saw no move (it may have missed one).
+fn moved_cells(previous: Option<&Snapshot>, snapshot: &Snapshot) -> Option<u32> {
+    let previous = previous?;
+    let mut moved = 0u32;
+    for (env, row) in &snapshot.cells {
+        for (component, cell) in row {
+            let before = previous
+                .cell(env, component)
+                .and_then(|c| c.deploy_commit.as_ref());
+            if cell.deploy_commit.is_some() && cell.deploy_commit.as_ref() != before {
+                moved += 1;
+            }
+        }
+    }
+    (moved > 0 || !snapshot.partial).then_some(moved)
+}
+
 fn failed_summary(
     id: u64,
     started_at: OffsetDateTime,
@@ -568,6 +587,7 @@ fn failed_summary(
         partial: false,
         cancelled: false,
         error: Some(error.to_string()),
+        new_deployments: None,
     }
 }
 

@@ -513,6 +513,7 @@ impl RunningSim {
             store: StoreConfig::default(),
             cache: Default::default(),
             retention: Default::default(),
+            schedule: Default::default(),
             ui: UiConfig::default(),
             keys: BTreeMap::new(),
         }

@@ -163,6 +163,7 @@ pub fn history() -> Vec<RunSummary> {
         partial: errors > 0,
         cancelled: false,
         error: None,
+        new_deployments: None,
     };
     let mut failed = run(39, 300, 120, 1, 0, 1);
     failed.error = Some("github: 401 Unauthorized: Bad credentials".into());
@@ -435,6 +436,7 @@ pub fn seed_failed_run() -> (RunSummary, Snapshot) {
         partial: true,
         cancelled: false,
         error: None,
+        new_deployments: None,
     };
     (summary, s)
 }

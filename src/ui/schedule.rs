@@ -66,8 +66,8 @@ impl Tab for ScheduleTab {
     }
 
     fn on_event(&mut self, event: &AppEvent) -> bool {
-        if let AppEvent::Engine(EngineEvent::NextRun(at)) = event {
-            self.next_run = at.map_or(NextRun::ManualOnly, NextRun::At);
+        if let AppEvent::Engine(EngineEvent::Schedule(status)) = event {
+            self.next_run = NextRun::from_status(status.as_deref());
             return true;
         }
         false
@@ -88,10 +88,10 @@ impl Tab for ScheduleTab {
                     t.style(Role::Title),
                 ),
             ]),
-            NextRun::ManualOnly | NextRun::Unknown => Line::from(vec![
+            other => Line::from(vec![
                 Span::raw("Snapshots are "),
-                Span::styled("manual only", t.style(Role::Title)),
-                Span::raw(": this build has no scheduler yet. Press "),
+                Span::styled(other.word().unwrap_or_default(), t.style(Role::Title)),
+                Span::raw(". Press "),
                 Span::styled(view.keys.first(Action::Trigger), t.style(Role::Key)),
                 Span::raw(" on the Snapshot tab to run one."),
             ]),

@@ -43,7 +43,7 @@ pub fn sanitize_event(ev: &mut EngineEvent) {
             sanitize_summary(summary);
             clean(error);
         }
-        EngineEvent::AlreadyRunning | EngineEvent::NextRun(_) => {}
+        EngineEvent::AlreadyRunning | EngineEvent::Schedule(_) => {}
     }
 }
 

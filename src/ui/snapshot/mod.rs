@@ -49,8 +49,34 @@ const LOWER_MIN_ROWS: u16 = 5;
 pub enum NextRun {
     /// The engine has not said yet.
     Unknown,
+    /// No scheduler (headless engines, tests).
     ManualOnly,
+    /// The policy's `enabled = false`.
+    Disabled,
+    Paused,
     At(OffsetDateTime),
+}
+
+impl NextRun {
+    /// What the engine's schedule status says.
+    pub fn from_status(status: Option<&crate::engine::scheduler::ScheduleStatus>) -> NextRun {
+        match status {
+            None => NextRun::ManualOnly,
+            Some(s) if !s.enabled => NextRun::Disabled,
+            Some(s) if s.paused => NextRun::Paused,
+            Some(s) => s.next_at.map_or(NextRun::ManualOnly, NextRun::At),
+        }
+    }
+
+    /// The words for it when no time is due ("manual only", "paused").
+    pub fn word(self) -> Option<&'static str> {
+        match self {
+            NextRun::Unknown | NextRun::ManualOnly => Some("manual only"),
+            NextRun::Disabled => Some("manual only (schedule off)"),
+            NextRun::Paused => Some("paused"),
+            NextRun::At(_) => None,
+        }
+    }
 }
 
 /// Which pane the arrows move in.
@@ -500,11 +526,8 @@ impl Tab for SnapshotTab {
                 self.history.truncate(HISTORY_ROWS);
             }
             EngineEvent::AlreadyRunning => return false,
-            EngineEvent::NextRun(at) => {
-                self.next_run = match at {
-                    Some(t) => NextRun::At(*t),
-                    None => NextRun::ManualOnly,
-                }
+            EngineEvent::Schedule(status) => {
+                self.next_run = NextRun::from_status(status.as_deref());
             }
         }
         true
@@ -670,15 +693,20 @@ impl SnapshotTab {
         }
         let mut second: Vec<Span> = vec![Span::raw("Next snapshot: ")];
         match self.next_run {
-            NextRun::Unknown | NextRun::ManualOnly => {
-                second.push(Span::styled("manual only", t.style(Role::Title)))
-            }
+            NextRun::At(at) if self.progress.is_some() => second.push(Span::styled(
+                format!("after this run, {}", text::clock(at, view.offset)),
+                t.style(Role::Title),
+            )),
             NextRun::At(at) => second.push(Span::styled(
                 format!(
                     "in {} ({})",
                     text::countdown(text::between(view.now, at)),
                     text::clock(at, view.offset)
                 ),
+                t.style(Role::Title),
+            )),
+            other => second.push(Span::styled(
+                other.word().unwrap_or_default(),
                 t.style(Role::Title),
             )),
         }
