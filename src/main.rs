@@ -41,6 +41,8 @@ enum Command {
     },
     /// Bottleneck report from Locust CSVs (exit 0 pass, 1 gate failed, 2 bad input).
     Report(snaptop::report::cli::ReportArgs),
+    /// The auto-snapshot schedule: next run times, the policy in force, edits, pause.
+    Schedule(snaptop::schedule::cli::ScheduleArgs),
     /// Serve the simulated GitHub, TeamCity, Datadog and Jira APIs on 127.0.0.1.
     Sim(snaptop::sim::cli::SimArgs),
 }
@@ -51,6 +53,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Report(args)) => exit_code(snaptop::report::cli::run(args)),
+        Some(Command::Schedule(args)) => {
+            exit_code(snaptop::schedule::cli::run(cli.config.as_deref(), args))
+        }
         Some(Command::Sim(args)) => match runtime().block_on(snaptop::sim::cli::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

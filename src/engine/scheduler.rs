@@ -118,6 +118,18 @@ fn past_run(summary: &RunSummary) -> PastRun {
     }
 }
 
+/// The runs the rule counts from, oldest first, as the store has them.
+pub fn history_of(store: &Store) -> Vec<PastRun> {
+    let mut history: Vec<PastRun> = store
+        .run_history(HISTORY_READ)
+        .unwrap_or_default()
+        .iter()
+        .map(past_run)
+        .collect();
+    history.sort_by_key(|r| r.started);
+    history
+}
+
 impl Scheduler {
     /// The saved edits and pause from the store over the file's values, and the runs
     /// so far. A saved edit that no longer checks (a zone removed from the tz database,
@@ -152,13 +164,7 @@ impl Scheduler {
                     settings.resolve().map(|r| r.policy).unwrap_or_default()
                 }
             };
-        let mut history: Vec<PastRun> = store
-            .run_history(HISTORY_READ)
-            .unwrap_or_default()
-            .iter()
-            .map(past_run)
-            .collect();
-        history.sort_by_key(|r| r.started);
+        let history = history_of(store);
         let mut s = Scheduler {
             settings,
             policy,
@@ -171,6 +177,41 @@ impl Scheduler {
         };
         s.recompute();
         (s, warnings)
+    }
+
+    /// A scheduler from its parts, for the CLI when the store is held by another
+    /// process (or there is none): the given runs stand for the history.
+    pub fn detached(
+        settings: Settings,
+        paused: bool,
+        history: Vec<PastRun>,
+        seed: Seed,
+    ) -> Result<Scheduler, Vec<FieldError>> {
+        let policy = settings.resolve()?.policy;
+        let mut s = Scheduler {
+            settings,
+            policy,
+            paused,
+            seed,
+            clock: WallClock::System,
+            history,
+            due: None,
+            skipped: 0,
+        };
+        s.recompute();
+        Ok(s)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The next `n` automatic runs from `now` if each ran when due (none while paused).
+    pub fn preview(&self, now: Timestamp, seed: Seed, n: usize) -> Vec<Due> {
+        if self.paused {
+            return Vec::new();
+        }
+        crate::schedule::preview(&self.policy, &self.runs(), now, seed, n)
     }
 
     pub fn policy(&self) -> &Policy {
