@@ -806,6 +806,9 @@ fn the_next_snapshot_follows_the_schedule_status() {
             next_rule: next_at.map(|_| "business".to_string()),
             next_business: true,
             skipped: 0,
+            settings: Default::default(),
+            runs: Default::default(),
+            seed: snaptop::schedule::Seed::NONE,
         }))))
     };
     assert!(tab.on_event(&status(true, false, Some(at))));

@@ -85,6 +85,11 @@ pub struct ScheduleStatus {
     pub next_business: bool,
     /// Automatic runs skipped because one was still going, since start.
     pub skipped: u64,
+    /// What the rule counts from, so a preview of edited values can be worked out
+    /// without asking the engine (the Schedule tab's preview as you type).
+    pub settings: Settings,
+    pub runs: Runs,
+    pub seed: Seed,
 }
 
 /// The scheduler's state inside the engine loop.
@@ -326,6 +331,9 @@ impl Scheduler {
             next_rule: self.due.map(|d| d.rule.label().to_string()),
             next_business: self.due.is_some_and(|d| d.business),
             skipped: self.skipped,
+            settings: self.settings.clone(),
+            runs: self.runs(),
+            seed: self.seed,
         }
     }
 }

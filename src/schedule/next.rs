@@ -43,7 +43,7 @@ pub struct PastRun {
 }
 
 /// What the rule needs of the run history.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Runs {
     pub last: Option<Timestamp>,
     pub last_manual: Option<Timestamp>,
@@ -78,7 +78,7 @@ impl Runs {
 }
 
 /// The per-box jitter seed; `None` turns jitter off (`--no-jitter`, tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Seed(pub Option<u64>);
 
 impl Seed {

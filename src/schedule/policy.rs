@@ -406,7 +406,7 @@ pub fn check(key: Key, text: &str) -> Result<(), String> {
 }
 
 /// The layers of the policy: the config file's values and the saved edits.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub file: Layer,
     pub store: Layer,
