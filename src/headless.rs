@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::HttpCache;
 use crate::config::{self, Config, Secrets};
 use crate::engine::events::{EngineEvent, Level, Progress, StageState};
 use crate::engine::model::{Snapshot, Trigger};
@@ -110,9 +111,10 @@ pub async fn run(
     limits: RunLimits,
 ) -> u8 {
     let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+    let cache = HttpCache::open(store.clone(), config.cache.clone());
     let env = RunEnv {
         timeout: limits.timeout,
-        ..RunEnv::new(Arc::new(config), secrets, store.clone(), tx)
+        ..RunEnv::new(Arc::new(config), secrets, store.clone(), cache, tx)
     };
     let cancel = CancellationToken::new();
     let printing_done = CancellationToken::new();

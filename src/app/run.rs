@@ -27,6 +27,7 @@ use super::pacer::FramePacer;
 use super::report_jobs::ReportJobs;
 use super::terminal::TerminalGuard;
 use super::{App, Startup};
+use crate::cache::HttpCache;
 use crate::config::{self, Config, Secrets};
 use crate::engine::events::{EngineEvent, Level};
 use crate::engine::model::Trigger;
@@ -314,7 +315,14 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
 
     load_store_sizes(&store, &app_tx);
-    let mut engine = match start_engine(source, &store).await {
+    // One cache per process: the engine fills it, the Cache tab reads its counters and
+    // runs its maintenance jobs on it. Opened after the first frame (it reads the index).
+    let cache_config = match &source {
+        Source::Live { config, .. } => config.cache.clone(),
+        Source::Demo => crate::config::CacheConfig::default(),
+    };
+    let cache = HttpCache::open(store.clone(), cache_config);
+    let mut engine = match start_engine(source, &store, &cache).await {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::error!("engine did not start: {e:#}");
@@ -563,10 +571,11 @@ async fn next_engine_event(engine: &mut Option<Engine>) -> Option<EngineEvent> {
     }
 }
 
-async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
+async fn start_engine(source: Source, store: &Store, cache: &HttpCache) -> anyhow::Result<Engine> {
     match source {
         Source::Live { config, secrets } => {
-            let (handle, events) = engine::spawn(Arc::new(*config), secrets, store.clone());
+            let (handle, events) =
+                engine::spawn(Arc::new(*config), secrets, store.clone(), cache.clone());
             Ok(Engine {
                 handle,
                 events,
@@ -578,8 +587,12 @@ async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
                 .await
                 .context("demo simulator")?;
             tracing::info!(addr = %sim.addr(), "demo simulator listening");
-            let (handle, events) =
-                engine::spawn(Arc::new(sim.config()), sim.secrets(), store.clone());
+            let (handle, events) = engine::spawn(
+                Arc::new(sim.config()),
+                sim.secrets(),
+                store.clone(),
+                cache.clone(),
+            );
             // A newcomer sees a run at once, live, rather than an empty screen.
             // `SNAPTOP_DEMO_AUTORUN=0` starts idle (tests that look at the empty store).
             if std::env::var("SNAPTOP_DEMO_AUTORUN").map_or(true, |v| v.trim() != "0") {

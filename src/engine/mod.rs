@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::HttpCache;
 use crate::config::{Config, Secrets};
 use crate::store::Store;
 use events::EngineEvent;
@@ -60,16 +61,19 @@ impl EngineHandle {
     }
 }
 
-/// Starts the engine task on the current tokio runtime.
+/// Starts the engine task on the current tokio runtime. `cache` is the process's one
+/// HTTP cache over `store` (the TUI reads its counters too).
 pub fn spawn(
     config: Arc<Config>,
     secrets: Secrets,
     store: Store,
+    cache: HttpCache,
 ) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
     spawn_with(
         config,
         secrets,
         store,
+        cache,
         Duration::from_millis(RETRY_MIN_DELAY_MS),
     )
 }
@@ -79,6 +83,7 @@ pub fn spawn_with(
     config: Arc<Config>,
     secrets: Secrets,
     store: Store,
+    cache: HttpCache,
     retry_min_delay: Duration,
 ) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -86,7 +91,7 @@ pub fn spawn_with(
     let env = RunEnv {
         retry_min_delay,
         timeout: Some(Duration::from_secs(DEFAULT_RUN_TIMEOUT_SECS)),
-        ..RunEnv::new(config, secrets, store, ev_tx)
+        ..RunEnv::new(config, secrets, store, cache, ev_tx)
     };
     tokio::spawn(engine_loop(env, cmd_rx));
     (EngineHandle { commands: cmd_tx }, ev_rx)
