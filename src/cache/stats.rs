@@ -222,6 +222,7 @@ pub struct CacheReport {
     pub disk: BTreeMap<Namespace, Gauge>,
     /// The memory tier now (all namespaces).
     pub memory: Gauge,
+    /// 0: the memory tier is off (`memory_mib = 0`).
     pub memory_budget_bytes: u64,
     pub disk_budget_bytes: u64,
     /// The store's files on disk, and what its live data takes.
