@@ -592,24 +592,8 @@ pub fn cache_command(cache: &crate::cache::HttpCache, command: &CacheCommand) ->
         CacheCommand::Purge => Job::PurgeExpired,
     };
     let done = job.run(cache);
-    println!("{}", done_line(&done));
+    println!("{}", crate::ui::cache::done_text(&done));
     EXIT_OK
-}
-
-/// `cleared github: 120 entries, 3.2 MiB`.
-pub fn done_line(done: &crate::cache::maintenance::Done) -> String {
-    use crate::ui::text;
-    format!(
-        "{}: {} {}, {}",
-        done.job.done_verb(),
-        text::count(done.entries),
-        if done.entries == 1 {
-            "entry"
-        } else {
-            "entries"
-        },
-        text::bytes(done.bytes)
-    )
 }
 
 /// The rows of `snaptop cache stats`, one column per namespace and `all`.
@@ -814,6 +798,6 @@ mod tests {
         assert!(text.contains("last run "), "{text}");
         let json = cache_stats_json(&report);
         assert!(json["all"]["hit_rate"]["lifetime"].is_null());
-        assert_eq!(json["windows"]["last_10_runs"], "last 1 run");
+        assert_eq!(json["windows"]["last_10_runs"], "last 10 runs");
     }
 }

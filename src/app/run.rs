@@ -314,7 +314,6 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let mut pacer = FramePacer::new(Duration::from_millis(FRAME_MIN_MS));
     pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
 
-    load_store_sizes(&store, &app_tx);
     // One cache per process: the engine fills it, the Cache tab reads its counters and
     // runs its maintenance jobs on it. Opened after the first frame (it reads the index).
     let cache_config = match &source {
@@ -322,6 +321,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
         Source::Demo => crate::config::CacheConfig::default(),
     };
     let cache = HttpCache::open(store.clone(), cache_config);
+    load_cache_report(&cache, &app_tx);
     let mut engine = match start_engine(source, &store, &cache).await {
         Ok(e) => Some(e),
         Err(e) => {
@@ -409,7 +409,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
                 effect,
                 &mut app,
                 engine.as_ref(),
-                &store,
+                &cache,
                 &app_tx,
                 &mut reports,
             );
@@ -612,7 +612,7 @@ fn run_effect(
     effect: Effect,
     app: &mut App,
     engine: Option<&Engine>,
-    store: &Store,
+    cache: &HttpCache,
     tx: &mpsc::UnboundedSender<AppEvent>,
     reports: &mut ReportJobs,
 ) -> bool {
@@ -631,7 +631,8 @@ fn run_effect(
         (Effect::Trigger | Effect::Cancel, None) => {
             app.say(Level::Error, "the engine is not running (see the log)");
         }
-        (Effect::RefreshStore, _) => load_store_sizes(store, tx),
+        (Effect::RefreshCache, _) => load_cache_report(cache, tx),
+        (Effect::CacheJob(job), _) => run_cache_job(job, cache, tx),
         (Effect::LoadReport(request), _) => return app.on_event(reports.load(request, false)),
         (Effect::ReloadReport, _) => match reports.reload() {
             Some(ev) => return app.on_event(ev),
@@ -683,12 +684,29 @@ fn open_url(url: &str) -> std::io::Result<&'static str> {
     Ok("copied to the clipboard (OSC 52)")
 }
 
-/// Reads the store's namespace sizes on the blocking pool; the Cache tab gets them as
-/// an event (walking sled trees is never done on the render path).
-fn load_store_sizes(store: &Store, tx: &mpsc::UnboundedSender<AppEvent>) {
-    let store = store.clone();
+/// Reads the cache's figures on the blocking pool (the index lock, the store's sizes);
+/// the Cache tab gets them as an event.
+fn load_cache_report(cache: &HttpCache, tx: &mpsc::UnboundedSender<AppEvent>) {
+    let cache = cache.clone();
     let tx = tx.clone();
     tokio::task::spawn_blocking(move || {
-        let _ = tx.send(AppEvent::StoreSizes(store.sizes()));
+        let _ = tx.send(AppEvent::CacheReport(Box::new(cache.report())));
+    });
+}
+
+/// Runs a cache job on the blocking pool (sled writes); its end is an event.
+fn run_cache_job(
+    job: crate::cache::maintenance::Job,
+    cache: &HttpCache,
+    tx: &mpsc::UnboundedSender<AppEvent>,
+) {
+    let cache = cache.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tracing::info!("cache job: {}", job.describe());
+        let result = tokio::task::spawn_blocking(move || job.run(&cache))
+            .await
+            .map_err(|e| e.to_string());
+        let _ = tx.send(AppEvent::CacheJobDone(result));
     });
 }

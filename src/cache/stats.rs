@@ -292,7 +292,8 @@ impl CacheReport {
                 rate: None,
             });
         }
-        let window = n.clamp(1, 10);
+        // Before any run, the window a user will see filling up.
+        let window = if n == 0 { 10 } else { n.min(10) };
         out.push(WindowRate {
             label: match window {
                 1 => "last 1 run".to_string(),
