@@ -438,7 +438,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     // second signal stops waiting. The store stays whole either way: every commit is
     // one transaction.
     tokio::select! {
-        () = wind_down(engine, was_running, &store) => {}
+        () = wind_down(engine, was_running, &cache, &store) => {}
         signal = signals.next_end() => {
             tracing::warn!("signal {signal} while winding down: not waiting for the store");
             exit = Exit::Signal(signal);
@@ -448,8 +448,9 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
-/// Lets a cancelled run commit its partial result, then flushes the store.
-async fn wind_down(engine: Option<Engine>, was_running: bool, store: &Store) {
+/// Lets a cancelled run commit its partial result, persists the cache's use times and
+/// counters, then flushes the store.
+async fn wind_down(engine: Option<Engine>, was_running: bool, cache: &HttpCache, store: &Store) {
     if let Some(mut e) = engine
         && was_running
     {
@@ -466,6 +467,8 @@ async fn wind_down(engine: Option<Engine>, was_running: bool, store: &Store) {
         })
         .await;
     }
+    let cache = cache.clone();
+    let _ = tokio::task::spawn_blocking(move || cache.checkpoint()).await;
     match tokio::time::timeout(Duration::from_millis(FLUSH_WAIT_MS), store.flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!("store flush failed: {e}"),
