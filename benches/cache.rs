@@ -57,10 +57,13 @@ async fn second_snapshot() {
         sim.reset_counts();
         let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let env = RunEnv {
-            cache: cache.clone(),
-            ..RunEnv::new(config.clone(), sim.secrets(), store.clone(), tx)
-        };
+        let env = RunEnv::new(
+            config.clone(),
+            sim.secrets(),
+            store.clone(),
+            cache.clone(),
+            tx,
+        );
         let started = std::time::Instant::now();
         let (_, snapshot) = run_snapshot(env, Trigger::Cli, CancellationToken::new())
             .await

@@ -204,7 +204,9 @@ async fn snaptop_run(sim: &RunningSim, store: &Store) -> (Duration, Snapshot) {
             println!("stage ends (ms): {ends:?}");
         }
     });
-    let env = RunEnv::new(Arc::new(sim.config()), sim.secrets(), store.clone(), tx);
+    let config = Arc::new(sim.config());
+    let cache = snaptop::cache::HttpCache::open(store.clone(), config.cache.clone());
+    let env = RunEnv::new(config, sim.secrets(), store.clone(), cache, tx);
     let started = Instant::now();
     let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
     let wall = started.elapsed();

@@ -1007,6 +1007,26 @@ ticket_pattern = "[A-Z][A-Z0-9]+-[0-9]+"
 "#;
 
     #[test]
+    fn the_readme_cache_section_is_the_defaults() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("[cache]  ")
+            .expect("a [cache] block in the README");
+        let end = start + readme[start..].find("\n\n").unwrap();
+        let text = format!("{EXAMPLE}\n{}", &readme[start..end]);
+        let c = Config::parse(&text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.cache, CacheConfig::default());
+        let off = format!("{EXAMPLE}\n[cache]\nmemory_mib = 0\n");
+        assert_eq!(
+            Config::parse(&off, Path::new("c.toml"))
+                .unwrap()
+                .cache
+                .memory_mib,
+            0
+        );
+    }
+
+    #[test]
     fn parses_the_documented_example() {
         let c = Config::parse(EXAMPLE, Path::new("c.toml")).unwrap();
         assert_eq!(c.environments, ["dev", "staging", "prod"]);

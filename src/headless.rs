@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::HttpCache;
 use crate::config::{self, Config, Secrets};
 use crate::engine::events::{EngineEvent, Level, Progress, StageState};
 use crate::engine::model::{Snapshot, Trigger};
@@ -110,9 +111,10 @@ pub async fn run(
     limits: RunLimits,
 ) -> u8 {
     let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+    let cache = HttpCache::open(store.clone(), config.cache.clone());
     let env = RunEnv {
         timeout: limits.timeout,
-        ..RunEnv::new(Arc::new(config), secrets, store.clone(), tx)
+        ..RunEnv::new(Arc::new(config), secrets, store.clone(), cache, tx)
     };
     let cancel = CancellationToken::new();
     let printing_done = CancellationToken::new();
@@ -523,6 +525,236 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+// --- `snaptop cache` ----------------------------------------------------------------------
+
+/// Exit code of `snaptop cache` when the command line names no namespace.
+pub const EXIT_USAGE: u8 = 2;
+
+/// What `snaptop cache` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheCommand {
+    Stats {
+        json: bool,
+    },
+    /// A namespace name or `all`, checked when run.
+    Clear {
+        namespace: String,
+    },
+    Purge,
+}
+
+/// The store and cache settings `snaptop cache` works on: the configured store, or
+/// with no config (or one with only `[ui]`/`[keys]`) the demo mode's store, which is
+/// temporary and so empty.
+pub fn cache_target(config: Option<&Path>) -> anyhow::Result<(Store, crate::config::CacheConfig)> {
+    let path = config
+        .map(Path::to_owned)
+        .or_else(|| config::default_config_path().filter(|p| p.is_file()));
+    match path.as_deref().map(config::ConfigFile::load).transpose()? {
+        Some(config::ConfigFile::Sources(config)) => {
+            Ok((open_store(&config)?, config.cache.clone()))
+        }
+        Some(config::ConfigFile::UiOnly(_)) | None => {
+            eprintln!("snaptop: no sources configured: demo mode, whose store is temporary");
+            Ok((Store::temporary()?, crate::config::CacheConfig::default()))
+        }
+    }
+}
+
+/// `all` or a namespace; the error is the one line to print.
+pub fn parse_clear_target(name: &str) -> Result<crate::cache::maintenance::Job, String> {
+    use crate::cache::{Namespace, maintenance::Job};
+    if name.trim().eq_ignore_ascii_case("all") {
+        return Ok(Job::ClearAll);
+    }
+    Namespace::parse(name)
+        .map(Job::ClearNamespace)
+        .ok_or_else(|| {
+            let valid: Vec<&str> = Namespace::ALL.iter().map(|n| n.as_str()).collect();
+            format!(
+                "no cache namespace {:?}: use one of {}, or all",
+                sanitize(name),
+                valid.join(", ")
+            )
+        })
+}
+
+/// Runs `snaptop cache ...` on an opened cache and returns the exit code.
+pub fn cache_command(cache: &crate::cache::HttpCache, command: &CacheCommand) -> u8 {
+    use crate::cache::maintenance::Job;
+    let job = match command {
+        CacheCommand::Stats { json } => {
+            let report = cache.report();
+            let mut out = std::io::stdout().lock();
+            if *json {
+                let _ = serde_json::to_writer_pretty(&mut out, &cache_stats_json(&report));
+                let _ = writeln!(out);
+            } else {
+                let _ = write!(out, "{}", cache_stats_text(&report));
+            }
+            let _ = out.flush();
+            return EXIT_OK;
+        }
+        CacheCommand::Clear { namespace } => match parse_clear_target(namespace) {
+            Ok(job) => job,
+            Err(e) => {
+                eprintln!("snaptop: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        CacheCommand::Purge => Job::PurgeExpired,
+    };
+    let done = job.run(cache);
+    println!("{}", crate::ui::cache::done_text(&done));
+    EXIT_OK
+}
+
+/// The rows of `snaptop cache stats`, one column per namespace and `all`.
+pub fn cache_stats_text(report: &crate::cache::CacheReport) -> String {
+    use crate::cache::Namespace;
+    use crate::ui::text;
+    let columns: Vec<(String, Option<Namespace>)> = std::iter::once(("all".to_string(), None))
+        .chain(Namespace::ALL.iter().map(|n| (n.to_string(), Some(*n))))
+        .collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let header = |title: &str| {
+        std::iter::once(title.to_string())
+            .chain(columns.iter().map(|(name, _)| name.clone()))
+            .collect::<Vec<_>>()
+    };
+    rows.push(header("hit rate"));
+    let windows = report.hit_rates(None);
+    for (i, w) in windows.iter().enumerate() {
+        let mut row = vec![w.label.clone()];
+        for (_, ns) in &columns {
+            row.push(report.hit_rates(*ns)[i].text());
+        }
+        rows.push(row);
+    }
+    rows.push(vec![]);
+    rows.push(header("lifetime counters"));
+    let per_ns: Vec<[(&'static str, u64); 13]> = columns
+        .iter()
+        .map(|(_, ns)| report.lifetime_of(*ns).fields())
+        .collect();
+    for i in 0..per_ns[0].len() {
+        let mut row = vec![per_ns[0][i].0.to_string()];
+        row.extend(per_ns.iter().map(|f| text::count(f[i].1)));
+        rows.push(row);
+    }
+    rows.push(vec![]);
+    rows.push(header("store tier"));
+    let mut entries = vec!["entries".to_string()];
+    let mut bytes = vec!["bytes".to_string()];
+    for (_, ns) in &columns {
+        let g = report.disk_of(*ns);
+        entries.push(text::count(g.entries));
+        bytes.push(text::bytes(g.bytes));
+    }
+    rows.push(entries);
+    rows.push(bytes);
+    let widths: Vec<usize> = (0..=columns.len())
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|t| unicode_width::UnicodeWidthStr::width(t.as_str()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c == 0 {
+                line.push_str(&format!("{cell:<w$}", w = widths[0]));
+            } else {
+                line.push_str(&format!("  {cell:>w$}", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let disk = report.disk_total();
+    out.push('\n');
+    out.push_str(&format!(
+        "store tier: {} entries, {} of {}\n",
+        text::count(disk.entries),
+        text::bytes(disk.bytes),
+        text::bytes(report.disk_budget_bytes)
+    ));
+    if report.memory_budget_bytes == 0 {
+        out.push_str("memory tier: off (memory_mib = 0)\n");
+    } else {
+        out.push_str(&format!(
+            "memory tier: {} entries, {} of {}\n",
+            text::count(report.memory.entries),
+            text::bytes(report.memory.bytes),
+            text::bytes(report.memory_budget_bytes)
+        ));
+    }
+    out.push_str(&format!(
+        "store files: {} on disk, {} live data\n",
+        text::bytes(report.store_file_bytes),
+        text::bytes(report.store_live_bytes)
+    ));
+    out.push_str(&format!(
+        "runs recorded: {} (hit rate = (hits + 304s) / (hits + 304s + misses))\n",
+        report.runs.len()
+    ));
+    out
+}
+
+/// The documented JSON of `snaptop cache stats --json`: hit rates are null for a
+/// window without lookups, and `windows` names what each rate covers.
+pub fn cache_stats_json(report: &crate::cache::CacheReport) -> serde_json::Value {
+    use crate::cache::Namespace;
+    use serde_json::json;
+    let recent = report.runs_in_window(10);
+    let one = |ns: Option<Namespace>, name: &str| {
+        let rates = report.hit_rates(ns);
+        let disk = report.disk_of(ns);
+        json!({
+            "name": name,
+            "hit_rate": {
+                "last_run": rates[0].rate,
+                "last_10_runs": rates[1].rate,
+                "lifetime": rates[2].rate,
+            },
+            "lifetime": report.lifetime_of(ns),
+            "last_run": report.last_runs(ns, 1),
+            "last_10_runs": report.last_runs(ns, 10),
+            "store": { "entries": disk.entries, "bytes": disk.bytes },
+        })
+    };
+    let windows = report.hit_rates(None);
+    json!({
+        "schema": 1,
+        "windows": {
+            "last_run": windows[0].label,
+            "last_10_runs": windows[1].label,
+            "lifetime": windows[2].label,
+        },
+        "runs_recorded": report.runs.len(),
+        "runs_in_last_10": recent,
+        "last_run_id": report.runs.last().map(|r| r.run_id),
+        "all": one(None, "all"),
+        "namespaces": Namespace::ALL.iter().map(|n| one(Some(*n), n.as_str())).collect::<Vec<_>>(),
+        "memory": {
+            "entries": report.memory.entries,
+            "bytes": report.memory.bytes,
+            "budget_bytes": report.memory_budget_bytes,
+        },
+        "store": {
+            "entries": report.disk_total().entries,
+            "bytes": report.disk_total().bytes,
+            "budget_bytes": report.disk_budget_bytes,
+            "file_bytes": report.store_file_bytes,
+            "live_bytes": report.store_live_bytes,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,5 +783,34 @@ mod tests {
             done.starts_with("[100%] complete in 4.2s · 348 requests"),
             "{done}"
         );
+    }
+
+    #[test]
+    fn a_bad_namespace_is_one_line_naming_the_valid_ones() {
+        use crate::cache::{Namespace, maintenance::Job};
+        assert_eq!(parse_clear_target("ALL"), Ok(Job::ClearAll));
+        assert_eq!(
+            parse_clear_target("jira"),
+            Ok(Job::ClearNamespace(Namespace::Jira))
+        );
+        let e = parse_clear_target("gh\x1b[2J").unwrap_err();
+        assert!(!e.contains('\n') && !e.contains('\x1b'), "{e}");
+        assert!(
+            e.contains("github, teamcity, datadog, jira, registry, or all"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn stats_text_names_each_window_and_says_no_lookups() {
+        let report = crate::cache::CacheReport::default();
+        let text = cache_stats_text(&report);
+        let line = text.lines().find(|l| l.starts_with("lifetime ")).unwrap();
+        assert!(line.contains("no lookups"), "{text}");
+        assert!(!text.contains("0.0%"), "{text}");
+        assert!(text.contains("last run "), "{text}");
+        let json = cache_stats_json(&report);
+        assert!(json["all"]["hit_rate"]["lifetime"].is_null());
+        assert_eq!(json["windows"]["last_10_runs"], "last 10 runs");
     }
 }

@@ -45,6 +45,29 @@ enum Command {
     Schedule(snaptop::schedule::cli::ScheduleArgs),
     /// Serve the simulated GitHub, TeamCity, Datadog and Jira APIs on 127.0.0.1.
     Sim(snaptop::sim::cli::SimArgs),
+    /// The HTTP cache of the configured store: counters, clearing, purging.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Hit rates (each naming its window), counters and sizes per namespace.
+    Stats {
+        /// Print a JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every entry of a namespace (github, teamcity, datadog, jira, registry) or all.
+    Clear {
+        #[arg(value_name = "NAMESPACE|all")]
+        namespace: String,
+    },
+    /// Remove the entries nothing can use any more (idle past max_idle, or expired with
+    /// nothing to revalidate them by).
+    Purge,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +83,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Some(Command::Cache { command }) => cache(cli.config.as_deref(), command),
         Some(Command::Snapshot { json, timeout }) => {
             let limits = snaptop::headless::RunLimits {
                 timeout: (!timeout.is_zero()).then_some(timeout),
@@ -104,6 +128,34 @@ fn snapshot(
         Err(e) => return fail(&e),
     };
     ExitCode::from(runtime().block_on(headless::run(config, secrets, store, json, limits)))
+}
+
+fn cache(config: Option<&std::path::Path>, command: CacheCommand) -> ExitCode {
+    use snaptop::headless;
+    let command = match command {
+        CacheCommand::Stats { json } => headless::CacheCommand::Stats { json },
+        CacheCommand::Clear { namespace } => headless::CacheCommand::Clear { namespace },
+        CacheCommand::Purge => headless::CacheCommand::Purge,
+    };
+    // A bad name is told before the store is opened (or found in use).
+    if let headless::CacheCommand::Clear { namespace } = &command
+        && let Err(e) = headless::parse_clear_target(namespace)
+    {
+        eprintln!("snaptop: {e}");
+        return ExitCode::from(headless::EXIT_USAGE);
+    }
+    let _log = headless::init_file_logging(&snaptop::config::default_state_dir());
+    let (store, cache_config) = match headless::cache_target(config) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    let cache = snaptop::cache::HttpCache::open(store.clone(), cache_config);
+    let code = headless::cache_command(&cache, &command);
+    if let Err(e) = store.flush_blocking() {
+        eprintln!("snaptop: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::from(code)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -91,6 +91,7 @@ async fn a_cancelled_run_is_not_an_error_and_the_log_says_who_cancelled() {
         Arc::new(sim.config()),
         sim.secrets(),
         store.clone(),
+        snaptop::cache::HttpCache::open(store.clone(), sim.config().cache),
         Duration::from_millis(1),
     );
     engine.trigger(Trigger::Manual);

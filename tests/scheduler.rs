@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use snaptop::cache::HttpCache;
 use snaptop::config::Config;
 use snaptop::engine::events::EngineEvent;
 use snaptop::engine::model::{RunSummary, Trigger};
@@ -102,7 +103,14 @@ impl Harness {
         assert!(warnings.is_empty(), "{warnings:?}");
         let config = Config::parse(CONFIG, Path::new("t.toml")).unwrap();
         let (tx, events) = mpsc::channel(4096);
-        let env = RunEnv::new(Arc::new(config), Default::default(), store.clone(), tx);
+        let cache = HttpCache::open(store.clone(), config.cache.clone());
+        let env = RunEnv::new(
+            Arc::new(config),
+            Default::default(),
+            store.clone(),
+            cache,
+            tx,
+        );
         let started = Arc::new(Mutex::new(Vec::new()));
         let active = Arc::new(AtomicUsize::new(0));
         let most_at_once = Arc::new(AtomicUsize::new(0));
@@ -393,8 +401,10 @@ async fn a_scheduled_run_past_its_timeout_is_cancelled_and_kept_as_partial() {
         clock: WallClock::System,
     };
     // An empty store: the first run is due at once.
+    let config = sim.config();
+    let cache = HttpCache::open(store.clone(), config.cache.clone());
     let (_engine, mut events) =
-        engine::spawn_scheduled(Arc::new(sim.config()), sim.secrets(), store.clone(), setup);
+        engine::spawn_scheduled(Arc::new(config), sim.secrets(), store.clone(), cache, setup);
     let began = std::time::Instant::now();
     let (summary, snapshot) = tokio::time::timeout(Duration::from_secs(40), async {
         while let Some(ev) = events.recv().await {

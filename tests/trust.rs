@@ -781,6 +781,7 @@ async fn a_cancelled_run_returns_at_once_with_what_it_has() {
             std::sync::Arc::new(sim.config()),
             sim.secrets(),
             store.clone(),
+            snaptop::cache::HttpCache::open(store.clone(), sim.config().cache),
             tx,
         )
     };

@@ -11,7 +11,6 @@ use snaptop::app::keymap::KeyMap;
 use snaptop::app::{App, Startup};
 use snaptop::engine::events::EngineEvent;
 use snaptop::report::{ReportRequest, build_report};
-use snaptop::store::NamespaceSize;
 use snaptop::ui::theme::Theme;
 use snaptop::ui::{self, AppEvent, ReportLoad, sample};
 use time::UtcOffset;
@@ -34,33 +33,12 @@ fn idle() -> App {
         },
         Theme::default_theme(),
     );
-    app.on_event(AppEvent::StoreSizes(store_sizes()));
+    app.on_event(cache_report());
     app
 }
 
-fn store_sizes() -> Vec<NamespaceSize> {
-    vec![
-        NamespaceSize {
-            name: "http",
-            entries: 1_204,
-            bytes: 3_482_112,
-        },
-        NamespaceSize {
-            name: "blobs",
-            entries: 310,
-            bytes: 912_384,
-        },
-        NamespaceSize {
-            name: "commits",
-            entries: 5_120,
-            bytes: 1_048_576,
-        },
-        NamespaceSize {
-            name: "snapshots",
-            entries: 30,
-            bytes: 402_000,
-        },
-    ]
+fn cache_report() -> AppEvent {
+    AppEvent::CacheReport(Box::new(sample::cache_report()))
 }
 
 fn running() -> App {
@@ -342,13 +320,64 @@ fn reports_open_prompt_with_completions() {
     check("reports_prompt", &app);
 }
 
+/// The Cache tab at the smallest pane and at a roomy one.
+fn check_cache(name: &str, app: &App) {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let t = render(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+    }
+}
+
+fn cache_tab_app() -> App {
+    let mut app = idle();
+    // Opening the tab reads the figures again; here is the answer.
+    app.on_action(Action::TabCache);
+    app.on_event(cache_report());
+    app
+}
+
 #[test]
 fn cache_tab() {
-    let mut app = idle();
-    // Opening the tab reads the store figures again; here is the answer.
+    check_cache("cache", &cache_tab_app());
+}
+
+#[test]
+fn cache_tab_one_namespace_zeros_hidden() {
+    let mut app = cache_tab_app();
+    app.on_action(Action::Right);
+    app.on_action(Action::Right);
+    app.on_action(Action::HideZeros);
+    check_cache("cache_teamcity_no_zeros", &app);
+}
+
+#[test]
+fn cache_tab_a_namespace_without_lookups() {
+    let mut app = cache_tab_app();
+    app.on_action(Action::Left);
+    check_cache("cache_registry", &app);
+}
+
+#[test]
+fn cache_tab_confirm_clear() {
+    let mut app = cache_tab_app();
+    app.on_action(Action::Right);
+    app.on_action(Action::ClearCache);
+    check_cache("cache_confirm_clear", &app);
+}
+
+#[test]
+fn cache_tab_before_any_run() {
+    let mut app = app(Startup::default(), Theme::default_theme());
     app.on_action(Action::TabCache);
-    app.on_event(AppEvent::StoreSizes(store_sizes()));
-    check("cache", &app);
+    // A fresh store: nothing recorded, the default budgets.
+    app.on_event(AppEvent::CacheReport(Box::new(
+        snaptop::cache::CacheReport {
+            memory_budget_bytes: 64 << 20,
+            disk_budget_bytes: 512 << 20,
+            ..Default::default()
+        },
+    )));
+    check_cache("cache_empty", &app);
 }
 
 #[test]

@@ -5,6 +5,8 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use snaptop::app::action::Action;
 use snaptop::app::keymap::KeyMap;
 use snaptop::app::{App, Overlay, Startup};
+use snaptop::cache::Namespace;
+use snaptop::cache::maintenance::Job;
 use snaptop::engine::events::{EngineEvent, Level};
 use snaptop::engine::model::RunSummary;
 use snaptop::ui::snapshot::{NextRun, SnapshotTab};
@@ -563,71 +565,163 @@ fn idle_screen_wakes_only_when_a_relative_time_changes() {
     assert_eq!(empty.next_change(sample::NOW), None);
 }
 
+fn cache_report() -> AppEvent {
+    AppEvent::CacheReport(Box::new(sample::cache_report()))
+}
+
 #[test]
 fn cache_tab_refresh_is_an_effect_not_io() {
     let mut app = idle_app();
     app.on_action(Action::TabCache);
-    app.on_event(AppEvent::StoreSizes(vec![]));
+    app.on_event(cache_report());
     app.on_terminal(&key('u'));
-    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    assert_eq!(app.take_effects(), vec![Effect::RefreshCache]);
     // A second refresh before the first answer does not pile up.
     app.on_terminal(&key('u'));
     assert!(app.take_effects().is_empty());
 }
 
 #[test]
-fn cache_tab_reloads_the_store_figures_when_opened_and_when_a_run_ends() {
+fn cache_tab_reloads_its_figures_when_opened_when_a_run_ends_and_after_a_job() {
     let mut app = idle_app();
     // The loop's load at start is in flight: opening the tab does not ask twice.
     app.on_action(Action::TabCache);
     assert!(app.take_effects().is_empty());
-    app.on_event(AppEvent::StoreSizes(vec![]));
+    app.on_event(cache_report());
     // Opened again later: the figures are read again.
     app.on_action(Action::TabSnapshot);
     assert!(app.take_effects().is_empty(), "other tabs ask for nothing");
     app.on_action(Action::TabCache);
-    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
-    app.on_event(AppEvent::StoreSizes(vec![]));
-    // A run ends, the tab hidden or not: its commit changed the store.
+    assert_eq!(app.take_effects(), vec![Effect::RefreshCache]);
+    app.on_event(cache_report());
+    // A run ends, the tab hidden or not: it moved the counters.
     app.on_action(Action::TabSnapshot);
     app.on_event(engine(finished(43)));
-    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
-    app.on_event(AppEvent::StoreSizes(vec![]));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshCache]);
+    app.on_event(cache_report());
     app.on_event(engine(EngineEvent::Failed {
         summary: sample::history()[0].clone(),
         error: "github: 401".into(),
     }));
-    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
+    assert_eq!(app.take_effects(), vec![Effect::RefreshCache]);
     // A run that ends while a load is in flight: one more load once it lands, since
-    // the figures in flight may predate the run's commit.
+    // the figures in flight may predate the run's end.
     app.on_event(engine(finished(44)));
     assert!(app.take_effects().is_empty());
-    app.on_event(AppEvent::StoreSizes(vec![]));
-    assert_eq!(app.take_effects(), vec![Effect::RefreshStore]);
-    app.on_event(AppEvent::StoreSizes(vec![]));
+    app.on_event(cache_report());
+    assert_eq!(app.take_effects(), vec![Effect::RefreshCache]);
+    app.on_event(cache_report());
     assert!(app.take_effects().is_empty(), "and no more");
+    // A job's end: the footer says what went, the figures are read again.
+    let done = snaptop::cache::maintenance::Done {
+        job: Job::PurgeExpired,
+        entries: 2,
+        bytes: 3 << 20,
+    };
+    assert!(app.on_event(AppEvent::CacheJobDone(Ok(done))));
+    assert_eq!(app.take_effects(), vec![Effect::RefreshCache]);
+    assert_eq!(
+        app.message().unwrap().text,
+        "purged expired entries: 2 entries, 3.0 MiB"
+    );
 }
 
 #[test]
-fn cache_tab_rows_add_up_to_the_all_row() {
+fn cache_tab_clear_asks_first_and_no_keeps_everything() {
     let mut app = idle_app();
     app.on_action(Action::TabCache);
-    let text = screen(&app, 100, 30);
+    app.on_event(cache_report());
+    app.take_effects();
+    // `l` moves to github; `d` asks; while it asks, `q` and `2` do not leave.
+    app.on_terminal(&key('l'));
+    app.on_terminal(&key('d'));
+    assert!(app.take_effects().is_empty(), "nothing happens before yes");
+    assert!(screen(&app, 80, 24).contains("Clear the github namespace?"));
+    app.on_terminal(&key('2'));
+    assert_eq!(app.active_tab().title(), "Cache");
+    app.on_terminal(&key('n'));
+    assert!(app.take_effects().is_empty());
+    assert!(!screen(&app, 80, 24).contains("Clear the github"));
+    assert!(!app.should_quit());
+    // Esc declines too; y says yes.
+    app.on_terminal(&key('d'));
+    app.on_terminal(&Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+    assert!(app.take_effects().is_empty());
+    app.on_terminal(&key('d'));
+    app.on_terminal(&key('y'));
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::CacheJob(Job::ClearNamespace(Namespace::GitHub))]
+    );
+    // `p` asks about a purge; Enter says yes.
+    app.on_event(AppEvent::CacheJobDone(Err("gone".into())));
+    app.take_effects();
+    assert!(
+        app.message()
+            .unwrap()
+            .text
+            .contains("cache job failed: gone")
+    );
+    app.on_terminal(&key('p'));
+    app.on_terminal(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::CacheJob(Job::PurgeExpired)]
+    );
+}
+
+#[test]
+fn cache_tab_says_no_lookups_never_zero_percent() {
+    let mut app = idle_app();
+    app.on_action(Action::TabCache);
+    app.on_event(cache_report());
+    // The registry was never asked.
+    for _ in 0..5 {
+        app.on_terminal(&key('l'));
+    }
+    let text = screen(&app, 120, 40);
+    let rates = text
+        .lines()
+        .find(|l| l.contains("lifetime ") && l.contains("last run (#42)"))
+        .unwrap_or_else(|| panic!("no rates line:\n{text}"));
+    assert_eq!(rates.matches("no lookups").count(), 3, "{rates}");
+    assert!(!rates.contains('%'), "{rates}");
+    // Without any run recorded, every window says so.
+    let mut empty = idle_app();
+    empty.on_action(Action::TabCache);
+    empty.on_event(AppEvent::CacheReport(Box::default()));
+    let text = screen(&empty, 80, 24);
+    assert!(text.contains("no runs recorded yet"), "{text}");
+    assert!(!text.contains("0.0%"), "{text}");
+    assert!(!text.contains("Coming here"));
+}
+
+#[test]
+fn cache_tab_source_rows_add_up_to_the_all_row() {
+    let mut app = idle_app();
+    app.on_action(Action::TabCache);
+    app.on_event(cache_report());
+    let text = screen(&app, 120, 40);
     let row = |name: &str| -> Vec<String> {
         let line = text
             .lines()
-            .find(|l| l.trim_start_matches('│').starts_with(&format!("{name} ")))
+            .find_map(|l| {
+                let i = l.find(&format!("│{name} "))?;
+                Some(l[i..].to_string())
+            })
             .unwrap_or_else(|| panic!("no {name} row:\n{text}"));
         line.trim_matches(|c| c == '│' || c == ' ')
             .split_whitespace()
             .map(|c| c.replace(',', ""))
             .collect()
     };
-    let sources = ["Datadog", "GitHub", "Jira", "TeamCity"];
     let all = row("all");
-    // requests, 304s, cache hits, (hit %), retries, rate waits, errors
-    for col in [1, 2, 3, 5, 6, 7] {
-        let sum: u64 = sources
+    // entries and budget saved (bytes are rounded per row).
+    for col in [1, 4] {
+        let sum: u64 = ["github", "teamcity", "datadog", "jira", "registry"]
             .iter()
             .map(|s| row(s)[col].parse::<u64>().unwrap())
             .sum();

@@ -320,7 +320,7 @@ fn demo_session_start_tabs_snapshot_quit() {
     pane.keys(&["]"]);
     pane.wait_for(&["Findings (7)", "CRITICAL"]);
     pane.keys(&["4"]);
-    pane.wait_for(&["namespace", "snapshots"]);
+    pane.wait_for(&["namespace", "Counters · all", "no runs recorded yet"]);
     pane.keys(&["BTab", "BTab", "BTab"]);
     pane.wait_for(&["Next snapshot: manual only"]);
 
@@ -377,6 +377,61 @@ fn demo_session_start_tabs_snapshot_quit() {
         !log_files(pane.path()).is_empty(),
         "a log file under XDG_STATE_HOME/snaptop"
     );
+}
+
+/// The entries column of a source's row in the Cache tab's per-source table.
+fn source_entries(screen: &str, source: &str) -> Option<u64> {
+    let line = screen.lines().find_map(|l| {
+        let i = l.find(&format!("│{source} "))?;
+        Some(l[i + source.len() + 3..].to_string())
+    })?;
+    line.split_whitespace()
+        .next()?
+        .replace(',', "")
+        .parse()
+        .ok()
+}
+
+#[test]
+fn cache_tab_clears_a_namespace_after_asking() {
+    if !have_tmux() {
+        return;
+    }
+    let pane = Pane::start("cache", 100, 30, "");
+    pane.wait_for(&["1 Snapshot", "DEMO"]);
+    pane.keys(&["r"]);
+    pane.wait_for(&["Last run #1", "complete", "Runs (1)"]);
+    // The tab reads the figures the run left in the process's one cache.
+    pane.keys(&["4"]);
+    let s = pane.wait_until("github entries", |s| {
+        s.contains("run #1") && source_entries(s, "github").is_some_and(|n| n > 0)
+    });
+    let before = source_entries(&s, "github").unwrap();
+    let teamcity = source_entries(&s, "teamcity").unwrap();
+    assert!(s.contains("Hit rate · all"), "{s}");
+    // `l` picks github; `d` asks; `n` keeps everything.
+    pane.keys(&["l", "d"]);
+    pane.wait_for(&["Clear the github namespace?", "y/Enter yes"]);
+    pane.keys(&["n"]);
+    let s = pane.wait_for(&["kept: did not clear the github namespace"]);
+    assert_eq!(source_entries(&s, "github"), Some(before), "{s}");
+    // `d` again and `y`: the job runs off the render path, the counts follow.
+    pane.keys(&["d"]);
+    pane.wait_for(&["Clear the github namespace?"]);
+    pane.keys(&["y"]);
+    let s = pane.wait_until("github cleared", |s| {
+        s.contains(&format!("cleared github: {before} entries"))
+            && source_entries(s, "github") == Some(0)
+    });
+    assert_eq!(
+        source_entries(&s, "teamcity"),
+        Some(teamcity),
+        "other namespaces are kept:\n{s}"
+    );
+    assert!(!s.contains("Clear the github namespace?"), "{s}");
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=0", "TTY="]);
+    assert!(s.contains("TTY=icanon echo"), "terminal not restored:\n{s}");
 }
 
 /// Copies the real Locust 2.47 run under `dir` as `NAME_*.csv`.

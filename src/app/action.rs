@@ -55,11 +55,15 @@ pub enum Action {
     PrevView,
     SortColumn,
     SortReverse,
+    Decline,
+    ClearCache,
+    PurgeCache,
+    HideZeros,
 }
 
 impl Action {
     /// Every action, in help-overlay order.
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 34] = [
         Action::Quit,
         Action::Suspend,
         Action::Help,
@@ -78,6 +82,7 @@ impl Action {
         Action::PageDown,
         Action::Back,
         Action::Confirm,
+        Action::Decline,
         Action::Trigger,
         Action::Cancel,
         Action::Log,
@@ -89,6 +94,9 @@ impl Action {
         Action::PrevView,
         Action::SortColumn,
         Action::SortReverse,
+        Action::ClearCache,
+        Action::PurgeCache,
+        Action::HideZeros,
         Action::Refresh,
     ];
 
@@ -125,6 +133,10 @@ impl Action {
             Action::PrevView => "prev_view",
             Action::SortColumn => "sort_column",
             Action::SortReverse => "sort_reverse",
+            Action::Decline => "decline",
+            Action::ClearCache => "clear_cache",
+            Action::PurgeCache => "purge_cache",
+            Action::HideZeros => "hide_zeros",
         }
     }
 
@@ -153,7 +165,7 @@ impl Action {
             Action::Confirm => "answer yes to a prompt",
             Action::Trigger => "run a snapshot now",
             Action::Cancel => "cancel the running snapshot (keeps the partial result)",
-            Action::Refresh => "reload: store figures (Cache tab), report files (Reports tab)",
+            Action::Refresh => "reload: cache figures (Cache tab), report files (Reports tab)",
             Action::PageUp => "scroll the log back",
             Action::PageDown => "scroll the log forward (to the end: follow it)",
             Action::Log => "show the last run's log in place of the run history",
@@ -165,6 +177,10 @@ impl Action {
             Action::PrevView => "previous pane / view",
             Action::SortColumn => "sort the endpoint table by the next column",
             Action::SortReverse => "reverse the sort order",
+            Action::Decline => "answer no to a prompt",
+            Action::ClearCache => "clear the selected cache namespace (or all of them); asks first",
+            Action::PurgeCache => "purge cache entries nothing can use any more; asks first",
+            Action::HideZeros => "hide or show the counters that are zero",
         }
     }
 
@@ -201,6 +217,10 @@ impl Action {
             Action::PrevView => "prev view",
             Action::SortColumn => "sort",
             Action::SortReverse => "reverse",
+            Action::Decline => "no",
+            Action::ClearCache => "clear",
+            Action::PurgeCache => "purge",
+            Action::HideZeros => "zeros",
         }
     }
 
@@ -223,7 +243,8 @@ impl Action {
             | Action::PageUp
             | Action::PageDown
             | Action::Back
-            | Action::Confirm => Group::Navigation,
+            | Action::Confirm
+            | Action::Decline => Group::Navigation,
             Action::Trigger | Action::Cancel | Action::Log | Action::Filter | Action::Browse => {
                 Group::Snapshot
             }
@@ -233,7 +254,9 @@ impl Action {
             | Action::PrevView
             | Action::SortColumn
             | Action::SortReverse => Group::Reports,
-            Action::Refresh => Group::Cache,
+            Action::Refresh | Action::ClearCache | Action::PurgeCache | Action::HideZeros => {
+                Group::Cache
+            }
         }
     }
 }

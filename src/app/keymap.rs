@@ -220,6 +220,7 @@ impl KeyMap {
             (Action::Open, vec![p(Enter)]),
             (Action::Back, vec![p(Esc)]),
             (Action::Confirm, vec![c('y')]),
+            (Action::Decline, vec![c('n')]),
             (Action::Trigger, vec![c('r')]),
             (Action::Cancel, vec![c('c')]),
             (Action::Refresh, vec![c('u')]),
@@ -236,6 +237,10 @@ impl KeyMap {
             // As in htop: `>` picks the sort column, `I` inverts the order.
             (Action::SortColumn, vec![c('>')]),
             (Action::SortReverse, vec![c('I')]),
+            // As in varnishstat's `z` (hide zeros); `d` deletes, `p` purges.
+            (Action::ClearCache, vec![c('d')]),
+            (Action::PurgeCache, vec![c('p')]),
+            (Action::HideZeros, vec![c('z')]),
         ]);
         KeyMap { by_action }
     }

@@ -98,10 +98,6 @@ impl App {
             .values_mut()
             .for_each(text::sanitize_detail);
         let data_as_of = startup.snapshot.as_ref().map(|s| s.data_as_of());
-        let last_stats = startup
-            .snapshot
-            .as_ref()
-            .map(|s| (s.run_id, s.stats.clone()));
         // The tabs, in tab-bar order; keys 1–4 follow this order.
         let tabs: Vec<Box<dyn Tab>> = vec![
             Box::new(
@@ -110,7 +106,7 @@ impl App {
             ),
             Box::new(ScheduleTab::default()),
             Box::new(ReportsTab::new(startup.report_targets)),
-            Box::new(CacheTab::new(last_stats)),
+            Box::new(CacheTab::new()),
         ];
         App {
             tabs,
@@ -372,7 +368,14 @@ impl App {
                     *c = text::sanitize(c).into_owned();
                 }
             }
-            AppEvent::StoreSizes(_) | AppEvent::ReportLoading { .. } => {}
+            AppEvent::CacheJobDone(result) => {
+                changed = true;
+                match result {
+                    Ok(done) => self.say(Level::Info, crate::ui::cache::done_text(done)),
+                    Err(e) => self.say(Level::Error, format!("cache job failed: {e}")),
+                }
+            }
+            AppEvent::CacheReport(_) | AppEvent::ReportLoading { .. } => {}
         }
         for (i, tab) in self.tabs.iter_mut().enumerate() {
             // Every tab keeps its state current; only the visible one costs a frame.

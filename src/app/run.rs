@@ -27,6 +27,7 @@ use super::pacer::FramePacer;
 use super::report_jobs::ReportJobs;
 use super::terminal::TerminalGuard;
 use super::{App, Startup};
+use crate::cache::HttpCache;
 use crate::config::{self, Config, Secrets};
 use crate::engine::events::{EngineEvent, Level};
 use crate::engine::model::Trigger;
@@ -324,8 +325,15 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let mut pacer = FramePacer::new(Duration::from_millis(FRAME_MIN_MS));
     pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
 
-    load_store_sizes(&store, &app_tx);
-    let mut engine = match start_engine(source, &store).await {
+    // One cache per process: the engine fills it, the Cache tab reads its counters and
+    // runs its maintenance jobs on it. Opened after the first frame (it reads the index).
+    let cache_config = match &source {
+        Source::Live { config, .. } => config.cache.clone(),
+        Source::Demo { .. } => crate::config::CacheConfig::default(),
+    };
+    let cache = HttpCache::open(store.clone(), cache_config);
+    load_cache_report(&cache, &app_tx);
+    let mut engine = match start_engine(source, &store, &cache).await {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::error!("engine did not start: {e:#}");
@@ -412,7 +420,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
                 effect,
                 &mut app,
                 engine.as_ref(),
-                &store,
+                &cache,
                 &app_tx,
                 &mut reports,
             );
@@ -441,7 +449,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     // second signal stops waiting. The store stays whole either way: every commit is
     // one transaction.
     tokio::select! {
-        () = wind_down(engine, was_running, &store) => {}
+        () = wind_down(engine, was_running, &cache, &store) => {}
         signal = signals.next_end() => {
             tracing::warn!("signal {signal} while winding down: not waiting for the store");
             exit = Exit::Signal(signal);
@@ -451,8 +459,9 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
-/// Lets a cancelled run commit its partial result, then flushes the store.
-async fn wind_down(engine: Option<Engine>, was_running: bool, store: &Store) {
+/// Lets a cancelled run commit its partial result, persists the cache's use times and
+/// counters, then flushes the store.
+async fn wind_down(engine: Option<Engine>, was_running: bool, cache: &HttpCache, store: &Store) {
     if let Some(mut e) = engine
         && was_running
     {
@@ -469,6 +478,8 @@ async fn wind_down(engine: Option<Engine>, was_running: bool, store: &Store) {
         })
         .await;
     }
+    let cache = cache.clone();
+    let _ = tokio::task::spawn_blocking(move || cache.checkpoint()).await;
     match tokio::time::timeout(Duration::from_millis(FLUSH_WAIT_MS), store.flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!("store flush failed: {e}"),
@@ -574,7 +585,7 @@ async fn next_engine_event(engine: &mut Option<Engine>) -> Option<EngineEvent> {
     }
 }
 
-async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
+async fn start_engine(source: Source, store: &Store, cache: &HttpCache) -> anyhow::Result<Engine> {
     match source {
         Source::Live { config, secrets } => {
             let schedule = ScheduleSetup::new(
@@ -582,8 +593,13 @@ async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
                 &crate::headless::host_name(),
                 &config.identity(),
             );
-            let (handle, events) =
-                engine::spawn_scheduled(Arc::new(*config), secrets, store.clone(), schedule);
+            let (handle, events) = engine::spawn_scheduled(
+                Arc::new(*config),
+                secrets,
+                store.clone(),
+                cache.clone(),
+                schedule,
+            );
             Ok(Engine {
                 handle,
                 events,
@@ -607,6 +623,7 @@ async fn start_engine(source: Source, store: &Store) -> anyhow::Result<Engine> {
                 Arc::new(sim.config()),
                 sim.secrets(),
                 store.clone(),
+                cache.clone(),
                 setup,
             );
             if autorun {
@@ -626,7 +643,7 @@ fn run_effect(
     effect: Effect,
     app: &mut App,
     engine: Option<&Engine>,
-    store: &Store,
+    cache: &HttpCache,
     tx: &mpsc::UnboundedSender<AppEvent>,
     reports: &mut ReportJobs,
 ) -> bool {
@@ -645,7 +662,8 @@ fn run_effect(
         (Effect::Trigger | Effect::Cancel, None) => {
             app.say(Level::Error, "the engine is not running (see the log)");
         }
-        (Effect::RefreshStore, _) => load_store_sizes(store, tx),
+        (Effect::RefreshCache, _) => load_cache_report(cache, tx),
+        (Effect::CacheJob(job), _) => run_cache_job(job, cache, tx),
         (Effect::LoadReport(request), _) => return app.on_event(reports.load(request, false)),
         (Effect::ReloadReport, _) => match reports.reload() {
             Some(ev) => return app.on_event(ev),
@@ -697,12 +715,29 @@ fn open_url(url: &str) -> std::io::Result<&'static str> {
     Ok("copied to the clipboard (OSC 52)")
 }
 
-/// Reads the store's namespace sizes on the blocking pool; the Cache tab gets them as
-/// an event (walking sled trees is never done on the render path).
-fn load_store_sizes(store: &Store, tx: &mpsc::UnboundedSender<AppEvent>) {
-    let store = store.clone();
+/// Reads the cache's figures on the blocking pool (the index lock, the store's sizes);
+/// the Cache tab gets them as an event.
+fn load_cache_report(cache: &HttpCache, tx: &mpsc::UnboundedSender<AppEvent>) {
+    let cache = cache.clone();
     let tx = tx.clone();
     tokio::task::spawn_blocking(move || {
-        let _ = tx.send(AppEvent::StoreSizes(store.sizes()));
+        let _ = tx.send(AppEvent::CacheReport(Box::new(cache.report())));
+    });
+}
+
+/// Runs a cache job on the blocking pool (sled writes); its end is an event.
+fn run_cache_job(
+    job: crate::cache::maintenance::Job,
+    cache: &HttpCache,
+    tx: &mpsc::UnboundedSender<AppEvent>,
+) {
+    let cache = cache.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tracing::info!("cache job: {}", job.describe());
+        let result = tokio::task::spawn_blocking(move || job.run(&cache))
+            .await
+            .map_err(|e| e.to_string());
+        let _ = tx.send(AppEvent::CacheJobDone(result));
     });
 }

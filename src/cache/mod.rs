@@ -17,6 +17,7 @@
 //! in the key only by a one-way fingerprint, so a token change never reuses another
 //! token's answers (`Vary: Authorization`).
 
+pub mod maintenance;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -31,6 +32,13 @@ use serde::{Deserialize, Serialize};
 use crate::config::CacheConfig;
 use crate::store::Store;
 pub use stats::{CacheReport, Counts, Gauge, Namespace, PersistedStats, RunCounts};
+
+/// What a clear or a purge removed from the store tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    pub entries: u64,
+    pub bytes: u64,
+}
 
 /// Entries larger than this share of the memory budget stay on disk only, so that one
 /// huge listing never flushes the hot set.
@@ -523,6 +531,8 @@ impl HttpCache {
             .max_capacity(memory_budget)
             .weigher(|k: &Arc<str>, v: &Arc<Entry>| v.weight(k).min(u32::MAX as u64) as u32)
             .time_to_idle(MEMORY_TIME_TO_IDLE)
+            // `clear_namespace` drops one namespace's copies.
+            .support_invalidation_closures()
             .eviction_listener(move |_k, v: Arc<Entry>, cause| {
                 if cause == moka::notification::RemovalCause::Size {
                     on_evict[slot(v.namespace)]
@@ -981,24 +991,54 @@ impl HttpCache {
 
     /// Removes every entry of a namespace; returns how many.
     pub fn clear(&self, ns: Namespace) -> u64 {
-        let keys: Vec<String> = self
-            .index()
-            .records
-            .iter()
-            .filter(|(_, r)| r.namespace == ns)
-            .map(|(k, _)| k.clone())
-            .collect();
+        self.clear_namespace(ns).entries
+    }
+
+    /// Removes every entry of a namespace from both tiers; returns what went. Blocking
+    /// (sled writes).
+    pub fn clear_namespace(&self, ns: Namespace) -> Removed {
+        let (keys, bytes): (Vec<String>, u64) = {
+            let index = self.index();
+            let mut bytes = 0;
+            let keys = index
+                .records
+                .iter()
+                .filter(|(_, r)| r.namespace == ns)
+                .map(|(k, r)| {
+                    bytes += r.bytes;
+                    k.clone()
+                })
+                .collect();
+            (keys, bytes)
+        };
         self.drop_keys(&keys);
-        keys.len() as u64
+        // The index already hides them; this frees their memory and keeps the memory
+        // gauge honest.
+        if let Err(e) = self
+            .inner
+            .memory
+            .invalidate_entries_if(move |_, v| v.namespace == ns)
+        {
+            tracing::warn!("cannot drop {ns} entries from the memory tier: {e}");
+        }
+        Removed {
+            entries: keys.len() as u64,
+            bytes,
+        }
     }
 
     /// Purges entries nothing can use any more: unused for `max_idle`, or past freshness
     /// and the stale-if-error window with nothing to revalidate them by. Returns how many.
     pub fn purge_expired(&self) -> u64 {
+        self.purge().entries
+    }
+
+    /// [`HttpCache::purge_expired`], returning what went. Blocking (sled writes).
+    pub fn purge(&self) -> Removed {
         let now = unix_now_ms();
         let max_idle = self.inner.config.max_idle.0.as_millis() as i64;
         let stale_window = self.inner.config.stale_if_error.0.as_millis() as i64;
-        let expired: Vec<(String, Namespace)> = self
+        let expired: Vec<(String, Namespace, u64)> = self
             .index()
             .records
             .iter()
@@ -1010,14 +1050,19 @@ impl HttpCache {
                         > stale_window + self.ttl(r.namespace).as_millis() as i64;
                 idle || useless
             })
-            .map(|(k, r)| (k.clone(), r.namespace))
+            .map(|(k, r)| (k.clone(), r.namespace, r.bytes))
             .collect();
-        for (_, ns) in &expired {
+        let mut bytes = 0;
+        for (_, ns, b) in &expired {
             self.counts(*ns).expired.fetch_add(1, Relaxed);
+            bytes += b;
         }
-        let keys: Vec<String> = expired.into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = expired.into_iter().map(|(k, _, _)| k).collect();
         self.drop_keys(&keys);
-        keys.len() as u64
+        Removed {
+            entries: keys.len() as u64,
+            bytes,
+        }
     }
 
     /// Marks the start of a run: its counters are the difference at [`HttpCache::end_run`].
@@ -1129,7 +1174,8 @@ impl HttpCache {
                 entries: self.inner.memory.entry_count(),
                 bytes: self.inner.memory.weighted_size(),
             },
-            memory_budget_bytes: self.inner.config.memory_mib.max(1) << 20,
+            // 0: the memory tier is off.
+            memory_budget_bytes: self.inner.config.memory_mib << 20,
             disk_budget_bytes: self.disk_budget(),
             store_file_bytes: file,
             store_live_bytes: live,

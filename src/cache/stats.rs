@@ -222,6 +222,7 @@ pub struct CacheReport {
     pub disk: BTreeMap<Namespace, Gauge>,
     /// The memory tier now (all namespaces).
     pub memory: Gauge,
+    /// 0: the memory tier is off (`memory_mib = 0`).
     pub memory_budget_bytes: u64,
     pub disk_budget_bytes: u64,
     /// The store's files on disk, and what its live data takes.
@@ -241,6 +242,27 @@ impl CacheReport {
         })
     }
 
+    /// The lifetime counters of `ns` (None: every namespace).
+    pub fn lifetime_of(&self, ns: Option<Namespace>) -> Counts {
+        match ns {
+            Some(ns) => self.lifetime.get(&ns).copied().unwrap_or_default(),
+            None => self.lifetime_total(),
+        }
+    }
+
+    /// What the store tier holds of `ns` (None: every namespace).
+    pub fn disk_of(&self, ns: Option<Namespace>) -> Gauge {
+        match ns {
+            Some(ns) => self.disk.get(&ns).copied().unwrap_or_default(),
+            None => self.disk_total(),
+        }
+    }
+
+    /// How many of the recorded runs a window of the last `n` runs spans.
+    pub fn runs_in_window(&self, n: usize) -> usize {
+        self.runs.len().min(n)
+    }
+
     /// The counters of `ns` (None: every namespace) over the last `n` runs.
     pub fn last_runs(&self, ns: Option<Namespace>, n: usize) -> Counts {
         let start = self.runs.len().saturating_sub(n);
@@ -256,10 +278,7 @@ impl CacheReport {
 
     /// Lifetime, last run and last 10 runs, each labelled with its window.
     pub fn hit_rates(&self, ns: Option<Namespace>) -> Vec<WindowRate> {
-        let lifetime = match ns {
-            Some(ns) => self.lifetime.get(&ns).copied().unwrap_or_default(),
-            None => self.lifetime_total(),
-        };
+        let lifetime = self.lifetime_of(ns);
         let n = self.runs.len();
         let mut out = vec![];
         if let Some(last) = self.runs.last() {
@@ -273,8 +292,13 @@ impl CacheReport {
                 rate: None,
             });
         }
+        // Before any run, the window a user will see filling up.
+        let window = if n == 0 { 10 } else { n.min(10) };
         out.push(WindowRate {
-            label: format!("last {} runs", n.clamp(1, 10)),
+            label: match window {
+                1 => "last 1 run".to_string(),
+                w => format!("last {w} runs"),
+            },
             rate: self.last_runs(ns, 10).hit_rate(),
         });
         out.push(WindowRate {

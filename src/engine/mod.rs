@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::HttpCache;
 use crate::config::{Config, Secrets};
 use crate::store::Store;
 use events::EngineEvent;
@@ -76,16 +77,19 @@ impl EngineHandle {
     }
 }
 
-/// Starts the engine task on the current tokio runtime, manual runs only.
+/// Starts the engine task on the current tokio runtime. `cache` is the process's one
+/// HTTP cache over `store` (the TUI reads its counters too).
 pub fn spawn(
     config: Arc<Config>,
     secrets: Secrets,
     store: Store,
+    cache: HttpCache,
 ) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
     spawn_with(
         config,
         secrets,
         store,
+        cache,
         Duration::from_millis(RETRY_MIN_DELAY_MS),
     )
 }
@@ -95,12 +99,14 @@ pub fn spawn_scheduled(
     config: Arc<Config>,
     secrets: Secrets,
     store: Store,
+    cache: HttpCache,
     schedule: ScheduleSetup,
 ) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
     let (events, env) = env_for(
         config,
         secrets,
         store,
+        cache,
         Duration::from_millis(RETRY_MIN_DELAY_MS),
     );
     let (scheduler, warnings) = Scheduler::load(schedule, &env.store);
@@ -116,9 +122,10 @@ pub fn spawn_with(
     config: Arc<Config>,
     secrets: Secrets,
     store: Store,
+    cache: HttpCache,
     retry_min_delay: Duration,
 ) -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
-    let (events, env) = env_for(config, secrets, store, retry_min_delay);
+    let (events, env) = env_for(config, secrets, store, cache, retry_min_delay);
     start(env, None, events)
 }
 
@@ -126,13 +133,14 @@ fn env_for(
     config: Arc<Config>,
     secrets: Secrets,
     store: Store,
+    cache: HttpCache,
     retry_min_delay: Duration,
 ) -> (mpsc::Receiver<EngineEvent>, RunEnv) {
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
     let env = RunEnv {
         retry_min_delay,
         timeout: Some(Duration::from_secs(DEFAULT_RUN_TIMEOUT_SECS)),
-        ..RunEnv::new(config, secrets, store, ev_tx)
+        ..RunEnv::new(config, secrets, store, cache, ev_tx)
     };
     (ev_rx, env)
 }

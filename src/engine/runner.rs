@@ -46,7 +46,8 @@ pub struct RunEnv {
     pub config: Arc<Config>,
     pub secrets: Secrets,
     pub store: Store,
-    /// The process's HTTP cache over `store`: its memory tier outlives runs.
+    /// The process's HTTP cache over `store`, opened once at startup and shared with
+    /// whoever shows its counters: its memory tier and counters outlive runs.
     pub cache: HttpCache,
     pub events: mpsc::Sender<EngineEvent>,
     /// First backoff of transient retries (tests shorten it).
@@ -63,10 +64,11 @@ impl RunEnv {
         config: Arc<Config>,
         secrets: Secrets,
         store: Store,
+        cache: HttpCache,
         events: mpsc::Sender<EngineEvent>,
     ) -> RunEnv {
         RunEnv {
-            cache: HttpCache::open(store.clone(), config.cache.clone()),
+            cache,
             config,
             secrets,
             store,

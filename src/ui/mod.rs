@@ -24,7 +24,6 @@ use crate::app::keymap::{KeyChord, KeyMap};
 use crate::app::{App, Overlay};
 use crate::engine::events::EngineEvent;
 use crate::report::{Report, ReportRequest};
-use crate::store::NamespaceSize;
 use theme::{Role, Theme};
 use unicode_width::UnicodeWidthStr;
 
@@ -47,7 +46,10 @@ pub struct View<'a> {
 #[derive(Debug, Clone)]
 pub enum AppEvent {
     Engine(EngineEvent),
-    StoreSizes(Vec<NamespaceSize>),
+    /// The HTTP cache's counters, gauges and budgets, read on the blocking pool.
+    CacheReport(Box<crate::cache::CacheReport>),
+    /// A cache job finished (the error: it panicked or could not be started).
+    CacheJobDone(Result<crate::cache::maintenance::Done, String>),
     /// A report started loading: asked for by a tab, at start, or after its files changed.
     ReportLoading {
         seq: u64,
@@ -82,7 +84,10 @@ pub struct ReportLoad {
 pub enum Effect {
     Trigger,
     Cancel,
-    RefreshStore,
+    /// Read the cache's figures (a [`AppEvent::CacheReport`] brings them).
+    RefreshCache,
+    /// Run a cache job off the render path ([`AppEvent::CacheJobDone`] when done).
+    CacheJob(crate::cache::maintenance::Job),
     /// Build a report from these files (replaces the watched report once loaded).
     LoadReport(ReportRequest),
     /// Reload the current report from its files.
@@ -352,12 +357,14 @@ fn push_hint(spans: &mut Vec<Span<'static>>, h: &Hint, t: &Theme) {
 /// The footer hints of `actions`, groups that go both ways merged into one hint.
 fn footer_hints(keys: &KeyMap, actions: &[Action]) -> Vec<Hint> {
     // The four directions read better as one hint: "↑↓←→ move"; a pair too: "[] view".
-    const GROUPS: [(&[Action], &str); 2] = [
+    const GROUPS: [(&[Action], &str); 3] = [
         (
             &[Action::Up, Action::Down, Action::Left, Action::Right],
             "move",
         ),
         (&[Action::PrevView, Action::NextView], "view"),
+        // Only the Cache tab moves sideways alone: between namespaces.
+        (&[Action::Left, Action::Right], "namespace"),
     ];
     let mut out = Vec::new();
     let mut i = 0;

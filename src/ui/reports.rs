@@ -644,7 +644,7 @@ impl Tab for ReportsTab {
                 true
             }
             AppEvent::Completions { input, candidates } => self.on_completions(input, candidates),
-            AppEvent::Engine(_) | AppEvent::StoreSizes(_) => false,
+            AppEvent::Engine(_) | AppEvent::CacheReport(_) | AppEvent::CacheJobDone(_) => false,
         }
     }
 

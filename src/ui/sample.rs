@@ -440,3 +440,100 @@ pub fn seed_failed_run() -> (RunSummary, Snapshot) {
     };
     (summary, s)
 }
+
+/// The cache after a month of runs: GitHub answered mostly by 304s, TeamCity from its
+/// TTL, Datadog and Jira bypassed (live metrics, searches), the registry never asked;
+/// run #39 saw no lookups at all (a gap in the sparkline, not a zero).
+pub fn cache_report() -> crate::cache::CacheReport {
+    use crate::cache::{CacheReport, Counts, Gauge, Namespace, RunCounts};
+    let github = |n: u64| Counts {
+        requests: 60 + n,
+        hits_memory: 40 + n,
+        hits_disk: 12,
+        revalidated: 180 + 2 * n,
+        misses: 9 + n % 4,
+        coalesced: 3,
+        bypassed: 7,
+        budget_saved: 235 + 3 * n,
+        ..Counts::default()
+    };
+    let teamcity = |n: u64| Counts {
+        requests: 4 + n % 2,
+        hits_memory: 2,
+        misses: 4 + n % 2,
+        budget_saved: 2,
+        ..Counts::default()
+    };
+    let bypass = |n: u64| Counts {
+        requests: n,
+        bypassed: n,
+        ..Counts::default()
+    };
+    let runs: Vec<RunCounts> = (20..=42u64)
+        .map(|id| RunCounts {
+            run_id: id,
+            at: NOW - time::Duration::minutes(15 * (42 - id as i64)),
+            per_namespace: if id == 39 {
+                [(Namespace::Datadog, bypass(3))].into()
+            } else if id == 25 {
+                // GitHub down: every lookup missed, one stale answer served.
+                [(
+                    Namespace::GitHub,
+                    Counts {
+                        requests: 40,
+                        misses: 20,
+                        stale_served: 1,
+                        ..Counts::default()
+                    },
+                )]
+                .into()
+            } else {
+                [
+                    (Namespace::GitHub, github(id % 7)),
+                    (Namespace::TeamCity, teamcity(id)),
+                    (Namespace::Datadog, bypass(3)),
+                    (Namespace::Jira, bypass(4)),
+                ]
+                .into()
+            },
+        })
+        .collect();
+    let mut lifetime: BTreeMap<Namespace, Counts> = BTreeMap::new();
+    for r in &runs {
+        for (ns, c) in &r.per_namespace {
+            lifetime.entry(*ns).or_default().add(c);
+        }
+    }
+    // Counters from before the runs kept, and what purges and the budget did.
+    let gh = lifetime.entry(Namespace::GitHub).or_default();
+    gh.add(&Counts {
+        requests: 1_180_402,
+        misses: 4_012,
+        revalidated: 1_120_877,
+        hits_disk: 18_220,
+        evicted: 41,
+        evicted_memory: 1_318,
+        expired: 77,
+        not_stored: 2,
+        budget_saved: 1_139_300,
+        ..Counts::default()
+    });
+    let gauge = |entries, bytes| Gauge { entries, bytes };
+    CacheReport {
+        lifetime,
+        runs,
+        disk: [
+            (Namespace::GitHub, gauge(5_204, 38_912_000)),
+            (Namespace::TeamCity, gauge(18, 94_208)),
+            (Namespace::Datadog, gauge(0, 0)),
+            (Namespace::Jira, gauge(0, 0)),
+            (Namespace::Registry, gauge(0, 0)),
+        ]
+        .into(),
+        memory: gauge(1_402, 9_437_184),
+        memory_budget_bytes: 64 << 20,
+        disk_budget_bytes: 512 << 20,
+        store_file_bytes: 61_865_984,
+        store_live_bytes: 44_040_192,
+    }
+}

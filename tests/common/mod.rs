@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use snaptop::cache::HttpCache;
 use snaptop::config::Config;
 use snaptop::engine::events::EngineEvent;
 use snaptop::engine::model::{RunSummary, Snapshot, Trigger};
@@ -51,7 +52,13 @@ async fn run_collecting(
     let mut env = RunEnv {
         retry_min_delay: Duration::from_millis(1),
         timeout: Some(Duration::from_secs(120)),
-        ..RunEnv::new(Arc::new(config), sim.secrets(), store.clone(), tx)
+        ..RunEnv::new(
+            Arc::new(config.clone()),
+            sim.secrets(),
+            store.clone(),
+            HttpCache::open(store.clone(), config.cache),
+            tx,
+        )
     };
     shape(&mut env);
     let result = run_snapshot(env, Trigger::Cli, CancellationToken::new()).await;
