@@ -252,7 +252,7 @@ impl Store {
             return false;
         }
         drop(t);
-        let (file, live) = self.disk_usage_all();
+        let (file, live) = self.disk_usage_total();
         compaction_due(file, live, self.shared.options.budget_bytes)
     }
 

@@ -245,7 +245,7 @@ impl Store {
         let db = open_db(path, options.cache_mib)?;
         let store = Store::from_db(path.to_owned(), db, options, lock)?;
         if store.shared.options.auto_compact && store.needs_compaction() {
-            let (file, live) = store.disk_usage_all();
+            let (file, live) = store.disk_usage_total();
             tracing::info!(
                 store = %path.display(),
                 file_bytes = file,
@@ -313,6 +313,11 @@ impl Store {
     fn writing(&self) -> Result<(RwLockReadGuard<'_, ()>, Arc<Trees>)> {
         let gate = self.shared.gate.read().unwrap_or_else(|p| p.into_inner());
         Ok((gate, self.trees()?))
+    }
+
+    /// What this store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.shared.options
     }
 
     pub fn path(&self) -> &Path {
@@ -657,8 +662,8 @@ impl Store {
     }
 
     /// (bytes of the store's files on disk, bytes of live keys and values in every
-    /// tree, the HTTP cache's included).
-    fn disk_usage_all(&self) -> (u64, u64) {
+    /// tree, the HTTP cache's included). Reads every value: for reports, not per request.
+    pub fn disk_usage_total(&self) -> (u64, u64) {
         let Ok(t) = self.trees() else {
             return (0, 0);
         };
