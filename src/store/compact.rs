@@ -256,10 +256,20 @@ impl Store {
         compaction_due(file, live, self.shared.options.budget_bytes)
     }
 
+    /// [`Store::compact`] when [`Store::needs_compaction`] says so: for a process that
+    /// stays open for days, after a run. Blocking, like `compact`.
+    pub fn compact_if_needed(&self) -> Result<Option<CompactReport>> {
+        if !self.needs_compaction() {
+            return Ok(None);
+        }
+        self.compact().map(Some)
+    }
+
     /// Rewrites the store into a fresh database holding only its live data, and swaps
     /// it in: every clone of this `Store` goes on with the new one. Writes wait while
     /// the copy is made (reads go on); a process killed at any point leaves either the
     /// old or the new store, complete, which the next open finishes or rolls back.
+    /// Blocking (seconds for hundreds of MiB): async callers use the blocking pool.
     pub fn compact(&self) -> Result<CompactReport> {
         let started = Instant::now();
         let _gate = self.shared.gate.write().unwrap_or_else(|p| p.into_inner());
