@@ -233,27 +233,36 @@ pub const COMPACT_RATIO: u64 = 2;
 /// Whether files of `file` bytes holding `live` bytes of keys and values, with this
 /// budget, are worth compacting: far larger than the data, or over the budget with
 /// something to gain.
-pub(super) fn compaction_due(file: u64, live: u64, budget: u64) -> bool {
-    file > COMPACT_FLOOR_BYTES
+pub(super) fn compaction_due(file: u64, live: u64, budget: u64, floor: u64) -> bool {
+    file > floor
         && (file > live.saturating_mul(COMPACT_RATIO)
             || (file > budget && file > live.saturating_add(live / 2)))
 }
 
 impl Store {
     /// Whether the store's files are far larger than its live data (more than
-    /// [`COMPACT_RATIO`] times, and over [`COMPACT_FLOOR_BYTES`]), or over its budget
+    /// [`COMPACT_RATIO`] times, and over [`COMPACT_FLOOR_BYTES`] or the floor of its
+    /// options), or over its budget
     /// with space to gain. Reads every tree's sizes when the files are past the floor.
     pub fn needs_compaction(&self) -> bool {
         let Ok(t) = self.trees() else {
             return false;
         };
         let file = t.db.size_on_disk().unwrap_or(0);
-        if file <= COMPACT_FLOOR_BYTES || self.shared.lock.is_none() && !self.shared.temporary {
+        let options = &self.shared.options;
+        if file <= options.compact_floor_bytes
+            || self.shared.lock.is_none() && !self.shared.temporary
+        {
             return false;
         }
         drop(t);
         let (file, live) = self.disk_usage_total();
-        compaction_due(file, live, self.shared.options.budget_bytes)
+        compaction_due(
+            file,
+            live,
+            options.budget_bytes,
+            options.compact_floor_bytes,
+        )
     }
 
     /// [`Store::compact`] when [`Store::needs_compaction`] says so: for a process that

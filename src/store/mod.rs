@@ -155,6 +155,8 @@ pub struct StoreOptions {
     pub budget_bytes: u64,
     /// Compact at open when [`Store::needs_compaction`].
     pub auto_compact: bool,
+    /// Files up to this size are never compacted ([`COMPACT_FLOOR_BYTES`]).
+    pub compact_floor_bytes: u64,
 }
 
 impl StoreOptions {
@@ -165,6 +167,7 @@ impl StoreOptions {
             retention: RetentionConfig::default(),
             budget_bytes: store_budget_bytes(&CacheConfig::default(), &RetentionConfig::default()),
             auto_compact: true,
+            compact_floor_bytes: COMPACT_FLOOR_BYTES,
         }
     }
 
@@ -175,6 +178,7 @@ impl StoreOptions {
             retention: config.retention.clone(),
             budget_bytes: store_budget_bytes(&config.cache, &config.retention),
             auto_compact: true,
+            compact_floor_bytes: COMPACT_FLOOR_BYTES,
         }
     }
 }
