@@ -346,6 +346,7 @@ impl Default for TtlConfig {
 pub struct RetentionConfig {
     /// Run history lines kept (and never older than `keep_days`).
     pub keep_runs: usize,
+    /// Run history lines older than this many days go (0: no age limit).
     pub keep_days: u32,
     /// Full snapshots kept (the latest is always kept).
     pub keep_snapshots: usize,

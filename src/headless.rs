@@ -17,7 +17,7 @@ use crate::engine::events::{EngineEvent, Level, Progress, StageState};
 use crate::engine::model::{Snapshot, Trigger};
 use crate::engine::runner::{RunEnv, run_snapshot};
 use crate::engine::{DEFAULT_RUN_TIMEOUT_SECS, EVENT_BUFFER};
-use crate::store::{DEFAULT_CACHE_MIB, Store};
+use crate::store::{Store, StoreOptions};
 
 /// Exit codes of `snaptop snapshot`.
 pub const EXIT_OK: u8 = 0;
@@ -53,8 +53,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
         .path
         .clone()
         .unwrap_or_else(|| config::default_data_dir().join("store"));
-    let cache = config.store.cache_mib.unwrap_or(DEFAULT_CACHE_MIB);
-    Ok(Store::open(&path, cache)?)
+    Ok(Store::open_with(&path, StoreOptions::from_config(config))?)
 }
 
 /// Sends tracing output to a daily file under `dir` (never to the terminal).

@@ -143,6 +143,8 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
             e.into()
         }
     })?;
+    // Before the store opens: a compaction at open is logged.
+    let _log = headless::init_file_logging(&config::default_state_dir());
     let (source, store) = match file {
         Some(config::ConfigFile::Sources(config)) => {
             let secrets = config.resolve_secrets()?;
@@ -162,7 +164,6 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
             Store::temporary().context("demo store")?,
         ),
     };
-    let _log = headless::init_file_logging(&config::default_state_dir());
     tracing::info!(theme = %theme.name, demo = matches!(source, Source::Demo { .. }), "snaptop starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
