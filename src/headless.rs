@@ -532,6 +532,8 @@ pub const EXIT_USAGE: u8 = 2;
 /// What `snaptop cache` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheCommand {
+    /// Rewrite the store's files around their live data.
+    Compact,
     Stats {
         json: bool,
     },
@@ -602,10 +604,18 @@ pub fn cache_command(cache: &crate::cache::HttpCache, command: &CacheCommand) ->
             }
         },
         CacheCommand::Purge => Job::PurgeExpired,
+        CacheCommand::Compact => Job::CompactStore,
     };
-    let done = job.run(cache);
-    println!("{}", crate::ui::cache::done_text(&done));
-    EXIT_OK
+    match job.run(cache) {
+        Ok(done) => {
+            println!("{}", crate::ui::cache::done_text(&done));
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("snaptop: {e}");
+            EXIT_FAILED
+        }
+    }
 }
 
 /// The rows of `snaptop cache stats`, one column per namespace and `all`.

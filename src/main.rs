@@ -68,6 +68,9 @@ enum CacheCommand {
     /// Remove the entries nothing can use any more (idle past max_idle, or expired with
     /// nothing to revalidate them by).
     Purge,
+    /// Rewrite the store's files around their live data (sled's files grow and do not
+    /// shrink by themselves; this also runs at start when they are far larger).
+    Compact,
 }
 
 fn main() -> ExitCode {
@@ -136,6 +139,7 @@ fn cache(config: Option<&std::path::Path>, command: CacheCommand) -> ExitCode {
         CacheCommand::Stats { json } => headless::CacheCommand::Stats { json },
         CacheCommand::Clear { namespace } => headless::CacheCommand::Clear { namespace },
         CacheCommand::Purge => headless::CacheCommand::Purge,
+        CacheCommand::Compact => headless::CacheCommand::Compact,
     };
     // A bad name is told before the store is opened (or found in use).
     if let headless::CacheCommand::Clear { namespace } = &command

@@ -126,6 +126,21 @@ async fn clear_and_purge_say_what_they_removed() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).starts_with("cleared every namespace: "));
     assert_eq!(entries(1), 0);
+
+    // Compaction gives back what the cleared entries held on disk; the runs stay.
+    let out = run(&sim, dir.path(), &config, &["cache", "compact"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout(&out);
+    assert!(line.starts_with("compacted the store: files "), "{line}");
+    assert!(line.contains(" given back)"), "{line}");
+    let store = snaptop::store::Store::open(&dir.path().join("store"), 8).unwrap();
+    assert!(!store.run_history(10).unwrap().is_empty());
+    drop(store);
     sim.shutdown().await;
 }
 

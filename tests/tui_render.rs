@@ -366,6 +366,13 @@ fn cache_tab_confirm_clear() {
 }
 
 #[test]
+fn cache_tab_confirm_compact() {
+    let mut app = cache_tab_app();
+    app.on_action(Action::CompactStore);
+    check_cache("cache_confirm_compact", &app);
+}
+
+#[test]
 fn cache_tab_before_any_run() {
     let mut app = app(Startup::default(), Theme::default_theme());
     app.on_action(Action::TabCache);

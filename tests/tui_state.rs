@@ -617,6 +617,7 @@ fn cache_tab_reloads_its_figures_when_opened_when_a_run_ends_and_after_a_job() {
         job: Job::PurgeExpired,
         entries: 2,
         bytes: 3 << 20,
+        files: None,
     };
     assert!(app.on_event(AppEvent::CacheJobDone(Ok(done))));
     assert_eq!(app.take_effects(), vec![Effect::RefreshCache]);

@@ -58,12 +58,13 @@ pub enum Action {
     Decline,
     ClearCache,
     PurgeCache,
+    CompactStore,
     HideZeros,
 }
 
 impl Action {
     /// Every action, in help-overlay order.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::Quit,
         Action::Suspend,
         Action::Help,
@@ -96,6 +97,7 @@ impl Action {
         Action::SortReverse,
         Action::ClearCache,
         Action::PurgeCache,
+        Action::CompactStore,
         Action::HideZeros,
         Action::Refresh,
     ];
@@ -136,6 +138,7 @@ impl Action {
             Action::Decline => "decline",
             Action::ClearCache => "clear_cache",
             Action::PurgeCache => "purge_cache",
+            Action::CompactStore => "compact_store",
             Action::HideZeros => "hide_zeros",
         }
     }
@@ -180,6 +183,7 @@ impl Action {
             Action::Decline => "answer no to a prompt",
             Action::ClearCache => "clear the selected cache namespace (or all of them); asks first",
             Action::PurgeCache => "purge cache entries nothing can use any more; asks first",
+            Action::CompactStore => "rewrite the store's files around their live data; asks first",
             Action::HideZeros => "hide or show the counters that are zero",
         }
     }
@@ -220,6 +224,7 @@ impl Action {
             Action::Decline => "no",
             Action::ClearCache => "clear",
             Action::PurgeCache => "purge",
+            Action::CompactStore => "compact",
             Action::HideZeros => "zeros",
         }
     }
@@ -254,9 +259,11 @@ impl Action {
             | Action::PrevView
             | Action::SortColumn
             | Action::SortReverse => Group::Reports,
-            Action::Refresh | Action::ClearCache | Action::PurgeCache | Action::HideZeros => {
-                Group::Cache
-            }
+            Action::Refresh
+            | Action::ClearCache
+            | Action::PurgeCache
+            | Action::CompactStore
+            | Action::HideZeros => Group::Cache,
         }
     }
 }

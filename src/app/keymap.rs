@@ -240,6 +240,7 @@ impl KeyMap {
             // As in varnishstat's `z` (hide zeros); `d` deletes, `p` purges.
             (Action::ClearCache, vec![c('d')]),
             (Action::PurgeCache, vec![c('p')]),
+            (Action::CompactStore, vec![c('C')]),
             (Action::HideZeros, vec![c('z')]),
         ]);
         KeyMap { by_action }

@@ -738,7 +738,11 @@ fn run_cache_job(
         tracing::info!("cache job: {}", job.describe());
         let result = tokio::task::spawn_blocking(move || job.run(&cache))
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        if let Err(e) = &result {
+            tracing::warn!("cache job {} failed: {e}", job.describe());
+        }
         let _ = tx.send(AppEvent::CacheJobDone(result));
     });
 }

@@ -16,6 +16,9 @@ pub enum Job {
     ClearAll,
     /// Entries nothing can use any more (see [`HttpCache::purge`]).
     PurgeExpired,
+    /// Rewrites the whole store into fresh files (see [`crate::store::Store::compact`]):
+    /// what sled's files hold beyond the live data is given back to the disk.
+    CompactStore,
 }
 
 /// What a job removed.
@@ -24,12 +27,25 @@ pub struct Done {
     pub job: Job,
     pub entries: u64,
     pub bytes: u64,
+    /// A compaction's store files before and after, in bytes.
+    pub files: Option<(u64, u64)>,
 }
 
 impl Job {
     /// Runs the job and persists the counters it moved. Blocking (sled writes): call it
-    /// from `spawn_blocking` or a CLI.
-    pub fn run(self, cache: &HttpCache) -> Done {
+    /// from `spawn_blocking` or a CLI. Only a compaction can fail (one line naming the
+    /// store); the store stays readable whatever happens.
+    pub fn run(self, cache: &HttpCache) -> Result<Done, String> {
+        if self == Job::CompactStore {
+            cache.checkpoint();
+            let report = cache.backing_store().compact().map_err(|e| e.to_string())?;
+            return Ok(Done {
+                job: self,
+                entries: 0,
+                bytes: report.before_bytes.saturating_sub(report.after_bytes),
+                files: Some((report.before_bytes, report.after_bytes)),
+            });
+        }
         let removed = match self {
             Job::ClearNamespace(ns) => cache.clear_namespace(ns),
             Job::ClearAll => Namespace::ALL
@@ -40,13 +56,15 @@ impl Job {
                     bytes: a.bytes + r.bytes,
                 }),
             Job::PurgeExpired => cache.purge(),
+            Job::CompactStore => Removed::default(),
         };
         cache.checkpoint();
-        Done {
+        Ok(Done {
             job: self,
             entries: removed.entries,
             bytes: removed.bytes,
-        }
+            files: None,
+        })
     }
 
     /// What the job does, for a question or a log line: `clear the github namespace`.
@@ -55,6 +73,7 @@ impl Job {
             Job::ClearNamespace(ns) => format!("clear the {ns} namespace"),
             Job::ClearAll => "clear every namespace".into(),
             Job::PurgeExpired => "purge expired entries".into(),
+            Job::CompactStore => "compact the store".into(),
         }
     }
 
@@ -64,6 +83,7 @@ impl Job {
             Job::ClearNamespace(ns) => format!("cleared {ns}"),
             Job::ClearAll => "cleared every namespace".into(),
             Job::PurgeExpired => "purged expired entries".into(),
+            Job::CompactStore => "compacted the store".into(),
         }
     }
 }
@@ -88,23 +108,40 @@ mod tests {
     #[test]
     fn clearing_a_namespace_leaves_the_others_and_says_what_went() {
         let cache = filled();
-        let done = Job::ClearNamespace(Namespace::GitHub).run(&cache);
+        let done = Job::ClearNamespace(Namespace::GitHub).run(&cache).unwrap();
         assert_eq!(done.entries, 3);
         assert!(done.bytes >= 300, "{done:?}");
         let report = cache.report();
         assert_eq!(report.disk[&Namespace::GitHub].entries, 0);
         assert_eq!(report.disk[&Namespace::Jira].entries, 3);
-        let done = Job::ClearAll.run(&cache);
+        let done = Job::ClearAll.run(&cache).unwrap();
         assert_eq!(done.entries, 3);
         assert_eq!(cache.report().disk_total().entries, 0);
         // Nothing is left to clear: nothing removed, no error.
-        assert_eq!(Job::ClearAll.run(&cache).entries, 0);
+        assert_eq!(Job::ClearAll.run(&cache).unwrap().entries, 0);
+    }
+
+    #[test]
+    fn compacting_keeps_every_entry_and_says_what_the_files_gave_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), 8).unwrap();
+        let cache = HttpCache::open(store, CacheConfig::default());
+        let items: Vec<(String, String)> = (0..50)
+            .map(|i| (format!("github:blob:{i}"), "y".repeat(4096)))
+            .collect();
+        cache.put_immutable_blocking(Namespace::GitHub, &items);
+        let done = Job::CompactStore.run(&cache).unwrap();
+        let (before, after) = done.files.expect("file sizes");
+        assert!(before > 0 && after > 0, "{done:?}");
+        assert_eq!(done.bytes, before.saturating_sub(after));
+        assert_eq!(cache.report().disk[&Namespace::GitHub].entries, 50);
+        assert_eq!(Job::CompactStore.describe(), "compact the store");
     }
 
     #[test]
     fn purging_keeps_what_is_still_of_use() {
         let cache = filled();
-        let done = Job::PurgeExpired.run(&cache);
+        let done = Job::PurgeExpired.run(&cache).unwrap();
         assert_eq!((done.entries, done.bytes), (0, 0));
         assert_eq!(cache.report().disk_total().entries, 6);
         assert_eq!(Job::PurgeExpired.describe(), "purge expired entries");

@@ -554,6 +554,11 @@ impl HttpCache {
         }
     }
 
+    /// The store this cache keeps its entries in (compaction goes through it).
+    pub fn backing_store(&self) -> &Store {
+        &self.inner.store
+    }
+
     pub fn config(&self) -> &CacheConfig {
         &self.inner.config
     }

@@ -197,6 +197,7 @@ async fn engine_loop(
         |s: &Option<Scheduler>| EngineEvent::Schedule(s.as_ref().map(|s| Box::new(s.status())));
     let _ = env.events.send(status(&scheduler)).await;
     let mut running: Option<(tokio::task::JoinHandle<EngineEvent>, CancellationToken)> = None;
+    let mut runs_since_compaction_check = 0u32;
     loop {
         let finished = async {
             match &mut running {
@@ -230,6 +231,11 @@ async fn engine_loop(
                 }
                 let _ = env.events.send(event).await;
                 let _ = env.events.send(status(&scheduler)).await;
+                runs_since_compaction_check += 1;
+                if runs_since_compaction_check >= COMPACTION_CHECK_RUNS {
+                    runs_since_compaction_check = 0;
+                    compact_if_needed(&env.store);
+                }
             }
             cmd = commands.recv() => match cmd {
                 None => {
@@ -314,6 +320,25 @@ async fn engine_loop(
             let _ = env.events.send(status(&scheduler)).await;
         }
     }
+}
+
+/// A process left open for weeks must not leave sled's files to grow: every this many
+/// runs, the store is compacted on the blocking pool when its files are far larger
+/// than its data (checking reads the store once, so not after every run).
+const COMPACTION_CHECK_RUNS: u32 = 50;
+
+fn compact_if_needed(store: &Store) {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || match store.compact_if_needed() {
+        Ok(Some(r)) => tracing::info!(
+            before = r.before_bytes,
+            after = r.after_bytes,
+            ms = r.duration.as_millis() as u64,
+            "store compacted"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("store compaction failed: {e}"),
+    });
 }
 
 async fn run_and_report(env: RunEnv, trigger: Trigger, cancel: CancellationToken) -> EngineEvent {

@@ -63,6 +63,15 @@ pub struct CacheTab {
 
 /// `cleared github: 120 entries, 3.2 MiB` (the footer and `snaptop cache clear`).
 pub fn done_text(done: &Done) -> String {
+    if let Some((before, after)) = done.files {
+        return format!(
+            "{}: files {} → {} ({} given back)",
+            done.job.done_verb(),
+            text::bytes(before),
+            text::bytes(after),
+            text::bytes(done.bytes)
+        );
+    }
     format!(
         "{}: {} {}, {}",
         done.job.done_verb(),
@@ -200,6 +209,7 @@ impl Tab for CacheTab {
                 None => Job::ClearAll,
             }),
             Action::PurgeCache => self.ask(Job::PurgeExpired),
+            Action::CompactStore => self.ask(Job::CompactStore),
             _ => Outcome::Ignored,
         }
     }
@@ -324,6 +334,7 @@ impl Tab for CacheTab {
             Action::Right,
             Action::ClearCache,
             Action::PurgeCache,
+            Action::CompactStore,
             Action::HideZeros,
             Action::Refresh,
         ]
@@ -693,6 +704,15 @@ fn render_confirm(frame: &mut Frame, area: Rect, job: Job, report: &CacheReport,
                 ),
             )
         }
+        Job::CompactStore => (
+            "Compact the store?".to_string(),
+            format!(
+                "The store's files ({}) are rewritten around their live data ({}); \
+                 nothing is lost. Runs wait for it (about a second per 60 MiB).",
+                text::bytes(report.store_file_bytes),
+                text::bytes(report.store_live_bytes)
+            ),
+        ),
         Job::PurgeExpired => (
             "Purge expired entries?".to_string(),
             "Entries unused for max_idle, or expired past the stale-if-error window with \
@@ -894,6 +914,7 @@ mod tests {
             job: Job::ClearAll,
             entries: 3,
             bytes: 2048,
+            files: None,
         };
         assert!(tab.on_event(&AppEvent::CacheJobDone(Ok(done))));
         assert_eq!(tab.job_running(), None);
