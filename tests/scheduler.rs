@@ -84,6 +84,16 @@ impl Harness {
     /// An engine whose runs each take `run_for`, starting at `now` on a paused clock
     /// with `past` already in the store.
     fn start(now: &str, past: &[RunSummary], file: &[(Key, &str)], run_for: Duration) -> Harness {
+        Harness::start_seeded(now, past, file, run_for, Seed::NONE)
+    }
+
+    fn start_seeded(
+        now: &str,
+        past: &[RunSummary],
+        file: &[(Key, &str)],
+        run_for: Duration,
+        seed: Seed,
+    ) -> Harness {
         let store = Store::temporary().unwrap();
         for s in past {
             store.commit_run(s, None).unwrap();
@@ -96,7 +106,7 @@ impl Harness {
         let clock = WallClock::tokio_from(ts(now));
         let setup = ScheduleSetup {
             file: layer,
-            seed: Seed::NONE,
+            seed,
             clock,
         };
         let (scheduler, warnings) = Scheduler::load(setup, &store);
@@ -385,6 +395,60 @@ async fn an_edit_applies_at_once_and_a_bad_one_is_refused_with_the_policy_kept()
         Some(edit)
     );
     let _ = h.clock;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_weekend_left_open_runs_exactly_at_the_policys_times_with_jitter() {
+    // Friday 17:00 to Monday 10:00 in Berlin, this box's jitter on: the runs the engine
+    // starts are the ones the pure rule previews, none inside a cooldown, one at a time.
+    let seed = Seed::for_box("build-07", "acme/gitops");
+    let past = [summary(
+        1,
+        ts("2026-12-04T16:50:00+01:00"),
+        Trigger::Scheduled,
+    )];
+    let mut h = Harness::start_seeded(
+        "2026-12-04T17:00:00+01:00",
+        &past,
+        &[],
+        Duration::from_secs(40),
+        seed,
+    );
+    h.pass(Duration::from_secs(65 * 3600)).await;
+    let got = h.start_times();
+    let mut layer = Layer::new();
+    layer.insert(Key::Timezone, "Europe/Berlin".into());
+    let policy = snaptop::schedule::Settings {
+        file: layer,
+        store: Layer::new(),
+    }
+    .resolve()
+    .unwrap()
+    .policy;
+    let runs = snaptop::schedule::Runs::from_runs([snaptop::schedule::PastRun {
+        started: ts("2026-12-04T16:50:00+01:00"),
+        manual: false,
+        changed: Some(false),
+    }]);
+    let until = ts("2026-12-07T10:00:00+01:00");
+    let want: Vec<String> =
+        snaptop::schedule::preview(&policy, &runs, ts("2026-12-04T17:00:00+01:00"), seed, 200)
+            .into_iter()
+            .filter(|d| d.at < until)
+            .map(|d| d.at.round(jiff::Unit::Second).unwrap().to_string())
+            .collect();
+    let got: Vec<String> = got
+        .iter()
+        .map(|t| t.round(jiff::Unit::Second).unwrap().to_string())
+        .collect();
+    assert_eq!(got, want);
+    // Friday evening and the weekend every ~2h, Monday from 08:00 every ~30m.
+    assert!(got.len() > 30, "{got:?}");
+    assert!(
+        got.iter().any(|t| t.starts_with("2026-12-07T07:0")),
+        "{got:?}"
+    );
+    assert_eq!(h.most_at_once.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

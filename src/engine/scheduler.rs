@@ -257,8 +257,15 @@ impl Scheduler {
 
     /// A run began (of any trigger): the cadence counts from its start.
     pub fn run_started(&mut self, trigger: Trigger) {
+        let now = self.clock.now();
+        // A scheduled run counts from its due time, not from when the timer woke (a few
+        // ms later): the cadence then is exactly the rule's, and a preview stays true.
+        let started = match (trigger, self.due) {
+            (Trigger::Scheduled, Some(due)) if due.at <= now => due.at,
+            _ => now,
+        };
         self.push(PastRun {
-            started: self.clock.now(),
+            started,
             manual: trigger != Trigger::Scheduled,
             changed: None,
         });
