@@ -324,6 +324,22 @@ pub fn countdown(d: Duration) -> String {
     }
 }
 
+/// How long until [`countdown`] of a time `left` away shows another text: a second
+/// under a minute, the minute step up to two hours, then the hour step, so a countdown
+/// in minutes wakes the screen once a minute.
+pub fn countdown_changes_in(left: Duration) -> Duration {
+    let s = left.as_secs();
+    let next = match s {
+        0..60 => 1,
+        60..7_200 => match s % 60 {
+            0 => 60,
+            r => r,
+        },
+        _ => s % 3_600 + 1,
+    };
+    Duration::from_secs(next)
+}
+
 /// "850ms", "4.2s", "2m 05s", "1h 03m".
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();
