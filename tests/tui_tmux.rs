@@ -847,3 +847,62 @@ fn the_demo_runs_a_first_snapshot_by_itself_paced_to_be_seen() {
     let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
     assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
 }
+
+/// The line of the Schedule tab's form that holds `key`.
+fn form_row<'a>(screen: &'a str, key: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.contains(&format!("{key}  ")))
+}
+
+/// An edit made in the Schedule tab is saved with Ctrl-S, said to be a saved edit, and
+/// still in force (over the config file's value) after a restart.
+#[test]
+fn schedule_tab_edit_is_saved_and_kept_across_restarts() {
+    if !have_tmux() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(common::sim(snaptop::sim::SimOptions::default()));
+    let data = tempfile::tempdir().unwrap();
+    let config = common::write_config(&sim, data.path());
+    // Automatic runs off, so nothing starts under the keys; the interval from the file.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[schedule]\nenabled = false\ninterval_business = \"30m\"\n");
+    std::fs::write(&config, text).unwrap();
+    let store_path = data.path().join("store");
+    let env = sim.secret_env().map(|(k, v)| (k, v.to_string()));
+    let args = format!("--config {}", config.display());
+
+    let pane = Pane::start_with_env("schedule", 100, 30, &env, &args);
+    pane.wait_for(&["1 Snapshot"]);
+    pane.keys(&["2"]);
+    let s = pane.wait_for(&["interval_business", "Next runs"]);
+    let row = form_row(&s, "interval_business").unwrap();
+    assert!(row.contains("30m") && row.contains("config file"), "{s}");
+    pane.keys(&["j", "Enter", "BSpace", "BSpace", "BSpace", "4", "5", "m"]);
+    let s = pane.wait_for(&["unsaved changes"]);
+    assert!(
+        form_row(&s, "interval_business").is_some_and(|r| r.contains("45m")),
+        "{s}"
+    );
+    pane.keys(&["Enter", "C-s"]);
+    let s = pane.wait_until("the saved edit", |s| {
+        form_row(s, "interval_business")
+            .is_some_and(|r| r.contains("45m") && r.contains("saved edit"))
+    });
+    assert!(!s.contains("unsaved changes"), "{s}");
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+    drop(pane);
+    store_lock::wait_released(&store_path);
+
+    let pane = Pane::start_with_env("schedule-again", 100, 30, &env, &args);
+    pane.wait_for(&["1 Snapshot"]);
+    pane.keys(&["2"]);
+    let s = pane.wait_for(&["interval_business", "Next runs"]);
+    let row = form_row(&s, "interval_business").unwrap();
+    assert!(row.contains("45m") && row.contains("saved edit"), "{s}");
+    pane.keys(&["q"]);
+    pane.wait_for(&["SNAPTOP_EXIT=0"]);
+    drop(rt);
+}
