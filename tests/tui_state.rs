@@ -1242,6 +1242,41 @@ mod schedule_tab {
     }
 
     #[test]
+    fn days_written_another_way_are_not_a_change() {
+        let mut tab = ScheduleTab::new(Vec::new());
+        let file = Layer::from([(Key::Days, "mon,tue,wed,thu,fri".to_string())]);
+        tab.on_event(&status(file, Layer::new(), false));
+        while tab.selected() != Key::Days {
+            press(&mut tab, KeyCode::Down);
+        }
+        press(&mut tab, KeyCode::Char(' '));
+        assert!(tab.is_changed(Key::Days));
+        press(&mut tab, KeyCode::Char(' '));
+        assert_eq!(tab.draft(Key::Days), "mon-fri");
+        assert!(!tab.is_dirty(), "the same days as the file's");
+    }
+
+    #[test]
+    fn the_header_counts_down_to_the_next_snapshot_by_the_minute() {
+        let mut app = app_with(Startup::default());
+        let mut ev = status(file(), Layer::new(), false);
+        if let AppEvent::Engine(EngineEvent::Schedule(Some(s))) = &mut ev {
+            s.next_at = Some(sample::NOW + time::Duration::seconds(12 * 60 + 20));
+        }
+        assert!(app.on_event(ev));
+        let shown = screen(&app, 120, 30);
+        assert!(shown.contains("next snapshot in 13m"), "{shown}");
+        assert_eq!(
+            app.next_change(sample::NOW),
+            Some(std::time::Duration::from_secs(20)),
+            "wakes when the minute changes, not every second"
+        );
+        app.on_event(status(file(), Layer::new(), true));
+        assert!(screen(&app, 120, 30).contains("schedule paused"));
+        assert_eq!(app.next_change(sample::NOW), None);
+    }
+
+    #[test]
     fn the_preview_follows_the_draft_and_wakes_by_the_minute() {
         let mut tab = tab();
         let now = sample::NOW;

@@ -114,6 +114,19 @@ fn to_offset(t: Timestamp) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Whether two texts of a key say the same (`mon,tue,wed,thu,fri` is `mon-fri`, `True`
+/// is `true`), so a field set back to what it was is not marked changed.
+fn same_value(key: Key, a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    if a == b {
+        return true;
+    }
+    if key == Key::Days {
+        return matches!((Days::parse(a), Days::parse(b)), (Ok(x), Ok(y)) if x == y);
+    }
+    key.is_bool() && a.eq_ignore_ascii_case(b)
+}
+
 impl ScheduleTab {
     /// The tab with the run history read at start, newest first.
     pub fn new(mut history: Vec<RunSummary>) -> ScheduleTab {
@@ -162,7 +175,7 @@ impl ScheduleTab {
     }
 
     pub fn is_changed(&self, key: Key) -> bool {
-        self.draft(key).trim() != self.in_force(key).0.trim()
+        !same_value(key, self.draft(key), &self.in_force(key).0)
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -242,7 +255,7 @@ impl ScheduleTab {
         let mut layer = settings.store.clone();
         for key in Key::ALL.into_iter().filter(|k| self.is_changed(*k)) {
             let text = self.draft(key).trim().to_string();
-            if below.text(key).0.trim() == text {
+            if same_value(key, &below.text(key).0, &text) {
                 layer.remove(&key);
             } else {
                 layer.insert(key, text);
@@ -314,7 +327,7 @@ impl ScheduleTab {
         self.status = status;
         for (i, key) in Key::ALL.into_iter().enumerate() {
             let editing = self.editing.is_some() && i == self.selected;
-            if !editing && self.draft(key).trim() == before[i].trim() {
+            if !editing && same_value(key, self.draft(key), &before[i]) {
                 let now = self.in_force(key).0;
                 self.draft.insert(key, now);
             }
