@@ -313,7 +313,7 @@ fn demo_session_start_tabs_snapshot_quit() {
     pane.wait_for(&["1 Snapshot", "DEMO", "No snapshot yet"]);
 
     pane.keys(&["2"]);
-    pane.wait_for(&["manual only", "policy this tab will edit"]);
+    pane.wait_for(&["interval_business", "Off (enabled = false)"]);
     // The demo's bundled Locust run, loaded off the render path at start.
     pane.keys(&["3"]);
     pane.wait_for(&["Endpoints (6)", "GET alerts_list", "loaded "]);
@@ -571,7 +571,7 @@ fn ctrl_z_and_sigtstp_suspend_to_the_shell_and_fg_resumes() {
         assert_eq!(pane.screen_mode(), (true, false), "{how}: resumed");
         // And the keys work again.
         pane.keys(&["2"]);
-        pane.wait_for(&["manual only"]);
+        pane.wait_for(&["interval_business"]);
         pane.keys(&["1"]);
         pane.wait_for(&["No snapshot yet"]);
     }
@@ -611,7 +611,7 @@ fn sigtstp_without_job_control_carries_on() {
     pane.wait_for(&["1 Snapshot", "DEMO", "q quit"]);
     assert_eq!(pane.screen_mode(), (true, false));
     pane.keys(&["2"]);
-    pane.wait_for(&["manual only"]);
+    pane.wait_for(&["interval_business"]);
     pane.keys(&["q"]);
     let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
     assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
