@@ -482,8 +482,10 @@ impl Tab for ScheduleTab {
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, view: &View) {
-        let form_h = (self.form_lines(view, FORM_W).len() as u16 + 2).min(area.height);
-        let (form, preview, runs) = if area.width >= SIDE_BY_SIDE_W {
+        let wide = area.width >= SIDE_BY_SIDE_W;
+        let form_w = if wide { FORM_W } else { area.width };
+        let form_h = (self.form_lines(view, form_w).len() as u16 + 2).min(area.height);
+        let (form, preview, runs) = if wide {
             let [form, right] =
                 Layout::horizontal([Constraint::Length(FORM_W), Constraint::Fill(1)]).areas(area);
             let preview_h = (PREVIEW_RUNS as u16 + 2).min(right.height.saturating_sub(4));
@@ -544,7 +546,11 @@ impl Tab for ScheduleTab {
         }
         self.preview(now)
             .iter()
-            .map(|d| text::countdown_changes_in(text::between(now, to_offset(d.at))))
+            .map(|d| match text::between(now, to_offset(d.at)) {
+                // A run due now stays "now"; the clock beside it moves with the minute.
+                left if left.is_zero() => Duration::from_secs(60 - u64::from(now.second())),
+                left => text::countdown_changes_in(left),
+            })
             .min()
     }
 }

@@ -676,10 +676,7 @@ impl Tab for SnapshotTab {
             consider(text::age_changes_in(text::between(run_end(r), now)));
         }
         if let NextRun::At(t) = self.next_run {
-            let left = text::between(now, t);
-            let step = if left.as_secs() < 60 { 1 } else { 60 };
-            let into = left.as_secs() % step;
-            consider(Duration::from_secs(if into == 0 { step } else { into }));
+            consider(text::countdown_changes_in(text::between(now, t)));
         }
         next
     }
