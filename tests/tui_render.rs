@@ -239,6 +239,40 @@ fn schedule_preview_follows_an_edit_before_it_is_saved() {
 }
 
 #[test]
+fn schedule_saved_edit_after_the_engines_answer() {
+    use ratatui::crossterm::event::Event;
+    use snaptop::schedule::Key;
+    let mut app = schedule_app(false);
+    let press = |app: &mut App, code, mods| {
+        app.on_terminal(&Event::Key(KeyEvent::new(code, mods)));
+    };
+    press(&mut app, KeyCode::Down, KeyModifiers::NONE);
+    press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Backspace, KeyModifiers::NONE);
+    }
+    press(&mut app, KeyCode::Char('m'), KeyModifiers::NONE);
+    press(&mut app, KeyCode::Home, KeyModifiers::NONE);
+    press(&mut app, KeyCode::Char('4'), KeyModifiers::NONE);
+    press(&mut app, KeyCode::Char('5'), KeyModifiers::NONE);
+    press(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL);
+    let effects = app.take_effects();
+    let [snaptop::ui::Effect::SaveSchedule(layer)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        layer.get(&Key::IntervalBusiness).map(String::as_str),
+        Some("45m")
+    );
+    let EngineEvent::Schedule(Some(mut status)) = schedule_status(false) else {
+        unreachable!()
+    };
+    status.settings.store = layer.clone();
+    app.on_event(AppEvent::Engine(EngineEvent::Schedule(Some(status))));
+    check_schedule("schedule_saved", &app);
+}
+
+#[test]
 fn schedule_paused() {
     check_schedule("schedule_paused", &schedule_app(true));
 }
