@@ -145,6 +145,138 @@ fn snapshot_tab_log_of_the_last_run_scrolled_back() {
     check("snapshot_log", &app);
 }
 
+/// A schedule status as the engine sends it: `interval_business` from the config
+/// file, `cooldown_after_manual` a saved edit, the zone fixed, jitter off; the last run
+/// 7 minutes before [`sample::NOW`] (a Monday, inside the window), manual.
+fn schedule_status(paused: bool) -> EngineEvent {
+    use snaptop::engine::scheduler::ScheduleStatus;
+    use snaptop::schedule::{Key, Layer, Runs, Seed, Settings};
+    let file = Layer::from([
+        (Key::IntervalBusiness, "20m".to_string()),
+        (Key::Timezone, "UTC".to_string()),
+    ]);
+    let store = Layer::from([(Key::CooldownAfterManual, "10m".to_string())]);
+    let last = jiff::Timestamp::from_second(sample::NOW.unix_timestamp() - 7 * 60).unwrap();
+    EngineEvent::Schedule(Some(Box::new(ScheduleStatus {
+        enabled: true,
+        paused,
+        next_at: (!paused).then(|| sample::NOW + time::Duration::minutes(13)),
+        next_rule: Some("business".into()),
+        next_business: true,
+        skipped: 0,
+        settings: Settings { file, store },
+        runs: Runs {
+            last: Some(last),
+            last_manual: Some(last),
+            changed_streak: 0,
+        },
+        seed: Seed::NONE,
+    })))
+}
+
+fn schedule_app(paused: bool) -> App {
+    let mut app = idle();
+    app.on_event(AppEvent::Engine(schedule_status(paused)));
+    app.on_action(Action::TabSchedule);
+    app
+}
+
+/// The Schedule tab at the smallest pane and at a roomy one.
+fn check_schedule(name: &str, app: &App) {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let t = render(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn schedule_form_with_values_from_the_file_and_a_saved_edit() {
+    check_schedule("schedule_form", &schedule_app(false));
+}
+
+#[test]
+fn schedule_validation_error_while_typing() {
+    let mut app = schedule_app(false);
+    app.on_action(Action::Down);
+    app.on_terminal(&ratatui::crossterm::event::Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    for c in ['x', 'y'] {
+        app.on_terminal(&ratatui::crossterm::event::Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )));
+    }
+    check_schedule("schedule_typing_error", &app);
+}
+
+#[test]
+fn schedule_preview_follows_an_edit_before_it_is_saved() {
+    let mut app = schedule_app(false);
+    app.on_action(Action::Down);
+    app.on_terminal(&ratatui::crossterm::event::Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    for k in [KeyCode::Backspace, KeyCode::Backspace, KeyCode::Backspace] {
+        app.on_terminal(&ratatui::crossterm::event::Event::Key(KeyEvent::new(
+            k,
+            KeyModifiers::NONE,
+        )));
+    }
+    for c in "45m".chars() {
+        app.on_terminal(&ratatui::crossterm::event::Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )));
+    }
+    app.on_terminal(&ratatui::crossterm::event::Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    check_schedule("schedule_unsaved_preview", &app);
+}
+
+#[test]
+fn schedule_saved_edit_after_the_engines_answer() {
+    use ratatui::crossterm::event::Event;
+    use snaptop::schedule::Key;
+    let mut app = schedule_app(false);
+    let press = |app: &mut App, code, mods| {
+        app.on_terminal(&Event::Key(KeyEvent::new(code, mods)));
+    };
+    press(&mut app, KeyCode::Down, KeyModifiers::NONE);
+    press(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Backspace, KeyModifiers::NONE);
+    }
+    press(&mut app, KeyCode::Char('m'), KeyModifiers::NONE);
+    press(&mut app, KeyCode::Home, KeyModifiers::NONE);
+    press(&mut app, KeyCode::Char('4'), KeyModifiers::NONE);
+    press(&mut app, KeyCode::Char('5'), KeyModifiers::NONE);
+    press(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL);
+    let effects = app.take_effects();
+    let [snaptop::ui::Effect::SaveSchedule(layer)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        layer.get(&Key::IntervalBusiness).map(String::as_str),
+        Some("45m")
+    );
+    let EngineEvent::Schedule(Some(mut status)) = schedule_status(false) else {
+        unreachable!()
+    };
+    status.settings.store = layer.clone();
+    app.on_event(AppEvent::Engine(EngineEvent::Schedule(Some(status))));
+    check_schedule("schedule_saved", &app);
+}
+
+#[test]
+fn schedule_paused() {
+    check_schedule("schedule_paused", &schedule_app(true));
+}
+
 #[test]
 fn schedule_tab() {
     let mut app = idle();

@@ -914,3 +914,386 @@ fn the_next_snapshot_follows_the_schedule_status() {
     tab.on_event(&status(false, false, None));
     assert_eq!(tab.next_run(), NextRun::Disabled);
 }
+
+mod schedule_tab {
+    use super::*;
+    use snaptop::engine::scheduler::ScheduleStatus;
+    use snaptop::schedule::{Key, Layer, Origin, Runs, Seed, Settings};
+    use snaptop::ui::schedule::ScheduleTab;
+
+    fn status(file: Layer, store: Layer, paused: bool) -> AppEvent {
+        engine(EngineEvent::Schedule(Some(Box::new(ScheduleStatus {
+            enabled: true,
+            paused,
+            next_at: None,
+            next_rule: None,
+            next_business: false,
+            skipped: 0,
+            settings: Settings { file, store },
+            runs: Runs::default(),
+            seed: Seed::NONE,
+        }))))
+    }
+
+    fn file() -> Layer {
+        Layer::from([
+            (Key::IntervalBusiness, "20m".to_string()),
+            (Key::Timezone, "UTC".to_string()),
+        ])
+    }
+
+    fn tab() -> ScheduleTab {
+        let mut tab = ScheduleTab::new(Vec::new());
+        let store = Layer::from([(Key::CooldownAfterManual, "10m".to_string())]);
+        tab.on_event(&status(file(), store, false));
+        tab
+    }
+
+    fn press(tab: &mut ScheduleTab, code: KeyCode) -> Outcome {
+        let keys = KeyMap::defaults();
+        let ev = KeyEvent::new(code, KeyModifiers::NONE);
+        if tab.takes_text() {
+            let action = keys.action_in(&ev, Some(tab.group()));
+            tab.handle_text(&ev, action)
+        } else {
+            match keys.action_in(&ev, Some(tab.group())) {
+                Some(a) => tab.handle_key(a),
+                None => Outcome::Ignored,
+            }
+        }
+    }
+
+    fn type_text(tab: &mut ScheduleTab, text: &str) {
+        for c in text.chars() {
+            press(tab, KeyCode::Char(c));
+        }
+    }
+
+    fn ctrl_s(tab: &mut ScheduleTab) -> Outcome {
+        let ev = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        if tab.takes_text() {
+            tab.handle_text(&ev, Some(Action::Save))
+        } else {
+            tab.handle_key(Action::Save)
+        }
+    }
+
+    /// Selects `key` (from the top) and opens it for typing with the text cleared.
+    fn edit(tab: &mut ScheduleTab, key: Key) {
+        while tab.selected() != key {
+            assert_ne!(
+                press(tab, KeyCode::Down),
+                Outcome::Ignored,
+                "{key} not found"
+            );
+        }
+        press(tab, KeyCode::Enter);
+        assert!(tab.is_editing());
+        for _ in 0..tab.draft(key).chars().count() {
+            press(tab, KeyCode::Backspace);
+        }
+    }
+
+    #[test]
+    fn values_show_where_they_come_from() {
+        let tab = tab();
+        assert_eq!(
+            tab.in_force(Key::IntervalBusiness),
+            ("20m".to_string(), Origin::Config)
+        );
+        assert_eq!(tab.in_force(Key::CooldownAfterManual).1, Origin::Store);
+        assert_eq!(tab.in_force(Key::Jitter).1, Origin::Default);
+        assert_eq!(tab.draft(Key::IntervalBusiness), "20m");
+        assert!(!tab.is_dirty());
+    }
+
+    #[test]
+    fn arrows_and_vim_keys_move_between_fields_and_stop_at_the_ends() {
+        let mut tab = tab();
+        assert_eq!(tab.selected(), Key::Enabled);
+        assert_eq!(press(&mut tab, KeyCode::Up), Outcome::Ignored);
+        press(&mut tab, KeyCode::Char('j'));
+        press(&mut tab, KeyCode::Down);
+        assert_eq!(tab.selected(), Key::IntervalOffHours);
+        press(&mut tab, KeyCode::Char('k'));
+        assert_eq!(tab.selected(), Key::IntervalBusiness);
+        for _ in 0..20 {
+            press(&mut tab, KeyCode::Down);
+        }
+        assert_eq!(tab.selected(), Key::AdaptiveFloor);
+    }
+
+    #[test]
+    fn typing_validates_at_once_and_esc_restores_the_field() {
+        let mut tab = tab();
+        edit(&mut tab, Key::IntervalBusiness);
+        type_text(&mut tab, "30s");
+        let e = tab.error(Key::IntervalBusiness).expect("too short");
+        assert!(e.contains("shorter than the shortest interval"), "{e}");
+        assert!(tab.is_changed(Key::IntervalBusiness));
+        // j and k are text while typing, not moves.
+        type_text(&mut tab, "jk");
+        assert_eq!(tab.draft(Key::IntervalBusiness), "30sjk");
+        assert_eq!(tab.selected(), Key::IntervalBusiness);
+        press(&mut tab, KeyCode::Esc);
+        assert!(!tab.is_editing());
+        assert_eq!(tab.draft(Key::IntervalBusiness), "20m");
+        assert_eq!(tab.error(Key::IntervalBusiness), None);
+        assert!(!tab.is_dirty());
+    }
+
+    #[test]
+    fn a_cross_field_error_is_shown_on_the_field_it_is_about() {
+        let mut tab = tab();
+        edit(&mut tab, Key::End);
+        type_text(&mut tab, "08:00");
+        assert!(
+            tab.error(Key::End)
+                .is_some_and(|e| e.contains("ends when it starts"))
+        );
+        // Enter leaves the field keeping the draft.
+        press(&mut tab, KeyCode::Enter);
+        assert!(!tab.is_editing());
+        assert_eq!(tab.draft(Key::End), "08:00");
+        let out = ctrl_s(&mut tab);
+        let Outcome::Say(msg) = out else {
+            panic!("{out:?}")
+        };
+        assert!(msg.contains("not saved") && msg.contains("end"), "{msg}");
+    }
+
+    #[test]
+    fn space_and_enter_toggle_booleans() {
+        let mut tab = tab();
+        assert_eq!(tab.draft(Key::Enabled), "true");
+        press(&mut tab, KeyCode::Char(' '));
+        assert_eq!(tab.draft(Key::Enabled), "false");
+        assert!(tab.is_changed(Key::Enabled));
+        press(&mut tab, KeyCode::Enter);
+        assert_eq!(tab.draft(Key::Enabled), "true");
+        assert!(!tab.is_dirty());
+    }
+
+    #[test]
+    fn the_day_picker_moves_and_toggles_days() {
+        let mut tab = tab();
+        while tab.selected() != Key::Days {
+            press(&mut tab, KeyCode::Down);
+        }
+        assert_eq!(tab.draft(Key::Days), "mon-fri");
+        press(&mut tab, KeyCode::Char('l'));
+        press(&mut tab, KeyCode::Right);
+        assert_eq!(tab.picked_day(), 2);
+        press(&mut tab, KeyCode::Char(' '));
+        assert_eq!(tab.draft(Key::Days), "mon,tue,thu,fri");
+        for _ in 0..10 {
+            press(&mut tab, KeyCode::Right);
+        }
+        assert_eq!(tab.picked_day(), 6, "stops at Sunday");
+        press(&mut tab, KeyCode::Enter);
+        assert_eq!(tab.draft(Key::Days), "mon,tue,thu,fri,sun");
+        assert!(tab.error(Key::Days).is_none());
+    }
+
+    #[test]
+    fn ctrl_s_saves_changed_keys_over_the_saved_edits_and_drops_those_back_at_the_file_value() {
+        let mut tab = tab();
+        edit(&mut tab, Key::IntervalBusiness);
+        type_text(&mut tab, "45m");
+        press(&mut tab, KeyCode::Enter);
+        // The saved edit set back to the default: it goes back to coming from there.
+        edit(&mut tab, Key::CooldownAfterManual);
+        type_text(&mut tab, "5m");
+        let out = ctrl_s(&mut tab);
+        assert!(
+            !tab.is_editing(),
+            "Ctrl-S while typing keeps the text and saves"
+        );
+        assert_eq!(
+            out,
+            Outcome::Do(Effect::SaveSchedule(Layer::from([(
+                Key::IntervalBusiness,
+                "45m".to_string()
+            )])))
+        );
+        // A value typed back to the file's leaves no edit either.
+        let mut tab = self::tab();
+        edit(&mut tab, Key::IntervalBusiness);
+        type_text(&mut tab, "20m ");
+        assert!(!tab.is_changed(Key::IntervalBusiness));
+        press(&mut tab, KeyCode::Enter);
+        edit(&mut tab, Key::Timezone);
+        type_text(&mut tab, "Europe/Berlin");
+        let Outcome::Do(Effect::SaveSchedule(layer)) = ctrl_s(&mut tab) else {
+            panic!("saves")
+        };
+        assert_eq!(
+            layer,
+            Layer::from([
+                (Key::CooldownAfterManual, "10m".to_string()),
+                (Key::Timezone, "Europe/Berlin".to_string()),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_engines_answer_makes_saved_fields_clean_and_marks_them_saved_edits() {
+        let mut tab = tab();
+        edit(&mut tab, Key::IntervalBusiness);
+        type_text(&mut tab, "45m");
+        let Outcome::Do(Effect::SaveSchedule(layer)) = ctrl_s(&mut tab) else {
+            panic!("saves")
+        };
+        assert!(tab.on_event(&status(file(), layer, false)));
+        assert!(!tab.is_dirty());
+        assert_eq!(
+            tab.in_force(Key::IntervalBusiness),
+            ("45m".to_string(), Origin::Store)
+        );
+        assert_eq!(
+            ctrl_s(&mut tab),
+            Outcome::Say("nothing to save: no field was changed".into())
+        );
+    }
+
+    #[test]
+    fn ctrl_s_with_an_invalid_draft_is_refused_naming_the_field() {
+        let mut tab = tab();
+        edit(&mut tab, Key::Jitter);
+        type_text(&mut tab, "90%");
+        press(&mut tab, KeyCode::Enter);
+        press(&mut tab, KeyCode::Up);
+        let out = ctrl_s(&mut tab);
+        let Outcome::Say(msg) = out else {
+            panic!("{out:?}")
+        };
+        assert!(msg.contains("jitter") && msg.contains("50%"), "{msg}");
+        assert_eq!(tab.selected(), Key::Jitter, "the wrong field is selected");
+    }
+
+    #[test]
+    fn esc_discards_unsaved_changes() {
+        let mut tab = tab();
+        press(&mut tab, KeyCode::Char(' '));
+        edit(&mut tab, Key::RunTimeout);
+        type_text(&mut tab, "1h");
+        press(&mut tab, KeyCode::Enter);
+        assert!(tab.is_dirty());
+        let out = press(&mut tab, KeyCode::Esc);
+        assert!(
+            matches!(out, Outcome::Say(ref m) if m.contains("discarded")),
+            "{out:?}"
+        );
+        assert!(!tab.is_dirty());
+        assert_eq!(tab.draft(Key::Enabled), "true");
+        assert_eq!(tab.draft(Key::RunTimeout), "15m");
+        assert_eq!(press(&mut tab, KeyCode::Esc), Outcome::Ignored);
+    }
+
+    #[test]
+    fn a_status_from_the_engine_does_not_clobber_an_edit_in_progress() {
+        let mut tab = tab();
+        press(&mut tab, KeyCode::Char(' ')); // enabled: changed, not saved
+        edit(&mut tab, Key::IntervalOffHours);
+        type_text(&mut tab, "3");
+        // The CLI saved other edits meanwhile.
+        let store = Layer::from([
+            (Key::IntervalOffHours, "4h".to_string()),
+            (Key::Jitter, "5%".to_string()),
+            (Key::Enabled, "true".to_string()),
+        ]);
+        tab.on_event(&status(file(), store, false));
+        assert!(tab.is_editing());
+        assert_eq!(tab.draft(Key::IntervalOffHours), "3");
+        type_text(&mut tab, "h");
+        assert_eq!(tab.draft(Key::IntervalOffHours), "3h");
+        assert_eq!(
+            tab.draft(Key::Enabled),
+            "false",
+            "a changed field keeps its draft"
+        );
+        assert_eq!(tab.draft(Key::Jitter), "5%", "an untouched field follows");
+        assert_eq!(tab.in_force(Key::Jitter).1, Origin::Store);
+    }
+
+    #[test]
+    fn p_pauses_and_resumes_here_and_on_the_snapshot_tab() {
+        let mut tab = tab();
+        assert_eq!(
+            press(&mut tab, KeyCode::Char('p')),
+            Outcome::Do(Effect::PauseSchedule(true))
+        );
+        assert_eq!(tab.hint_word(Action::Pause), "pause");
+        tab.on_event(&status(file(), Layer::new(), true));
+        assert_eq!(
+            press(&mut tab, KeyCode::Char('p')),
+            Outcome::Do(Effect::PauseSchedule(false))
+        );
+        assert_eq!(tab.hint_word(Action::Pause), "resume");
+
+        let mut app = idle_app();
+        app.on_event(status(file(), Layer::new(), true));
+        assert!(app.on_terminal(&key('p')));
+        assert_eq!(app.take_effects(), vec![Effect::PauseSchedule(false)]);
+        // On the Cache tab `p` is still purge.
+        app.on_action(Action::TabCache);
+        app.take_effects();
+        app.on_terminal(&key('p'));
+        assert!(app.take_effects().is_empty());
+    }
+
+    #[test]
+    fn days_written_another_way_are_not_a_change() {
+        let mut tab = ScheduleTab::new(Vec::new());
+        let file = Layer::from([(Key::Days, "mon,tue,wed,thu,fri".to_string())]);
+        tab.on_event(&status(file, Layer::new(), false));
+        while tab.selected() != Key::Days {
+            press(&mut tab, KeyCode::Down);
+        }
+        press(&mut tab, KeyCode::Char(' '));
+        assert!(tab.is_changed(Key::Days));
+        press(&mut tab, KeyCode::Char(' '));
+        assert_eq!(tab.draft(Key::Days), "mon-fri");
+        assert!(!tab.is_dirty(), "the same days as the file's");
+    }
+
+    #[test]
+    fn the_header_counts_down_to_the_next_snapshot_by_the_minute() {
+        let mut app = app_with(Startup::default());
+        let mut ev = status(file(), Layer::new(), false);
+        if let AppEvent::Engine(EngineEvent::Schedule(Some(s))) = &mut ev {
+            s.next_at = Some(sample::NOW + time::Duration::seconds(12 * 60 + 20));
+        }
+        assert!(app.on_event(ev));
+        let shown = screen(&app, 120, 30);
+        assert!(shown.contains("next snapshot in 13m"), "{shown}");
+        assert_eq!(
+            app.next_change(sample::NOW),
+            Some(std::time::Duration::from_secs(20)),
+            "wakes when the minute changes, not every second"
+        );
+        app.on_event(status(file(), Layer::new(), true));
+        assert!(screen(&app, 120, 30).contains("schedule paused"));
+        assert_eq!(app.next_change(sample::NOW), None);
+    }
+
+    #[test]
+    fn the_preview_follows_the_draft_and_wakes_by_the_minute() {
+        let mut tab = tab();
+        let now = sample::NOW;
+        let first = tab.preview(now);
+        assert_eq!(first.len(), 10);
+        edit(&mut tab, Key::IntervalBusiness);
+        type_text(&mut tab, "45m");
+        let edited = tab.preview(now);
+        assert_ne!(first, edited, "the preview follows the draft as you type");
+        type_text(&mut tab, "x");
+        assert_eq!(
+            tab.preview(now),
+            first,
+            "an invalid draft previews the policy in force"
+        );
+        let wake = tab.next_change(now).unwrap();
+        assert!(wake.as_secs() >= 1 && wake.as_secs() <= 60, "{wake:?}");
+    }
+}

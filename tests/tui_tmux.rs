@@ -313,7 +313,7 @@ fn demo_session_start_tabs_snapshot_quit() {
     pane.wait_for(&["1 Snapshot", "DEMO", "No snapshot yet"]);
 
     pane.keys(&["2"]);
-    pane.wait_for(&["manual only", "policy this tab will edit"]);
+    pane.wait_for(&["interval_business", "Off (enabled = false)"]);
     // The demo's bundled Locust run, loaded off the render path at start.
     pane.keys(&["3"]);
     pane.wait_for(&["Endpoints (6)", "GET alerts_list", "loaded "]);
@@ -571,7 +571,7 @@ fn ctrl_z_and_sigtstp_suspend_to_the_shell_and_fg_resumes() {
         assert_eq!(pane.screen_mode(), (true, false), "{how}: resumed");
         // And the keys work again.
         pane.keys(&["2"]);
-        pane.wait_for(&["manual only"]);
+        pane.wait_for(&["interval_business"]);
         pane.keys(&["1"]);
         pane.wait_for(&["No snapshot yet"]);
     }
@@ -611,7 +611,7 @@ fn sigtstp_without_job_control_carries_on() {
     pane.wait_for(&["1 Snapshot", "DEMO", "q quit"]);
     assert_eq!(pane.screen_mode(), (true, false));
     pane.keys(&["2"]);
-    pane.wait_for(&["manual only"]);
+    pane.wait_for(&["interval_business"]);
     pane.keys(&["q"]);
     let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
     assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
@@ -846,4 +846,63 @@ fn the_demo_runs_a_first_snapshot_by_itself_paced_to_be_seen() {
     pane.keys(&["q"]);
     let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
     assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+}
+
+/// The line of the Schedule tab's form that holds `key`.
+fn form_row<'a>(screen: &'a str, key: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.contains(&format!("{key}  ")))
+}
+
+/// An edit made in the Schedule tab is saved with Ctrl-S, said to be a saved edit, and
+/// still in force (over the config file's value) after a restart.
+#[test]
+fn schedule_tab_edit_is_saved_and_kept_across_restarts() {
+    if !have_tmux() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(common::sim(snaptop::sim::SimOptions::default()));
+    let data = tempfile::tempdir().unwrap();
+    let config = common::write_config(&sim, data.path());
+    // Automatic runs off, so nothing starts under the keys; the interval from the file.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[schedule]\nenabled = false\ninterval_business = \"30m\"\n");
+    std::fs::write(&config, text).unwrap();
+    let store_path = data.path().join("store");
+    let env = sim.secret_env().map(|(k, v)| (k, v.to_string()));
+    let args = format!("--config {}", config.display());
+
+    let pane = Pane::start_with_env("schedule", 100, 30, &env, &args);
+    pane.wait_for(&["1 Snapshot"]);
+    pane.keys(&["2"]);
+    let s = pane.wait_for(&["interval_business", "Next runs"]);
+    let row = form_row(&s, "interval_business").unwrap();
+    assert!(row.contains("30m") && row.contains("config file"), "{s}");
+    pane.keys(&["j", "Enter", "BSpace", "BSpace", "BSpace", "4", "5", "m"]);
+    let s = pane.wait_for(&["unsaved changes"]);
+    assert!(
+        form_row(&s, "interval_business").is_some_and(|r| r.contains("45m")),
+        "{s}"
+    );
+    pane.keys(&["Enter", "C-s"]);
+    let s = pane.wait_until("the saved edit", |s| {
+        form_row(s, "interval_business")
+            .is_some_and(|r| r.contains("45m") && r.contains("saved edit"))
+    });
+    assert!(!s.contains("unsaved changes"), "{s}");
+    pane.keys(&["q"]);
+    let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+    drop(pane);
+    store_lock::wait_released(&store_path);
+
+    let pane = Pane::start_with_env("schedule-again", 100, 30, &env, &args);
+    pane.wait_for(&["1 Snapshot"]);
+    pane.keys(&["2"]);
+    let s = pane.wait_for(&["interval_business", "Next runs"]);
+    let row = form_row(&s, "interval_business").unwrap();
+    assert!(row.contains("45m") && row.contains("saved edit"), "{s}");
+    pane.keys(&["q"]);
+    pane.wait_for(&["SNAPTOP_EXIT=0"]);
+    drop(rt);
 }

@@ -7,6 +7,7 @@ pub enum Group {
     Global,
     Navigation,
     Snapshot,
+    Schedule,
     Reports,
     Cache,
 }
@@ -17,6 +18,7 @@ impl Group {
             Group::Global => "Everywhere",
             Group::Navigation => "Moving around",
             Group::Snapshot => "Snapshot tab",
+            Group::Schedule => "Schedule tab",
             Group::Reports => "Reports tab",
             Group::Cache => "Cache tab",
         }
@@ -49,6 +51,9 @@ pub enum Action {
     Log,
     Filter,
     Browse,
+    Toggle,
+    Save,
+    Pause,
     OpenReport,
     OpenCompare,
     NextView,
@@ -64,7 +69,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in help-overlay order.
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 38] = [
         Action::Quit,
         Action::Suspend,
         Action::Help,
@@ -89,6 +94,9 @@ impl Action {
         Action::Log,
         Action::Filter,
         Action::Browse,
+        Action::Toggle,
+        Action::Save,
+        Action::Pause,
         Action::OpenReport,
         Action::OpenCompare,
         Action::NextView,
@@ -129,6 +137,9 @@ impl Action {
             Action::Log => "log",
             Action::Filter => "filter",
             Action::Browse => "browse",
+            Action::Toggle => "toggle",
+            Action::Save => "save",
+            Action::Pause => "pause",
             Action::OpenReport => "open_report",
             Action::OpenCompare => "open_compare",
             Action::NextView => "next_view",
@@ -174,6 +185,9 @@ impl Action {
             Action::Log => "show the last run's log in place of the run history",
             Action::Filter => "filter the components by name (Enter keeps it, Esc clears it)",
             Action::Browse => "open the selected cell's build in the browser (or copy its URL)",
+            Action::Toggle => "switch a true/false field, or the picked day of the days field",
+            Action::Save => "save the edited schedule; it is in force at once",
+            Action::Pause => "pause or resume automatic snapshots (Snapshot tab too)",
             Action::OpenReport => "open Locust CSVs (a prefix, a directory or a *_stats.csv)",
             Action::OpenCompare => "open an earlier run to compare with (the base)",
             Action::NextView => "next pane (Snapshot: matrix, runs or log) / view (Reports)",
@@ -215,6 +229,9 @@ impl Action {
             Action::Log => "log",
             Action::Filter => "filter",
             Action::Browse => "browse",
+            Action::Toggle => "toggle",
+            Action::Save => "save",
+            Action::Pause => "pause",
             Action::OpenReport => "open",
             Action::OpenCompare => "compare",
             Action::NextView => "next view",
@@ -227,6 +244,19 @@ impl Action {
             Action::CompactStore => "compact",
             Action::HideZeros => "zeros",
         }
+    }
+
+    /// Other tabs whose keys this action also is (pause works from the Snapshot tab).
+    pub fn also_in(self) -> &'static [Group] {
+        match self {
+            Action::Pause => &[Group::Snapshot],
+            _ => &[],
+        }
+    }
+
+    /// Whether the action is a key of the tab of `group`.
+    pub fn applies_in(self, group: Group) -> bool {
+        self.group() == group || self.also_in().contains(&group)
     }
 
     pub fn group(self) -> Group {
@@ -253,6 +283,7 @@ impl Action {
             Action::Trigger | Action::Cancel | Action::Log | Action::Filter | Action::Browse => {
                 Group::Snapshot
             }
+            Action::Toggle | Action::Save | Action::Pause => Group::Schedule,
             Action::OpenReport
             | Action::OpenCompare
             | Action::NextView

@@ -231,6 +231,10 @@ impl KeyMap {
             // As in k9s and lazygit; `o` also opens a run in the Reports tab.
             (Action::Browse, vec![c('o')]),
             (Action::OpenReport, vec![c('o')]),
+            // The Schedule tab's form; `p` pauses there and on the Snapshot tab.
+            (Action::Toggle, vec![c(' ')]),
+            (Action::Save, vec![ctrl('s')]),
+            (Action::Pause, vec![c('p')]),
             (Action::OpenCompare, vec![c('b')]),
             (Action::NextView, vec![c(']')]),
             (Action::PrevView, vec![c('[')]),
@@ -288,7 +292,8 @@ impl KeyMap {
         let mut seen: Vec<(KeyChord, Action)> = Vec::new();
         let shared = |a: Action, b: Action| {
             let tab_only = |g: Group| !matches!(g, Group::Global | Group::Navigation);
-            a.group() != b.group() && tab_only(a.group()) && tab_only(b.group())
+            let groups = |x: Action| std::iter::once(x.group()).chain(x.also_in().iter().copied());
+            tab_only(a.group()) && tab_only(b.group()) && !groups(a).any(|g| b.applies_in(g))
         };
         for (&action, chords) in &self.by_action {
             for chord in chords {
@@ -328,7 +333,7 @@ impl KeyMap {
         Some(
             std::iter::once(first)
                 .chain(bound)
-                .find(|a| Some(a.group()) == group)
+                .find(|a| group.is_some_and(|g| a.applies_in(g)))
                 .unwrap_or(first),
         )
     }
@@ -450,6 +455,29 @@ mod tests {
         let o = BTreeMap::from([("help".to_string(), KeyBinding::Many(vec![]))]);
         let e = KeyMap::with_overrides(&o).unwrap_err().to_string();
         assert!(e.contains("help"), "{e}");
+    }
+
+    #[test]
+    fn p_pauses_on_the_schedule_and_snapshot_tabs_and_purges_on_the_cache_tab() {
+        let map = KeyMap::defaults();
+        let p = press(KeyCode::Char('p'), KeyModifiers::NONE);
+        assert_eq!(
+            map.action_in(&p, Some(Group::Schedule)),
+            Some(Action::Pause)
+        );
+        assert_eq!(
+            map.action_in(&p, Some(Group::Snapshot)),
+            Some(Action::Pause)
+        );
+        assert_eq!(
+            map.action_in(&p, Some(Group::Cache)),
+            Some(Action::PurgeCache)
+        );
+        let ctrl_s = press(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        assert_eq!(map.action_for(&ctrl_s), Some(Action::Save));
+        // Pause is a Snapshot tab key too: `r` there cannot also be pause.
+        let o = BTreeMap::from([("pause".to_string(), KeyBinding::One("r".into()))]);
+        assert!(KeyMap::with_overrides(&o).is_err());
     }
 
     #[test]

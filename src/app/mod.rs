@@ -25,7 +25,7 @@ use crate::engine::model::{RunSummary, Snapshot};
 use crate::ui::cache::CacheTab;
 use crate::ui::reports::ReportsTab;
 use crate::ui::schedule::ScheduleTab;
-use crate::ui::snapshot::SnapshotTab;
+use crate::ui::snapshot::{NextRun, SnapshotTab};
 use crate::ui::text;
 use crate::ui::theme::Theme;
 use crate::ui::widgets::Scroll;
@@ -79,6 +79,8 @@ pub struct App {
     demo: bool,
     running: Option<f64>,
     data_as_of: Option<OffsetDateTime>,
+    /// The next automatic snapshot, for the header.
+    next_run: NextRun,
     message: Option<Message>,
     quit: bool,
     effects: Vec<Effect>,
@@ -99,12 +101,13 @@ impl App {
             .for_each(text::sanitize_detail);
         let data_as_of = startup.snapshot.as_ref().map(|s| s.data_as_of());
         // The tabs, in tab-bar order; keys 1–4 follow this order.
+        let schedule = ScheduleTab::new(startup.history.clone());
         let tabs: Vec<Box<dyn Tab>> = vec![
             Box::new(
                 SnapshotTab::new(startup.snapshot, startup.history)
                     .with_details(startup.run_details),
             ),
-            Box::new(ScheduleTab::default()),
+            Box::new(schedule),
             Box::new(ReportsTab::new(startup.report_targets)),
             Box::new(CacheTab::new()),
         ];
@@ -118,6 +121,7 @@ impl App {
             demo: startup.demo,
             running: None,
             data_as_of,
+            next_run: NextRun::Unknown,
             message: startup
                 .store_problem
                 .map(|p| (Level::Error, p))
@@ -175,6 +179,11 @@ impl App {
     /// When the data on screen was gathered (the last snapshot's end).
     pub fn data_as_of(&self) -> Option<OffsetDateTime> {
         self.data_as_of
+    }
+
+    /// The next automatic snapshot as the engine last said.
+    pub fn next_run(&self) -> NextRun {
+        self.next_run
     }
 
     pub fn message(&self) -> Option<&Message> {
@@ -435,16 +444,31 @@ impl App {
                 self.say(Level::Info, "a snapshot is already running");
                 true
             }
-            EngineEvent::Schedule(_) => false,
+            EngineEvent::Schedule(status) => {
+                let before = self.next_run;
+                self.next_run = NextRun::from_status(status.as_deref());
+                before != self.next_run
+            }
         }
     }
 
     /// How long until something on screen changes by itself (a relative time's text);
     /// None when the screen is static until the next event.
     pub fn next_change(&self, now: OffsetDateTime) -> Option<Duration> {
-        let header = self
+        let age = self
             .data_as_of
             .map(|at| text::age_changes_in(text::between(at, now)));
+        // The header's "next snapshot in 12m" (not while a run shows its percent).
+        let next = match self.next_run {
+            NextRun::At(at) if self.running.is_none() => {
+                Some(text::countdown_changes_in(text::between(now, at)))
+            }
+            _ => None,
+        };
+        let header = match (age, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let tab = self.active_tab().next_change(now);
         match (header, tab) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -660,7 +660,23 @@ fn run_effect(
                 "cancelling; what was fetched is kept as a partial snapshot",
             );
         }
-        (Effect::Trigger | Effect::Cancel, None) => {
+        (Effect::SaveSchedule(edits), Some(e)) => e.handle.set_schedule(edits),
+        (Effect::PauseSchedule(paused), Some(e)) => {
+            e.handle.pause(paused);
+            let text = if paused {
+                format!(
+                    "automatic snapshots paused ({} resumes)",
+                    app.keys.first(crate::app::action::Action::Pause)
+                )
+            } else {
+                "automatic snapshots resumed".to_string()
+            };
+            app.say(Level::Info, text);
+        }
+        (
+            Effect::Trigger | Effect::Cancel | Effect::SaveSchedule(_) | Effect::PauseSchedule(_),
+            None,
+        ) => {
             app.say(Level::Error, "the engine is not running (see the log)");
         }
         (Effect::RefreshCache, _) => load_cache_report(cache, tx),

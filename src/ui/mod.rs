@@ -98,6 +98,11 @@ pub enum Effect {
     Suspend,
     /// Open a link (a build's page) with `$BROWSER`, else put it on the clipboard.
     OpenUrl(String),
+    /// Replace the saved schedule edits with this layer (the engine checks, persists
+    /// and applies it, and answers with a new schedule status).
+    SaveSchedule(crate::schedule::Layer),
+    /// Pause (true) or resume automatic snapshots.
+    PauseSchedule(bool),
 }
 
 /// What handling a key did.
@@ -145,6 +150,11 @@ pub trait Tab {
     fn render(&self, frame: &mut Frame, area: Rect, view: &View);
     /// The actions shown in the footer while this tab is active, in order.
     fn hints(&self) -> Vec<Action>;
+    /// The footer's word for an action, when it depends on this tab's state
+    /// (`p pause` / `p resume`).
+    fn hint_word(&self, action: Action) -> &'static str {
+        action.hint()
+    }
     /// Whose keys win when two tabs share one (`o`): this tab's group's.
     fn group(&self) -> Group {
         Group::Global
@@ -273,6 +283,9 @@ fn header_status(app: &App, view: &View, compact: bool) -> Vec<Span<'static>> {
         };
         right.push(Span::styled(text, t.style(Role::StatusRunning)));
         right.push(Span::styled(" · ", t.style(Role::Muted)));
+    } else if let Some(next) = next_run_text(app.next_run(), view.now, compact) {
+        right.push(Span::styled(next, t.style(Role::Title)));
+        right.push(Span::styled(" · ", t.style(Role::Muted)));
     }
     let age = match app.data_as_of() {
         Some(at) if compact => format!(
@@ -295,6 +308,24 @@ fn header_status(app: &App, view: &View, compact: bool) -> Vec<Span<'static>> {
     right
 }
 
+/// The header's word on the next automatic snapshot: "next snapshot in 12m",
+/// "paused"; nothing when snapshots are manual only.
+fn next_run_text(next: snapshot::NextRun, now: OffsetDateTime, compact: bool) -> Option<String> {
+    use snapshot::NextRun;
+    match next {
+        NextRun::At(at) => {
+            let left = text::countdown(text::between(now, at));
+            Some(if compact {
+                format!("next {left}")
+            } else {
+                format!("next snapshot in {left}")
+            })
+        }
+        NextRun::Paused => Some(if compact { "paused" } else { "schedule paused" }.into()),
+        NextRun::Unknown | NextRun::ManualOnly | NextRun::Disabled => None,
+    }
+}
+
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     let t = view.theme;
     let mut actions = match app.overlay {
@@ -307,10 +338,11 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     if global {
         actions.push(Action::NextTab);
     }
-    let hints = footer_hints(view.keys, &actions);
+    let tab = app.active_tab();
+    let hints = footer_hints(view.keys, &actions, &|a| tab.hint_word(a));
     // `? help` and `q quit` are always there: they are how a newcomer finds the rest.
     let essentials = if global {
-        footer_hints(view.keys, &[Action::Help, Action::Quit])
+        footer_hints(view.keys, &[Action::Help, Action::Quit], &Action::hint)
     } else {
         Vec::new()
     };
@@ -355,7 +387,11 @@ fn push_hint(spans: &mut Vec<Span<'static>>, h: &Hint, t: &Theme) {
 }
 
 /// The footer hints of `actions`, groups that go both ways merged into one hint.
-fn footer_hints(keys: &KeyMap, actions: &[Action]) -> Vec<Hint> {
+fn footer_hints(
+    keys: &KeyMap,
+    actions: &[Action],
+    word: &dyn Fn(Action) -> &'static str,
+) -> Vec<Hint> {
     // The four directions read better as one hint: "↑↓←→ move"; a pair too: "[] view".
     const GROUPS: [(&[Action], &str); 3] = [
         (
@@ -380,7 +416,7 @@ fn footer_hints(keys: &KeyMap, actions: &[Action]) -> Vec<Hint> {
         let a = actions[i];
         out.push(Hint {
             keys: keys.first(a),
-            word: a.hint().to_string(),
+            word: word(a).to_string(),
         });
         i += 1;
     }

@@ -324,6 +324,23 @@ pub fn countdown(d: Duration) -> String {
     }
 }
 
+/// How long until [`countdown`] of a time `left` away shows another text: a second
+/// under a minute, the minute step up to two hours, then the hour step, so a countdown
+/// in minutes wakes the screen once a minute.
+pub fn countdown_changes_in(left: Duration) -> Duration {
+    let s = left.as_secs();
+    let next = match s {
+        // At 60s, "1m" turns into "59s".
+        0..=60 => 1,
+        61..7_200 => match s % 60 {
+            0 => 60,
+            r => r,
+        },
+        _ => s % 3_600 + 1,
+    };
+    Duration::from_secs(next)
+}
+
 /// "850ms", "4.2s", "2m 05s", "1h 03m".
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -426,6 +443,24 @@ pub fn percent(part: u64, whole: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_countdown_changes_its_text_exactly_when_it_says() {
+        let secs = Duration::from_secs;
+        for left in [5u64, 59, 60, 61, 720, 700, 661, 7_199, 7_200, 7_300, 36_000] {
+            let wait = countdown_changes_in(secs(left));
+            let now = countdown(secs(left));
+            assert_eq!(
+                countdown(secs(left - wait.as_secs() + 1)),
+                now,
+                "{left}s: the same text until then"
+            );
+            if left > wait.as_secs() {
+                assert_ne!(countdown(secs(left - wait.as_secs())), now, "{left}s");
+            }
+        }
+        assert_eq!(countdown_changes_in(secs(720)), secs(60), "minute steps");
+    }
 
     #[test]
     fn escape_sequences_and_controls_never_survive() {

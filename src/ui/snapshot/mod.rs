@@ -45,6 +45,23 @@ pub const HISTORY_ROWS: usize = 50;
 const LOWER_MIN_ROWS: u16 = 5;
 
 /// When the next automatic snapshot is due, as the engine last said.
+/// What `p` does: pause or resume automatic runs, or say there is no schedule.
+pub fn pause_key(paused: Option<bool>) -> Outcome {
+    match paused {
+        Some(p) => Outcome::Do(Effect::PauseSchedule(!p)),
+        None => Outcome::Say("no schedule in this process: snapshots run when asked".into()),
+    }
+}
+
+/// The footer's word for `p`.
+pub fn pause_word(paused: Option<bool>) -> &'static str {
+    if paused == Some(true) {
+        "resume"
+    } else {
+        "pause"
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NextRun {
     /// The engine has not said yet.
@@ -106,6 +123,8 @@ pub struct SnapshotTab {
     last_error: Option<String>,
     progress: Option<Progress>,
     next_run: NextRun,
+    /// Whether automatic runs are paused (None: no scheduler).
+    paused: Option<bool>,
     log: LogRing,
     /// Lines scrolled back from the end of the log; 0 follows new lines.
     log_back: usize,
@@ -137,6 +156,7 @@ impl SnapshotTab {
             last_error: None,
             progress: None,
             next_run: NextRun::Unknown,
+            paused: None,
             log: LogRing::default(),
             log_back: 0,
             cursor: (0, 0),
@@ -407,6 +427,7 @@ impl Tab for SnapshotTab {
         let page = self.window.get().rows.max(1);
         match (self.focus, action) {
             (_, Action::Trigger | Action::Cancel) => self.run_key(action),
+            (_, Action::Pause) => pause_key(self.paused),
             (_, Action::Open) => self.open(),
             (_, Action::NextView) => self.cycle_focus(true),
             (_, Action::PrevView) => self.cycle_focus(false),
@@ -528,6 +549,7 @@ impl Tab for SnapshotTab {
             EngineEvent::AlreadyRunning => return false,
             EngineEvent::Schedule(status) => {
                 self.next_run = NextRun::from_status(status.as_deref());
+                self.paused = status.as_ref().map(|s| s.paused);
             }
         }
         true
@@ -618,7 +640,17 @@ impl Tab for SnapshotTab {
         if !self.is_running() {
             h.push(Action::Log);
         }
+        if self.paused.is_some() {
+            h.push(Action::Pause);
+        }
         h
+    }
+
+    fn hint_word(&self, action: Action) -> &'static str {
+        match action {
+            Action::Pause => pause_word(self.paused),
+            a => a.hint(),
+        }
     }
 
     fn next_change(&self, now: OffsetDateTime) -> Option<Duration> {
@@ -644,10 +676,7 @@ impl Tab for SnapshotTab {
             consider(text::age_changes_in(text::between(run_end(r), now)));
         }
         if let NextRun::At(t) = self.next_run {
-            let left = text::between(now, t);
-            let step = if left.as_secs() < 60 { 1 } else { 60 };
-            let into = left.as_secs() % step;
-            consider(Duration::from_secs(if into == 0 { step } else { into }));
+            consider(text::countdown_changes_in(text::between(now, t)));
         }
         next
     }
