@@ -270,7 +270,7 @@ impl HumanDuration {
     pub fn parse(s: &str) -> Result<HumanDuration, String> {
         humantime::parse_duration(s.trim())
             .map(HumanDuration)
-            .map_err(|e| format!("invalid duration {s:?}: {e} (write it like 90s, 30m, 2h, 1h30m)"))
+            .map_err(|_| format!("{s:?} is not a duration (write it like 90s, 30m, 2h, 1h30m)"))
     }
 }
 

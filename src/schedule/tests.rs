@@ -508,7 +508,11 @@ fn days_parse_ranges_lists_and_wrapping_and_print_back() {
 #[test]
 fn each_bad_value_names_its_field_and_the_reason() {
     for (key, text, needle) in [
-        (Key::IntervalBusiness, "30", "invalid duration"),
+        (
+            Key::IntervalBusiness,
+            "30",
+            "\"30\" is not a duration (write it like 90s",
+        ),
         (
             Key::IntervalBusiness,
             "10s",

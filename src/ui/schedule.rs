@@ -779,7 +779,7 @@ impl ScheduleTab {
                             " · off-hours"
                         });
                     }
-                    let head = format!("{day} {} {rel:<7} ", text::clock(at, view.offset));
+                    let head = format!("{day} {} {rel:<9} ", text::clock(at, view.offset));
                     let room = inner_w.saturating_sub(head.chars().count());
                     lines.push(Line::from(vec![
                         Span::styled(head, t.style(Role::Text)),

@@ -319,20 +319,26 @@ pub fn countdown(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),
-        60..7_200 => format!("{}m", s.div_ceil(60)),
-        _ => format!("{}h", s / 3_600),
+        60..86_400 => match s.div_ceil(60) {
+            m @ 0..60 => format!("{m}m"),
+            m => format!("{}h{:02}m", m / 60, m % 60),
+        },
+        _ => {
+            let h = s / 3_600;
+            format!("{}d{}h", h / 24, h % 24)
+        }
     }
 }
 
 /// How long until [`countdown`] of a time `left` away shows another text: a second
-/// under a minute, the minute step up to two hours, then the hour step, so a countdown
-/// in minutes wakes the screen once a minute.
+/// under a minute, the minute step up to a day, then the hour step, so a countdown in
+/// minutes wakes the screen once a minute.
 pub fn countdown_changes_in(left: Duration) -> Duration {
     let s = left.as_secs();
     let next = match s {
         // At 60s, "1m" turns into "59s".
         0..=60 => 1,
-        61..7_200 => match s % 60 {
+        61..86_400 => match s % 60 {
             0 => 60,
             r => r,
         },
@@ -447,7 +453,10 @@ mod tests {
     #[test]
     fn a_countdown_changes_its_text_exactly_when_it_says() {
         let secs = Duration::from_secs;
-        for left in [5u64, 59, 60, 61, 720, 700, 661, 7_199, 7_200, 7_300, 36_000] {
+        for left in [
+            5u64, 59, 60, 61, 720, 700, 661, 3_599, 3_600, 3_661, 7_199, 7_200, 7_300, 36_000,
+            86_399, 86_400, 90_000, 200_000,
+        ] {
             let wait = countdown_changes_in(secs(left));
             let now = countdown(secs(left));
             assert_eq!(
@@ -460,6 +469,9 @@ mod tests {
             }
         }
         assert_eq!(countdown_changes_in(secs(720)), secs(60), "minute steps");
+        assert_eq!(countdown(secs(73 * 60)), "1h13m");
+        assert_eq!(countdown(secs(3_600)), "1h00m");
+        assert_eq!(countdown(secs(26 * 3_600 + 5)), "1d2h");
     }
 
     #[test]
