@@ -221,3 +221,51 @@ async fn a_bad_schedule_in_the_config_names_its_line() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_run_missed_while_closed_is_due_now_once_then_the_cadence_from_it() {
+    let sim = common::sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(&sim, dir.path(), "");
+    {
+        // The last run: Friday 4 December 2026, 17:30 in Berlin.
+        let store = Store::open(&dir.path().join("store"), 8).unwrap();
+        let id = store.next_run_id().unwrap();
+        let summary = snaptop::engine::model::RunSummary {
+            id,
+            started_at: time::macros::datetime!(2026-12-04 16:30 UTC),
+            duration_ms: 1000,
+            trigger: snaptop::engine::model::Trigger::Scheduled,
+            requests: 0,
+            not_modified: 0,
+            cache_hits: 0,
+            errors: 0,
+            partial: false,
+            cancelled: false,
+            error: None,
+            new_deployments: Some(0),
+        };
+        store.commit_run(&summary, None).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let doc = json(&run(
+        &sim,
+        dir.path(),
+        &config,
+        &[
+            "next",
+            "--from",
+            "2026-12-07T09:12:00+01:00",
+            "-n",
+            "2",
+            "--no-jitter",
+            "--json",
+        ],
+    ));
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["at"], "2026-12-07T09:12:00+01:00");
+    assert_eq!(runs[0]["rule"], "missed-run");
+    assert_eq!(runs[0]["business_hours"], true);
+    assert_eq!(runs[1]["at"], "2026-12-07T09:42:00+01:00");
+    assert_eq!(runs[1]["rule"], "business");
+}

@@ -135,6 +135,7 @@ pub enum Rule {
     /// Held back until the cooldown after a manual run ends.
     Cooldown,
     /// The due time passed while nothing ran (closed, or a run overran): due now, once.
+    #[serde(rename = "missed-run")]
     Missed,
 }
 
