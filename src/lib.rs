@@ -14,6 +14,7 @@ pub mod redact;
 pub mod report;
 pub mod sanitize;
 pub mod schedule;
+pub mod serve;
 pub mod sim;
 pub mod sources;
 pub mod store;
