@@ -43,6 +43,8 @@ enum Command {
     Report(snaptop::report::cli::ReportArgs),
     /// The auto-snapshot schedule: next run times, the policy in force, edits, pause.
     Schedule(snaptop::schedule::cli::ScheduleArgs),
+    /// One engine for the box: the HTTP API (trigger, status, latest, metrics) for now.
+    Serve(snaptop::serve::ServeArgs),
     /// Serve the simulated GitHub, TeamCity, Datadog and Jira APIs on 127.0.0.1.
     Sim(snaptop::sim::cli::SimArgs),
     /// The HTTP cache of the configured store: counters, clearing, purging.
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Some(Command::Schedule(args)) => {
             exit_code(snaptop::schedule::cli::run(cli.config.as_deref(), args))
         }
+        Some(Command::Serve(args)) => exit_code(snaptop::serve::run(cli.config.as_deref(), args)),
         Some(Command::Sim(args)) => match runtime().block_on(snaptop::sim::cli::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
