@@ -74,7 +74,12 @@ async fn a_ci_job_triggers_once_watches_and_reads_the_result_and_the_metrics() {
     let authed = |r: reqwest::RequestBuilder| r.bearer_auth(TOKEN);
 
     // Without the token, or with another one: 401, whatever the route.
-    for path in ["/api/snapshot/status", "/metrics", "/api/snapshot/latest"] {
+    for path in [
+        "/api/snapshot/status",
+        "/metrics",
+        "/api/snapshot/latest",
+        "/api/events",
+    ] {
         let r = http.get(url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
     }
@@ -92,6 +97,26 @@ async fn a_ci_job_triggers_once_watches_and_reads_the_result_and_the_metrics() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+
+    // A watcher subscribes to the events before the run.
+    let mut sse = authed(http.get(url("/api/events"))).send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    assert!(
+        sse.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let watcher = tokio::spawn(async move {
+        let mut seen = String::new();
+        while !seen.contains("event: finished") {
+            match tokio::time::timeout(Duration::from_secs(60), sse.chunk()).await {
+                Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => break,
+            }
+        }
+        seen
+    });
 
     // One trigger starts run 1; the next, while it goes, is refused naming it.
     let r = authed(http.post(url("/api/snapshot/trigger")))
@@ -137,6 +162,13 @@ async fn a_ci_job_triggers_once_watches_and_reads_the_result_and_the_metrics() {
     };
     assert_eq!(done["last_run"]["id"], 1);
     assert_eq!(done["last_run"]["result"], "complete");
+    // The watcher saw the run start, move and end, as it happened.
+    let seen = watcher.await.unwrap();
+    for name in ["event: started", "event: progress", "event: finished"] {
+        assert!(seen.contains(name), "{name} in {seen}");
+    }
+    assert!(seen.contains("\"run_id\":1"), "{seen}");
+    assert!(!seen.contains(TOKEN));
     let r = authed(http.get(url("/api/snapshot/latest")))
         .send()
         .await

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, watch};
 
 use super::metrics::{Metrics, result_word};
 use crate::cache::HttpCache;
@@ -25,6 +25,32 @@ use crate::engine::EngineHandle;
 use crate::engine::events::{EngineEvent, Progress};
 use crate::engine::model::Trigger;
 use crate::store::Store;
+
+/// Events a slow SSE client may fall behind by before it misses some (it is told).
+pub const FEED_BUFFER: usize = 256;
+
+/// The engine's events as Server-Sent Events: (event name, JSON data).
+pub type Feed = broadcast::Sender<(&'static str, String)>;
+
+/// The SSE form of an event; None for those not sent (the provisional matrices).
+fn feed_item(ev: &EngineEvent) -> Option<(&'static str, String)> {
+    let (name, data) = match ev {
+        EngineEvent::Started(p) => ("started", serde_json::to_string(p)),
+        EngineEvent::Progress(p) => ("progress", serde_json::to_string(p)),
+        EngineEvent::Log(l) => ("log", serde_json::to_string(l)),
+        EngineEvent::Finished { summary, .. } => (
+            "finished",
+            serde_json::to_string(&json!({"summary": summary})),
+        ),
+        EngineEvent::Failed { summary, error } => (
+            "failed",
+            serde_json::to_string(&json!({"summary": summary, "error": error})),
+        ),
+        EngineEvent::Schedule(s) => ("schedule", serde_json::to_string(s)),
+        EngineEvent::AlreadyRunning | EngineEvent::Provisional(_) => return None,
+    };
+    data.ok().map(|d| (name, d))
+}
 
 /// How long a trigger waits for the engine to say the run began.
 const TRIGGER_WAIT: Duration = Duration::from_secs(5);
@@ -65,6 +91,7 @@ struct Shared {
     cache: HttpCache,
     metrics: Arc<Metrics>,
     status: watch::Receiver<Status>,
+    feed: Feed,
     token: String,
     /// One trigger at a time decides between 202 and 409.
     trigger: Mutex<()>,
@@ -102,9 +129,14 @@ pub async fn pump(
     status: watch::Sender<Status>,
     metrics: Arc<Metrics>,
     cache: HttpCache,
+    feed: Feed,
 ) {
     while let Some(ev) = events.recv().await {
         metrics.observe(&ev);
+        if let Some(item) = feed_item(&ev) {
+            // No subscriber is not an error.
+            let _ = feed.send(item);
+        }
         match &ev {
             EngineEvent::Started(p) | EngineEvent::Progress(p) => {
                 status.send_modify(|s| running(s, p));
@@ -150,6 +182,7 @@ pub struct Api {
     pub cache: HttpCache,
     pub metrics: Arc<Metrics>,
     pub status: watch::Receiver<Status>,
+    pub feed: Feed,
 }
 
 /// Binds `addr` (port 0: any free port; the bound address is in the listener).
@@ -174,6 +207,7 @@ pub async fn serve(
         cache: api.cache,
         metrics: api.metrics,
         status: api.status,
+        feed: api.feed,
         token: api.token,
         trigger: Mutex::new(()),
     });
@@ -181,6 +215,7 @@ pub async fn serve(
         .route("/api/snapshot/trigger", post(trigger))
         .route("/api/snapshot/status", get(status_route))
         .route("/api/snapshot/latest", get(latest))
+        .route("/api/events", get(events_route))
         .route("/metrics", get(metrics_route))
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .with_state(shared);
@@ -291,5 +326,25 @@ async fn metrics_route(State(s): State<Arc<Shared>>) -> Response {
         )],
         s.metrics.encode(),
     )
+        .into_response()
+}
+
+/// `GET /api/events`: progress, log lines and results as they happen. A client too slow
+/// to keep up gets a `lagged` event saying how many it missed, then goes on.
+async fn events_route(State(s): State<Arc<Shared>>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let rx = s.feed.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let ev = match rx.recv().await {
+            Ok((name, data)) => Event::default().event(name).data(data),
+            Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
+                .event("lagged")
+                .data(json!({"missed": n}).to_string()),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
         .into_response()
 }

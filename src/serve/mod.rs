@@ -82,11 +82,13 @@ fn run_inner(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> 
             state: "idle",
             ..http::Status::default()
         });
+        let (feed, _) = tokio::sync::broadcast::channel(http::FEED_BUFFER);
         let pump = tokio::spawn(http::pump(
             events,
             status_tx,
             metrics.clone(),
             cache.clone(),
+            feed.clone(),
         ));
         let listener = http::bind(addr).await?;
         let bound = listener.local_addr()?;
@@ -98,6 +100,7 @@ fn run_inner(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> 
             cache: cache.clone(),
             metrics,
             status: status_rx,
+            feed,
         };
         let result = http::serve(listener, api, shutdown_signal()).await;
         engine.cancel_by("the daemon stopping");
