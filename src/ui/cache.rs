@@ -275,8 +275,13 @@ impl Tab for CacheTab {
             );
             return;
         };
-        // Before any run there is nothing to chart: one line says so.
-        let spark_h = if report.runs.is_empty() {
+        // Before any run, or with no lookups in any, there is nothing to chart: one line
+        // says so.
+        let nothing_to_chart = report
+            .hit_rate_series(self.namespace())
+            .iter()
+            .all(Option::is_none);
+        let spark_h = if nothing_to_chart {
             1
         } else {
             area.height
@@ -387,6 +392,15 @@ impl CacheTab {
         let mut lines = vec![rates_line(report, ns, view)];
         if recent.is_empty() {
             lines.push(Line::styled("no runs recorded yet", t.style(Role::Muted)));
+        } else if recent.iter().all(Option::is_none) {
+            // A chart of gaps only is an empty box: say it instead.
+            lines.push(Line::styled(
+                format!(
+                    "no lookups in the last {shown} {}",
+                    if shown == 1 { "run" } else { "runs" }
+                ),
+                t.style(Role::Muted),
+            ));
         } else {
             let bars = spark_rows(recent, spark_h);
             let last = bars.len().saturating_sub(1);
@@ -403,7 +417,8 @@ impl CacheTab {
                 ]));
             }
         }
-        let bottom = if shown == 0 {
+        let bottom = if recent.iter().all(Option::is_none) {
+            // No chart drawn: nothing to explain under it.
             String::new()
         } else {
             format!(
