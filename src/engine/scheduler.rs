@@ -106,18 +106,9 @@ pub struct Scheduler {
     skipped: u64,
 }
 
-fn to_offset(t: Timestamp) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-fn to_timestamp(t: OffsetDateTime) -> Timestamp {
-    Timestamp::from_nanosecond(t.unix_timestamp_nanos()).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
 fn past_run(summary: &RunSummary) -> PastRun {
     PastRun {
-        started: to_timestamp(summary.started_at),
+        started: crate::schedule::timestamp_of(summary.started_at),
         manual: summary.trigger != Trigger::Scheduled,
         changed: summary.new_deployments.map(|n| n > 0),
     }
@@ -334,7 +325,7 @@ impl Scheduler {
         ScheduleStatus {
             enabled: self.policy.enabled,
             paused: self.paused,
-            next_at: self.due.map(|d| to_offset(d.at)),
+            next_at: self.due.map(|d| crate::schedule::offset_of(d.at)),
             next_rule: self.due.map(|d| d.rule.label().to_string()),
             next_business: self.due.is_some_and(|d| d.business),
             skipped: self.skipped,

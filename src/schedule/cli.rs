@@ -293,19 +293,13 @@ fn local(s: &Scheduler, t: Timestamp) -> String {
         .to_string()
 }
 
+/// "in 12m", "in 1h30m", as the TUI says it.
 fn relative(now: Timestamp, t: Timestamp) -> String {
-    let secs = t.duration_since(now).as_secs();
-    if secs <= 0 {
-        return "now".into();
-    }
-    let secs = secs as u64;
-    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("in {secs}s"),
-        (0, 0, m) => format!("in {m}m"),
-        (0, h, 0) => format!("in {h}h"),
-        (0, h, m) => format!("in {h}h{m:02}m"),
-        (d, h, _) => format!("in {d}d{h}h"),
+    match t.duration_since(now).try_into() {
+        Ok(left) if left > std::time::Duration::ZERO => {
+            format!("in {}", crate::ui::text::countdown(left))
+        }
+        _ => "now".into(),
     }
 }
 

@@ -12,3 +12,15 @@ mod tests;
 
 pub use next::{Due, PastRun, Rule, Runs, Seed, next_run, preview};
 pub use policy::{FieldError, Key, Layer, Origin, Policy, Resolved, Settings};
+
+/// A `time` instant (the rest of the app's) as a jiff one (the schedule's).
+pub fn timestamp_of(t: time::OffsetDateTime) -> jiff::Timestamp {
+    jiff::Timestamp::from_nanosecond(t.unix_timestamp_nanos())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// A jiff instant as a `time` one, in UTC.
+pub fn offset_of(t: jiff::Timestamp) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}

@@ -123,12 +123,12 @@ pub fn read_token(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// Keeps the status and the metrics up to date from the engine's events.
+/// Keeps the status and the metrics up to date from the engine's events (the cache's
+/// counters are read when `/metrics` is asked, not after every run).
 pub async fn pump(
     mut events: mpsc::Receiver<EngineEvent>,
     status: watch::Sender<Status>,
     metrics: Arc<Metrics>,
-    cache: HttpCache,
     feed: Feed,
 ) {
     while let Some(ev) = events.recv().await {
@@ -154,9 +154,6 @@ pub async fn pump(
                         duration_ms: summary.duration_ms,
                     });
                 });
-                let (cache, metrics) = (cache.clone(), metrics.clone());
-                let _ = tokio::task::spawn_blocking(move || metrics.observe_cache(&cache.report()))
-                    .await;
             }
             EngineEvent::Schedule(sched) => status.send_modify(|s| {
                 s.next_scheduled = sched.as_ref().and_then(|x| x.next_at);

@@ -83,13 +83,7 @@ fn run_inner(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> 
             ..http::Status::default()
         });
         let (feed, _) = tokio::sync::broadcast::channel(http::FEED_BUFFER);
-        let pump = tokio::spawn(http::pump(
-            events,
-            status_tx,
-            metrics.clone(),
-            cache.clone(),
-            feed.clone(),
-        ));
+        let pump = tokio::spawn(http::pump(events, status_tx, metrics.clone(), feed.clone()));
         let listener = http::bind(addr).await?;
         let bound = listener.local_addr()?;
         eprintln!("snaptop: serving http://{bound} (Ctrl-C stops)");

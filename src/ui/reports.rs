@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
@@ -126,7 +126,7 @@ impl Prompt {
     fn new(kind: PromptKind, text: &str) -> Prompt {
         Prompt {
             kind,
-            input: text_input(text),
+            input: super::widgets::one_line_input(text),
             candidates: Vec::new(),
             cycle: None,
             no_match: false,
@@ -185,18 +185,8 @@ impl Prompt {
     }
 
     fn set_text(&mut self, text: &str) {
-        self.input = text_input(text);
+        self.input = super::widgets::one_line_input(text);
     }
-}
-
-/// A one-line input with the cursor at the end; styled without colour so it reads the
-/// same in every theme and under `NO_COLOR`.
-fn text_input(text: &str) -> TextArea<'static> {
-    let mut t = TextArea::new(vec![text.to_string()]);
-    t.set_cursor_line_style(Style::new());
-    t.set_cursor_style(Style::new().add_modifier(Modifier::REVERSED));
-    t.move_cursor(CursorMove::End);
-    t
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -563,20 +553,13 @@ impl Tab for ReportsTab {
         let Some(p) = &mut self.prompt else {
             return Outcome::Ignored;
         };
-        let ctrl_or_alt = key
-            .modifiers
-            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
-        // One line only: what would break it (Ctrl-M, a raw CR or LF) is dropped.
-        if matches!(key.code, KeyCode::Char('\n' | '\r'))
-            || (key.code == KeyCode::Char('m') && key.modifiers.contains(KeyModifiers::CONTROL))
-        {
+        if super::widgets::breaks_line(key) {
             return Outcome::Ignored;
         }
         if p.edit(key) {
             return Outcome::Redraw;
         }
-        let typed_char = matches!(key.code, KeyCode::Char(_)) && !ctrl_or_alt;
-        if typed_char {
+        if super::widgets::is_typed_char(key) {
             p.input.input(*key);
             p.cycle = None;
             p.no_match = false;

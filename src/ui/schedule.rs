@@ -5,15 +5,14 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
 use jiff::civil::Weekday;
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
-use ratatui_textarea::{CursorMove, TextArea};
+use ratatui_textarea::TextArea;
 use time::OffsetDateTime;
 
 use super::snapshot::runs::result;
@@ -94,24 +93,6 @@ impl Default for ScheduleTab {
     fn default() -> Self {
         ScheduleTab::new(Vec::new())
     }
-}
-
-/// A one-line input with the cursor at the end, styled as the Reports tab's prompt.
-fn text_input(text: &str) -> TextArea<'static> {
-    let mut t = TextArea::new(vec![text.to_string()]);
-    t.set_cursor_line_style(Style::new());
-    t.set_cursor_style(Style::new().add_modifier(Modifier::REVERSED));
-    t.move_cursor(CursorMove::End);
-    t
-}
-
-fn to_timestamp(t: OffsetDateTime) -> Timestamp {
-    Timestamp::from_nanosecond(t.unix_timestamp_nanos()).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-fn to_offset(t: Timestamp) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Whether two texts of a key say the same (`mon,tue,wed,thu,fri` is `mon-fri`, `True`
@@ -286,7 +267,7 @@ impl ScheduleTab {
     fn start_editing(&mut self) {
         let text = self.draft(self.selected()).to_string();
         self.editing = Some(Editing {
-            input: text_input(&text),
+            input: super::widgets::one_line_input(&text),
             before: text,
         });
         self.notice = None;
@@ -349,7 +330,7 @@ impl ScheduleTab {
         preview(
             policy,
             &status.runs,
-            to_timestamp(now),
+            crate::schedule::timestamp_of(now),
             status.seed,
             PREVIEW_RUNS,
         )
@@ -359,17 +340,10 @@ impl ScheduleTab {
         let Some(e) = &mut self.editing else {
             return Outcome::Ignored;
         };
-        let ctrl_or_alt = key
-            .modifiers
-            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
-        // One line only.
-        if matches!(key.code, KeyCode::Char('\n' | '\r'))
-            || (key.code == KeyCode::Char('m') && key.modifiers.contains(KeyModifiers::CONTROL))
-        {
+        if super::widgets::breaks_line(key) {
             return Outcome::Ignored;
         }
-        let typed_char = matches!(key.code, KeyCode::Char(_)) && !ctrl_or_alt;
-        if !typed_char {
+        if !super::widgets::is_typed_char(key) {
             match (key.code, action) {
                 (_, Some(Action::Save)) => return self.save(),
                 (KeyCode::Enter, _) => {
@@ -546,11 +520,13 @@ impl Tab for ScheduleTab {
         }
         self.preview(now)
             .iter()
-            .map(|d| match text::between(now, to_offset(d.at)) {
-                // A run due now stays "now"; the clock beside it moves with the minute.
-                left if left.is_zero() => Duration::from_secs(60 - u64::from(now.second())),
-                left => text::countdown_changes_in(left),
-            })
+            .map(
+                |d| match text::between(now, crate::schedule::offset_of(d.at)) {
+                    // A run due now stays "now"; the clock beside it moves with the minute.
+                    left if left.is_zero() => Duration::from_secs(60 - u64::from(now.second())),
+                    left => text::countdown_changes_in(left),
+                },
+            )
             .min()
     }
 }
@@ -753,7 +729,7 @@ impl ScheduleTab {
                 }
                 let today = view.now.to_offset(view.offset).date();
                 for due in self.preview(view.now) {
-                    let at = to_offset(due.at);
+                    let at = crate::schedule::offset_of(due.at);
                     let local = at.to_offset(view.offset);
                     let day = if local.date() == today {
                         "   ".to_string()

@@ -190,6 +190,33 @@ pub fn bar(fraction: f64, width: usize, filled: Style, empty: Style) -> [Span<'s
     ]
 }
 
+/// A one-line text input with the cursor at the end; styled without colour so it reads
+/// the same in every theme and under `NO_COLOR` (the Reports prompt, the Schedule form).
+pub fn one_line_input(text: &str) -> ratatui_textarea::TextArea<'static> {
+    use ratatui::style::Modifier;
+    let mut t = ratatui_textarea::TextArea::new(vec![text.to_string()]);
+    t.set_cursor_line_style(Style::new());
+    t.set_cursor_style(Style::new().add_modifier(Modifier::REVERSED));
+    t.move_cursor(ratatui_textarea::CursorMove::End);
+    t
+}
+
+/// A key that would break a one-line input in two (Ctrl-M, a raw CR or LF): dropped.
+pub fn breaks_line(key: &ratatui::crossterm::event::KeyEvent) -> bool {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    matches!(key.code, KeyCode::Char('\n' | '\r'))
+        || (key.code == KeyCode::Char('m') && key.modifiers.contains(KeyModifiers::CONTROL))
+}
+
+/// A printable character typed as text, whatever key it is bound to.
+pub fn is_typed_char(key: &ratatui::crossterm::event::KeyEvent) -> bool {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    matches!(key.code, KeyCode::Char(_))
+        && !key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
