@@ -231,20 +231,11 @@ async fn a_run_missed_while_closed_is_due_now_once_then_the_cadence_from_it() {
         // The last run: Friday 4 December 2026, 17:30 in Berlin.
         let store = Store::open(&dir.path().join("store"), 8).unwrap();
         let id = store.next_run_id().unwrap();
-        let summary = snaptop::engine::model::RunSummary {
+        let summary = common::run_summary(
             id,
-            started_at: time::macros::datetime!(2026-12-04 16:30 UTC),
-            duration_ms: 1000,
-            trigger: snaptop::engine::model::Trigger::Scheduled,
-            requests: 0,
-            not_modified: 0,
-            cache_hits: 0,
-            errors: 0,
-            partial: false,
-            cancelled: false,
-            error: None,
-            new_deployments: Some(0),
-        };
+            time::macros::datetime!(2026-12-04 16:30 UTC),
+            snaptop::engine::model::Trigger::Scheduled,
+        );
         store.commit_run(&summary, None).unwrap();
         store.flush_blocking().unwrap();
     }

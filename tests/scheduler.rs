@@ -22,7 +22,6 @@ use snaptop::engine::{self, EngineHandle};
 use snaptop::schedule::{Key, Layer, Seed};
 use snaptop::sim::{Fault, SimOptions, Source};
 use snaptop::store::Store;
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -42,25 +41,8 @@ fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-fn offset(t: Timestamp) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond()).unwrap()
-}
-
 fn summary(id: u64, at: Timestamp, trigger: Trigger) -> RunSummary {
-    RunSummary {
-        id,
-        started_at: offset(at),
-        duration_ms: 1000,
-        trigger,
-        requests: 0,
-        not_modified: 0,
-        cache_hits: 0,
-        errors: 0,
-        partial: false,
-        cancelled: false,
-        error: None,
-        new_deployments: Some(0),
-    }
+    common::run_summary(id, snaptop::schedule::offset_of(at), trigger)
 }
 
 /// A started run, as the stand-in saw it.

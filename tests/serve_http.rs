@@ -72,6 +72,12 @@ async fn a_ci_job_triggers_once_watches_and_reads_the_result_and_the_metrics() {
     let http = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", daemon.base);
     let authed = |r: reqwest::RequestBuilder| r.bearer_auth(TOKEN);
+    // An authorised call: its status and JSON body.
+    let call = |r: reqwest::RequestBuilder| async move {
+        let r = r.bearer_auth(TOKEN).send().await.unwrap();
+        let status = r.status();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
 
     // Without the token, or with another one: 401, whatever the route.
     for path in [
@@ -119,41 +125,21 @@ async fn a_ci_job_triggers_once_watches_and_reads_the_result_and_the_metrics() {
     });
 
     // One trigger starts run 1; the next, while it goes, is refused naming it.
-    let r = authed(http.post(url("/api/snapshot/trigger")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let (status, v) = call(http.post(url("/api/snapshot/trigger"))).await;
+    assert_eq!(status, 202);
     assert_eq!(v["run_id"], 1);
-    let r = authed(http.post(url("/api/snapshot/trigger")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let (status, v) = call(http.post(url("/api/snapshot/trigger"))).await;
+    assert_eq!(status, 409);
     assert_eq!(v["run_id"], 1);
     assert_eq!(v["error"], "snapshot #1 is running");
-    let s: serde_json::Value = authed(http.get(url("/api/snapshot/status")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, s) = call(http.get(url("/api/snapshot/status"))).await;
     assert_eq!(s["state"], "running");
     assert_eq!(s["run_id"], 1);
 
     // Wait for the end, then read the snapshot and the metrics.
     let began = Instant::now();
     let done = loop {
-        let s: serde_json::Value = authed(http.get(url("/api/snapshot/status")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, s) = call(http.get(url("/api/snapshot/status"))).await;
         if s["state"] == "idle" {
             break s;
         }

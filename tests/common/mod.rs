@@ -15,6 +15,25 @@ use snaptop::store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A complete run of a second that started at `started_at` and saw no deployment move:
+/// what the schedule counts from.
+pub fn run_summary(id: u64, started_at: time::OffsetDateTime, trigger: Trigger) -> RunSummary {
+    RunSummary {
+        id,
+        started_at,
+        duration_ms: 1000,
+        trigger,
+        requests: 0,
+        not_modified: 0,
+        cache_hits: 0,
+        errors: 0,
+        partial: false,
+        cancelled: false,
+        error: None,
+        new_deployments: Some(0),
+    }
+}
+
 pub async fn sim(opts: SimOptions) -> RunningSim {
     snaptop::sim::start(opts).await.expect("simulator starts")
 }
