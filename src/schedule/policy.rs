@@ -390,18 +390,25 @@ fn parse_jitter(text: &str) -> Result<Jitter, String> {
     parse_duration(t).map(Jitter::Fixed)
 }
 
+fn parse_run_timeout(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_secs(10) {
+        return Err("a run timeout under 10s would cancel every run".into());
+    }
+    Ok(d)
+}
+
 /// Checks one value on its own (the tab validates as you type with this).
 pub fn check(key: Key, text: &str) -> Result<(), String> {
-    let mut layer = Layer::new();
-    layer.insert(key, text.to_string());
-    match (Settings {
-        file: layer,
-        store: Layer::new(),
-    })
-    .resolve_key(key)
-    {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e.message),
+    match key {
+        Key::Enabled | Key::Adaptive => parse_bool(text).map(drop),
+        Key::IntervalBusiness | Key::IntervalOffHours => parse_interval(text).map(drop),
+        Key::CooldownAfterManual | Key::AdaptiveFloor => parse_duration(text).map(drop),
+        Key::RunTimeout => parse_run_timeout(text).map(drop),
+        Key::Days => Days::parse(text).map(drop),
+        Key::Start | Key::End => parse_time(text).map(drop),
+        Key::Timezone => parse_timezone(text).map(drop),
+        Key::Jitter => parse_jitter(text).map(drop),
     }
 }
 
@@ -431,55 +438,68 @@ impl Settings {
         }
     }
 
-    fn resolve_key(&self, key: Key) -> Result<String, FieldError> {
-        let (text, _) = self.text(key);
-        let err = |message: String| FieldError::new(key, message);
-        match key {
-            Key::Enabled | Key::Adaptive => parse_bool(&text).map(|b| b.to_string()),
-            Key::IntervalBusiness | Key::IntervalOffHours => parse_interval(&text).map(|_| text),
-            Key::CooldownAfterManual | Key::AdaptiveFloor => parse_duration(&text).map(|_| text),
-            Key::RunTimeout => parse_duration(&text).and_then(|d| {
-                if d < Duration::from_secs(10) {
-                    Err("a run timeout under 10s would cancel every run".into())
-                } else {
-                    Ok(text)
-                }
-            }),
-            Key::Days => Days::parse(&text).map(|_| text),
-            Key::Start | Key::End => parse_time(&text).map(|_| text),
-            Key::Timezone => parse_timezone(&text).map(|_| text),
-            Key::Jitter => parse_jitter(&text).map(|_| text),
-        }
-        .map_err(err)
+    /// The value in force for `key`, parsed; a failure is noted in `errors`.
+    fn parsed<T>(
+        &self,
+        key: Key,
+        parse: impl Fn(&str) -> Result<T, String>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<T> {
+        parse(&self.text(key).0)
+            .map_err(|m| errors.push(FieldError::new(key, m)))
+            .ok()
     }
 
     /// Every value checked, then the checks across fields. All errors are returned,
     /// so a form can mark each field.
     pub fn resolve(&self) -> Result<Resolved, Vec<FieldError>> {
-        let mut errors: Vec<FieldError> = Key::ALL
-            .into_iter()
-            .filter_map(|k| self.resolve_key(k).err())
-            .collect();
-        if !errors.is_empty() {
+        let mut errors = Vec::new();
+        let e = &mut errors;
+        let values = (
+            self.parsed(Key::Enabled, parse_bool, e),
+            self.parsed(Key::IntervalBusiness, parse_interval, e),
+            self.parsed(Key::IntervalOffHours, parse_interval, e),
+            self.parsed(Key::Days, Days::parse, e),
+            self.parsed(Key::Start, parse_time, e),
+            self.parsed(Key::End, parse_time, e),
+            self.parsed(Key::Timezone, parse_timezone, e),
+            self.parsed(Key::CooldownAfterManual, parse_duration, e),
+            self.parsed(Key::Jitter, parse_jitter, e),
+            self.parsed(Key::RunTimeout, parse_run_timeout, e),
+            self.parsed(Key::Adaptive, parse_bool, e),
+            self.parsed(Key::AdaptiveFloor, parse_duration, e),
+        );
+        let (
+            Some(enabled),
+            Some(interval_business),
+            Some(interval_off_hours),
+            Some(days),
+            Some(start),
+            Some(end),
+            Some((timezone, timezone_name)),
+            Some(cooldown_after_manual),
+            Some(jitter),
+            Some(run_timeout),
+            Some(adaptive),
+            Some(adaptive_floor),
+        ) = values
+        else {
             return Err(errors);
-        }
-        let t = |k: Key| self.text(k).0;
-        let (timezone, timezone_name) = parse_timezone(&t(Key::Timezone)).expect("checked");
-        let days = Days::parse(&t(Key::Days)).expect("checked");
+        };
         let policy = Policy {
-            enabled: parse_bool(&t(Key::Enabled)).expect("checked"),
-            interval_business: parse_interval(&t(Key::IntervalBusiness)).expect("checked"),
-            interval_off_hours: parse_interval(&t(Key::IntervalOffHours)).expect("checked"),
+            enabled,
+            interval_business,
+            interval_off_hours,
             days,
-            start: parse_time(&t(Key::Start)).expect("checked"),
-            end: parse_time(&t(Key::End)).expect("checked"),
+            start,
+            end,
             timezone,
             timezone_name,
-            cooldown_after_manual: parse_duration(&t(Key::CooldownAfterManual)).expect("checked"),
-            jitter: parse_jitter(&t(Key::Jitter)).expect("checked"),
-            run_timeout: parse_duration(&t(Key::RunTimeout)).expect("checked"),
-            adaptive: parse_bool(&t(Key::Adaptive)).expect("checked"),
-            adaptive_floor: parse_duration(&t(Key::AdaptiveFloor)).expect("checked"),
+            cooldown_after_manual,
+            jitter,
+            run_timeout,
+            adaptive,
+            adaptive_floor,
         };
         if policy.start == policy.end && !policy.days.is_empty() {
             errors.push(FieldError::new(
