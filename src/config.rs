@@ -60,6 +60,22 @@ pub struct Config {
     /// Key overrides for the TUI, validated by the key map (`[keys]`).
     #[serde(default)]
     pub keys: BTreeMap<String, KeyBinding>,
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: the daemon panes attach to (see `snaptop serve`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The daemon's socket (default: one per config under `$XDG_RUNTIME_DIR/snaptop/`).
+    /// A team's daemon: the path every member's config names.
+    pub socket: Option<PathBuf>,
+    /// Team mode: the socket is 0660 for this group, whose members may attach.
+    pub group: Option<String>,
+    /// The first pane starts a daemon when none serves the config (default true);
+    /// false: a pane with no daemon runs its own engine.
+    pub autostart: Option<bool>,
 }
 
 /// One action bound to one key or to several (`quit = ["q", "ctrl-c"]`).
@@ -748,6 +764,9 @@ pub struct UiOnly {
     pub schedule: toml::Table,
     #[serde(default)]
     pub keys: BTreeMap<String, KeyBinding>,
+    /// `[serve] socket`: attach to the daemon there (a team's), with no sources here.
+    #[serde(default)]
+    pub serve: ServeConfig,
 }
 
 /// What a config file holds for the TUI.
@@ -787,6 +806,13 @@ impl ConfigFile {
         crate::schedule::Settings::file_layer(table).unwrap_or_default()
     }
 
+    pub fn serve(&self) -> &ServeConfig {
+        match self {
+            ConfigFile::Sources(c) => &c.serve,
+            ConfigFile::UiOnly(u) => &u.serve,
+        }
+    }
+
     pub fn ui(&self) -> &UiConfig {
         match self {
             ConfigFile::Sources(c) => &c.ui,
@@ -809,7 +835,7 @@ fn is_ui_only(text: &str) -> bool {
     };
     table
         .keys()
-        .all(|k| k == "ui" || k == "keys" || k == "schedule")
+        .all(|k| k == "ui" || k == "keys" || k == "schedule" || k == "serve")
 }
 
 /// Checks `[schedule]` on its own and with the built-in values filling the rest, naming

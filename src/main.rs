@@ -24,6 +24,9 @@ struct Cli {
     /// Compare the --report run with this earlier run (a prefix, directory or file).
     #[arg(long, value_name = "BASE_PREFIX", requires = "report")]
     compare: Option<PathBuf>,
+    /// Run the engine in this pane: never attach to (or start) a `snaptop serve` daemon.
+    #[arg(long)]
+    embedded: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -43,7 +46,8 @@ enum Command {
     Report(snaptop::report::cli::ReportArgs),
     /// The auto-snapshot schedule: next run times, the policy in force, edits, pause.
     Schedule(snaptop::schedule::cli::ScheduleArgs),
-    /// One engine for the box: the HTTP API (trigger, status, latest, metrics) for now.
+    /// One engine for the box: the socket every pane attaches to, and opt-in loopback
+    /// HTTP (trigger, status, latest, events, schedule, cache, metrics).
     Serve(snaptop::serve::ServeArgs),
     /// Serve the simulated GitHub, TeamCity, Datadog and Jira APIs on 127.0.0.1.
     Sim(snaptop::sim::cli::SimArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             report: cli.report,
             targets: cli.targets,
             compare: cli.compare,
+            embedded: cli.embedded,
         }) {
             // 128 + the signal's number when a signal ended it.
             Ok(exit) => ExitCode::from(exit.code()),

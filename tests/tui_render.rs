@@ -855,3 +855,37 @@ fn seed_run_history_opens_a_run() {
     app.on_action(Action::Open);
     check("seed_run_detail", &app);
 }
+
+/// A pane attached to a daemon: the state it was sent on attach fills every tab, and
+/// the header says where the engine is.
+fn attached_app() -> App {
+    let mut app = app(Startup::default(), Theme::default_theme());
+    app.on_event(AppEvent::Link(snaptop::app::LinkStatus::Attached {
+        socket: "config-1a2b3c4d.sock".into(),
+        pid: 4242,
+    }));
+    app.on_event(AppEvent::Attached(Box::new(
+        snaptop::serve::wire::AttachState {
+            snapshot: Some(sample::snapshot()),
+            history: sample::history(),
+            progress: Some(sample::progress()),
+            log: sample::log(),
+            ..Default::default()
+        },
+    )));
+    app
+}
+
+#[test]
+fn snapshot_tab_attached_to_a_daemon_mid_run() {
+    check("snapshot_attached_running", &attached_app());
+}
+
+#[test]
+fn snapshot_tab_when_the_daemon_is_gone() {
+    let mut app = attached_app();
+    app.on_event(AppEvent::Link(snaptop::app::LinkStatus::Lost(
+        "daemon pid 4242 closed the connection".into(),
+    )));
+    check("snapshot_daemon_gone", &app);
+}

@@ -24,7 +24,8 @@ fn home_env(d: &Path) -> String {
     // The demo idle at start and quick, unless a test asks for the newcomer's demo.
     format!(
         "HOME={d} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data XDG_STATE_HOME={d}/state \
-         SNAPTOP_DEMO_AUTORUN=0 SNAPTOP_DEMO_LATENCY_MS=40"
+         XDG_RUNTIME_DIR={d}/run SNAPTOP_DEMO_AUTORUN=0 SNAPTOP_DEMO_LATENCY_MS=40 \
+         SNAPTOP_DAEMON_LINGER_SECS=1"
     )
 }
 
@@ -694,6 +695,8 @@ fn a_corrupt_latest_snapshot_is_named_and_replaced_by_the_next_run() {
     pane.keys(&["q"]);
     let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
     assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+    // The daemon the pane started lets the store go a moment after its last pane.
+    store_lock::wait_released(&store_path);
 
     let store = snaptop::store::Store::open(&store_path, 8).unwrap();
     let latest = store
@@ -904,5 +907,75 @@ fn schedule_tab_edit_is_saved_and_kept_across_restarts() {
     assert!(row.contains("45m") && row.contains("saved edit"), "{s}");
     pane.keys(&["q"]);
     pane.wait_for(&["SNAPTOP_EXIT=0"]);
+    drop(rt);
+}
+
+/// Two panes of one config: the first starts the daemon, the second attaches to it (no
+/// "store in use"), a run triggered in one is seen live in both, closing one leaves
+/// the other attached, and a daemon killed under them is reported and replaced.
+#[test]
+fn two_panes_share_one_daemon_and_both_see_one_run() {
+    if !have_tmux() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(common::sim(snaptop::sim::SimOptions {
+        latency: Duration::from_millis(80),
+        ..snaptop::sim::SimOptions::default()
+    }));
+    let data = tempfile::tempdir().unwrap();
+    let config = common::write_config(&sim, data.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[schedule]\nenabled = false\n");
+    std::fs::write(&config, text).unwrap();
+    let mut env: Vec<(&str, String)> = sim
+        .secret_env()
+        .map(|(k, v)| (k, v.to_string()))
+        .into_iter()
+        .collect();
+    // Both panes' sockets in one place, as for one user.
+    let run_dir = data.path().join("run");
+    env.push(("XDG_RUNTIME_DIR", run_dir.display().to_string()));
+    let args = format!("--config {}", config.display());
+    let a = Pane::start_with_env("share-a", 120, 30, &env, &args);
+    a.wait_for(&["1 Snapshot", "attached to config-"]);
+    let b = Pane::start_with_env("share-b", 120, 30, &env, &args);
+    let s = b.wait_for(&["1 Snapshot", "attached to config-"]);
+    assert!(!s.contains("in use"), "{s}");
+
+    a.keys(&["r"]);
+    b.wait_for(&["running"]);
+    let sa = a.wait_for(&["Last run #1"]);
+    let sb = b.wait_for(&["Last run #1"]);
+    assert!(
+        sa.contains("payments") && sb.contains("payments"),
+        "{sa}\n{sb}"
+    );
+
+    // Closing a pane does not touch the other one or the daemon.
+    b.keys(&["q"]);
+    let s = b.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
+    assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
+    a.keys(&["r"]);
+    a.wait_for(&["Last run #2"]);
+
+    // The daemon killed: the pane says so, starts another and attaches again, with the
+    // screen kept all along.
+    let pids = std::process::Command::new("pgrep")
+        .args(["-f", &format!("{} serve --auto", config.display())])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pids.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "no daemon process");
+    std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    let s = a.wait_until("attached again", |s| {
+        s.contains("attached again (daemon pid")
+    });
+    assert!(s.contains("Last run #2") && s.contains("payments"), "{s}");
+    a.keys(&["q"]);
+    a.wait_for(&["SNAPTOP_EXIT=0"]);
     drop(rt);
 }

@@ -43,6 +43,20 @@ pub enum Overlay {
     ConfirmQuit,
 }
 
+/// Where the engine runs, for the header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LinkStatus {
+    /// In this process (demo mode, `--embedded`, or no daemon could be started).
+    #[default]
+    Embedded,
+    /// Attached to the daemon at this socket (its file name), of this pid.
+    Attached { socket: String, pid: u32 },
+    /// The daemon is gone; reconnecting. What is on screen is kept.
+    Lost(String),
+    /// Not reconnecting (refused, or a protocol mismatch): why.
+    GaveUp(String),
+}
+
 /// A line in the footer until the next key press.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -86,6 +100,7 @@ pub struct App {
     effects: Vec<Effect>,
     /// The terminal's size (columns, rows), for scrolling what only drawing measures.
     size: (u16, u16),
+    link: LinkStatus,
 }
 
 impl App {
@@ -133,6 +148,7 @@ impl App {
             quit: false,
             effects: Vec::new(),
             size: (crate::ui::MIN_WIDTH, crate::ui::MIN_HEIGHT),
+            link: LinkStatus::Embedded,
         }
     }
 
@@ -165,6 +181,11 @@ impl App {
 
     pub fn is_demo(&self) -> bool {
         self.demo
+    }
+
+    /// Where the engine runs: embedded or attached to a daemon.
+    pub fn link(&self) -> &LinkStatus {
+        &self.link
     }
 
     pub fn should_quit(&self) -> bool {
@@ -304,7 +325,8 @@ impl App {
         let goto = |i: usize| Some(i.min(n - 1));
         let target = match action {
             Action::Quit => {
-                if self.running.is_some() {
+                // An attached pane's quitting leaves the daemon's run alone.
+                if self.running.is_some() && self.link == LinkStatus::Embedded {
                     self.overlay = Overlay::ConfirmQuit;
                 } else {
                     self.quit = true;
@@ -383,6 +405,47 @@ impl App {
                     Ok(done) => self.say(Level::Info, crate::ui::cache::done_text(done)),
                     Err(e) => self.say(Level::Error, format!("cache job failed: {e}")),
                 }
+            }
+            AppEvent::Attached(state) => {
+                text::sanitize_attach(state);
+                self.running = state.progress.as_ref().map(|p| p.fraction);
+                self.data_as_of = state.snapshot.as_ref().map(|s| s.data_as_of());
+                self.next_run = NextRun::from_status(state.schedule.as_ref());
+                if let Some(problem) = &state.store_problem {
+                    self.say(Level::Error, problem.clone());
+                }
+                changed = true;
+            }
+            AppEvent::Link(status) => {
+                let status = match status {
+                    LinkStatus::Lost(why) | LinkStatus::GaveUp(why) => {
+                        *why = text::sanitize(why).into_owned();
+                        status.clone()
+                    }
+                    other => other.clone(),
+                };
+                match &status {
+                    LinkStatus::Lost(why) => {
+                        self.say(
+                            Level::Warn,
+                            format!("{why}; reconnecting (what is on screen is kept)"),
+                        );
+                    }
+                    LinkStatus::GaveUp(why) => self.say(Level::Error, why.clone()),
+                    LinkStatus::Attached { pid, .. }
+                        if matches!(self.link, LinkStatus::Lost(_)) =>
+                    {
+                        self.say(Level::Info, format!("attached again (daemon pid {pid})"));
+                    }
+                    _ => {}
+                }
+                self.link = status;
+                changed = true;
+            }
+            AppEvent::Notice(level, line) => {
+                let line = text::sanitize(line).into_owned();
+                self.say(*level, line);
+                changed = true;
             }
             AppEvent::CacheReport(_) | AppEvent::ReportLoading { .. } => {}
         }

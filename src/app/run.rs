@@ -11,7 +11,7 @@
 //! are coalesced: every pending engine event is applied before drawing, and frames are
 //! at least [`FRAME_MIN_MS`] apart.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,10 @@ use crate::engine::scheduler::ScheduleSetup;
 use crate::engine::{self, EngineHandle};
 use crate::headless;
 use crate::report::ReportRequest;
+use crate::serve::client::{
+    AttachItem, Attachment, Autostart, Client, ConnectError, Link, LinkEvent,
+};
+use crate::serve::wire::{AttachState, Hello, TriggerOutcome};
 use crate::store::Store;
 use crate::ui::snapshot::HISTORY_ROWS;
 use crate::ui::theme::Theme;
@@ -79,6 +83,8 @@ pub struct TuiOptions {
     pub targets: Option<PathBuf>,
     /// `--compare BASE_PREFIX`: the earlier run the `--report` run is compared with.
     pub compare: Option<PathBuf>,
+    /// `--embedded`: run the engine in this process, never attach to a daemon.
+    pub embedded: bool,
 }
 
 /// Where the data comes from.
@@ -86,9 +92,74 @@ enum Source {
     Live {
         config: Box<Config>,
         secrets: Secrets,
+        store: Store,
     },
     /// The built-in simulator, with the `[schedule]` of a UI-only config if any.
-    Demo { schedule: crate::schedule::Layer },
+    Demo {
+        schedule: crate::schedule::Layer,
+        store: Store,
+    },
+    /// A daemon's engine, through its socket.
+    Attached(Box<Attach>),
+}
+
+/// A pane attached to a daemon, before its first frame.
+struct Attach {
+    client: Client,
+    hello: Hello,
+    attachment: Attachment,
+    state: AttachState,
+    autostart: Option<Autostart>,
+    /// A warning for the footer (none yet).
+    warning: Option<String>,
+}
+
+impl Source {
+    fn is_demo(&self) -> bool {
+        matches!(self, Source::Demo { .. })
+    }
+}
+
+/// How a pane finds its engine.
+enum Plan {
+    /// A daemon at this socket; started by this pane when `autostart` allows.
+    Attach {
+        socket: PathBuf,
+        autostart: Option<Autostart>,
+    },
+    Embedded,
+}
+
+/// Attaches to the daemon at `socket`, starting one when allowed and there is none.
+/// None: no daemon and none may be started (the pane runs its own engine).
+async fn attach(socket: &Path, autostart: Option<Autostart>) -> anyhow::Result<Option<Attach>> {
+    let (client, hello) = match Client::connect(socket).await {
+        Ok(found) => found,
+        Err(ConnectError::Absent(_)) => match &autostart {
+            Some(auto) => crate::serve::daemon::start_and_wait(&auto.config, socket).await?,
+            None => return Ok(None),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    let mut attachment = client.attach().await.map_err(anyhow::Error::msg)?;
+    let state = match attachment.next().await {
+        Some(Ok(AttachItem::State(state))) => *state,
+        Some(Ok(AttachItem::Event { .. })) => anyhow::bail!(
+            "daemon at {}: the attach stream did not start with the state",
+            socket.display()
+        ),
+        Some(Err(e)) => anyhow::bail!("daemon at {}: {e}", socket.display()),
+        None => anyhow::bail!("daemon at {}: closed the attach stream", socket.display()),
+    };
+    tracing::info!(pid = hello.pid, socket = %socket.display(), "attached");
+    Ok(Some(Attach {
+        client,
+        hello,
+        attachment,
+        state,
+        autostart,
+        warning: None,
+    }))
 }
 
 /// Runs the TUI until the user quits or a signal ends it. Everything that can be wrong
@@ -145,31 +216,89 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
     })?;
     // Before the store opens: a compaction at open is logged.
     let _log = headless::init_file_logging(&config::default_state_dir());
-    let (source, store) = match file {
-        Some(config::ConfigFile::Sources(config)) => {
-            let secrets = config.resolve_secrets()?;
-            let store = headless::open_store(&config)?;
-            (Source::Live { config, secrets }, store)
-        }
-        Some(file @ config::ConfigFile::UiOnly(_)) => (
-            Source::Demo {
-                schedule: file.schedule_layer(),
-            },
-            Store::temporary().context("demo store")?,
-        ),
-        None => (
-            Source::Demo {
-                schedule: Default::default(),
-            },
-            Store::temporary().context("demo store")?,
-        ),
-    };
-    tracing::info!(theme = %theme.name, demo = matches!(source, Source::Demo { .. }), "snaptop starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    // A config with sources is served by one daemon that every pane attaches to (the
+    // first pane starts it); `--embedded`, `[serve] autostart = false` with no daemon
+    // running, and demo mode run the engine here.
+    let absolute = config_path
+        .as_deref()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    let plan = match (&file, &absolute) {
+        _ if opts.embedded => Plan::Embedded,
+        (Some(config::ConfigFile::Sources(c)), Some(path)) => Plan::Attach {
+            socket: crate::serve::socket_of(path, &c.serve),
+            autostart: (c.serve.autostart != Some(false)).then(|| Autostart {
+                config: path.clone(),
+            }),
+        },
+        (Some(f @ config::ConfigFile::UiOnly(_)), _) if f.serve().socket.is_some() => {
+            Plan::Attach {
+                socket: f.serve().socket.clone().unwrap_or_default(),
+                autostart: None,
+            }
+        }
+        _ => Plan::Embedded,
+    };
+    let mut attached = None;
+    let mut fallback = None;
+    if let Plan::Attach { socket, autostart } = plan {
+        let team_only = !matches!(file, Some(config::ConfigFile::Sources(_)));
+        // A missing secret stops here, before a daemon is started that would stop on it.
+        if let Some(config::ConfigFile::Sources(c)) = &file
+            && autostart.is_some()
+            && !socket.exists()
+        {
+            c.resolve_secrets()?;
+        }
+        match runtime.block_on(attach(&socket, autostart)) {
+            Ok(Some(a)) => attached = Some(a),
+            Ok(None) if team_only => anyhow::bail!(
+                "no daemon serves {} (`[serve] socket` of {}): start it with `snaptop serve`",
+                socket.display(),
+                config_path
+                    .as_deref()
+                    .unwrap_or(Path::new("config"))
+                    .display()
+            ),
+            Ok(None) => {}
+            Err(e) if team_only => return Err(e),
+            Err(e) => {
+                if e.downcast_ref::<ConnectError>().is_some_and(|c| {
+                    matches!(c, ConnectError::Refused(_) | ConnectError::Mismatch(_))
+                }) {
+                    return Err(e);
+                }
+                tracing::warn!("no daemon: {e:#}; running the engine in this pane");
+                fallback = Some(format!("{e:#}; running the engine in this pane"));
+            }
+        }
+    }
+    let source = match (attached, file) {
+        (Some(a), _) => Source::Attached(Box::new(a)),
+        (None, Some(config::ConfigFile::Sources(config))) => {
+            let mut secrets = config.resolve_secrets()?;
+            secrets.warnings.extend(fallback);
+            let store = headless::open_store(&config)?;
+            Source::Live {
+                config,
+                secrets,
+                store,
+            }
+        }
+        (None, Some(file @ config::ConfigFile::UiOnly(_))) => Source::Demo {
+            schedule: file.schedule_layer(),
+            store: Store::temporary().context("demo store")?,
+        },
+        (None, None) => Source::Demo {
+            schedule: Default::default(),
+            store: Store::temporary().context("demo store")?,
+        },
+    };
+    tracing::info!(theme = %theme.name, demo = source.is_demo(), attached = matches!(source, Source::Attached(_)), "snaptop starting");
     // Demo mode shows a bundled run unless one was asked for; its files live as long
     // as the program.
     let mut demo_dir = None;
@@ -181,7 +310,7 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
             compare_base: opts.compare.map(|p| vec![p]),
             ..ReportRequest::default()
         }),
-        None if matches!(source, Source::Demo { .. }) => {
+        None if source.is_demo() => {
             let dir = tempfile::Builder::new()
                 .prefix("snaptop-demo-report-")
                 .tempdir()
@@ -203,7 +332,6 @@ pub fn main(opts: TuiOptions) -> anyhow::Result<Exit> {
         theme,
         mouse,
         source,
-        store,
         report,
         open_reports,
         report_targets: opts.targets,
@@ -260,7 +388,6 @@ struct Setup {
     theme: Theme,
     mouse: bool,
     source: Source,
-    store: Store,
     /// The report to open at start.
     report: Option<ReportRequest>,
     /// `--report` asked for it: start on the Reports tab.
@@ -276,6 +403,24 @@ struct Engine {
     _sim: Option<crate::sim::RunningSim>,
 }
 
+/// Where the pane's engine is: here, or a daemon's through its socket.
+enum Backend {
+    Embedded {
+        engine: Option<Engine>,
+        cache: HttpCache,
+        store: Store,
+    },
+    Attached(Link),
+}
+
+/// What the backend says next.
+enum BackendEvent {
+    Engine(EngineEvent),
+    Link(LinkEvent),
+    /// The embedded engine's task ended.
+    Stopped,
+}
+
 async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let Setup {
         started,
@@ -283,25 +428,39 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
         keys,
         theme,
         mouse,
-        source,
-        store,
+        mut source,
         report,
         open_reports,
         report_targets,
     } = setup;
-    let demo = matches!(source, Source::Demo { .. });
-    // The last snapshot and the history come from the store before any network call.
-    let warnings = match &source {
-        Source::Live { secrets, .. } => secrets.warnings.clone(),
-        Source::Demo { .. } => vec![],
+    let demo = source.is_demo();
+    // The last snapshot and the history come from the store (or the daemon) before any
+    // network call.
+    let mut attached_state = None;
+    let startup = match &mut source {
+        Source::Live { secrets, store, .. } => Startup {
+            warnings: secrets.warnings.clone(),
+            ..read_startup(store)?
+        },
+        Source::Demo { store, .. } => read_startup(store)?,
+        Source::Attached(a) => {
+            attached_state = Some(std::mem::take(&mut a.state));
+            Startup {
+                warnings: a.warning.iter().cloned().collect(),
+                ..Startup::default()
+            }
+        }
     };
     let startup = Startup {
         demo,
         report_targets,
-        warnings,
-        ..read_startup(&store)?
+        ..startup
     };
     let mut app = App::new(startup, keys, theme, offset);
+    if let (Some(state), Source::Attached(a)) = (attached_state, &source) {
+        app.on_event(AppEvent::Link(attached_status(&a.hello, a.client.socket())));
+        app.on_event(AppEvent::Attached(Box::new(state)));
+    }
     let (app_tx, mut app_rx) = mpsc::unbounded_channel::<AppEvent>();
     let mut reports = ReportJobs::new(app_tx.clone());
     if open_reports {
@@ -326,20 +485,45 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     let mut pacer = FramePacer::new(Duration::from_millis(FRAME_MIN_MS));
     pacer.drawn(Instant::now(), app.next_change(OffsetDateTime::now_utc()));
 
-    // One cache per process: the engine fills it, the Cache tab reads its counters and
-    // runs its maintenance jobs on it. Opened after the first frame (it reads the index).
-    let cache_config = match &source {
-        Source::Live { config, .. } => config.cache.clone(),
-        Source::Demo { .. } => crate::config::CacheConfig::default(),
-    };
-    let cache = HttpCache::open(store.clone(), cache_config);
-    load_cache_report(&cache, &app_tx);
-    let mut engine = match start_engine(source, &store, &cache).await {
-        Ok(e) => Some(e),
-        Err(e) => {
-            tracing::error!("engine did not start: {e:#}");
-            app.say(Level::Error, format!("cannot start: {e:#}"));
-            None
+    let mut backend = match source {
+        Source::Attached(a) => {
+            let Attach {
+                client,
+                hello,
+                attachment,
+                autostart,
+                ..
+            } = *a;
+            let link = Link::start(client, hello, attachment, autostart);
+            load_cache_report_from(&link.client, &app_tx);
+            Backend::Attached(link)
+        }
+        source => {
+            // One cache per process: the engine fills it, the Cache tab reads its
+            // counters and runs its maintenance jobs on it. Opened after the first
+            // frame (it reads the index).
+            let (cache_config, store) = match &source {
+                Source::Live { config, store, .. } => (config.cache.clone(), store.clone()),
+                Source::Demo { store, .. } => {
+                    (crate::config::CacheConfig::default(), store.clone())
+                }
+                Source::Attached(_) => unreachable!("matched above"),
+            };
+            let cache = HttpCache::open(store.clone(), cache_config);
+            load_cache_report(&cache, &app_tx);
+            let engine = match start_engine(source, &cache).await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::error!("engine did not start: {e:#}");
+                    app.say(Level::Error, format!("cannot start: {e:#}"));
+                    None
+                }
+            };
+            Backend::Embedded {
+                engine,
+                cache,
+                store,
+            }
         }
     };
     // The engine may have said something already (a start error); show it.
@@ -360,21 +544,13 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
                 }
                 None => break,
             },
-            ev = next_engine_event(&mut engine) => match ev {
-                Some(ev) => {
-                    dirty |= app.on_event(AppEvent::Engine(ev));
-                    // Apply everything already queued before drawing once.
-                    if let Some(e) = &mut engine {
-                        while let Ok(ev) = e.events.try_recv() {
-                            dirty |= app.on_event(AppEvent::Engine(ev));
-                        }
-                    }
+            ev = next_backend_event(&mut backend) => {
+                dirty |= apply_backend_event(&mut app, &mut backend, ev);
+                // Apply everything already queued before drawing once.
+                while let Some(ev) = try_backend_event(&mut backend) {
+                    dirty |= apply_backend_event(&mut app, &mut backend, ev);
                 }
-                None => {
-                    tracing::warn!("the engine stopped");
-                    engine = None;
-                }
-            },
+            }
             Some(ev) = app_rx.recv() => {
                 reports.observe(&ev);
                 dirty |= app.on_event(ev);
@@ -417,14 +593,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
                 dirty = true;
                 continue;
             }
-            dirty |= run_effect(
-                effect,
-                &mut app,
-                engine.as_ref(),
-                &cache,
-                &app_tx,
-                &mut reports,
-            );
+            dirty |= run_effect(effect, &mut app, &backend, &app_tx, &mut reports);
         }
         if app.should_quit() || terminal_lost {
             break;
@@ -450,7 +619,7 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
     // second signal stops waiting. The store stays whole either way: every commit is
     // one transaction.
     tokio::select! {
-        () = wind_down(engine, was_running, &cache, &store) => {}
+        () = wind_down(backend, was_running) => {}
         signal = signals.next_end() => {
             tracing::warn!("signal {signal} while winding down: not waiting for the store");
             exit = Exit::Signal(signal);
@@ -461,8 +630,18 @@ async fn run(setup: Setup) -> anyhow::Result<Exit> {
 }
 
 /// Lets a cancelled run commit its partial result, persists the cache's use times and
-/// counters, then flushes the store.
-async fn wind_down(engine: Option<Engine>, was_running: bool, cache: &HttpCache, store: &Store) {
+/// counters, then flushes the store. An attached pane just lets go: the daemon's run
+/// goes on.
+async fn wind_down(backend: Backend, was_running: bool) {
+    let Backend::Embedded {
+        engine,
+        cache,
+        store,
+    } = backend
+    else {
+        return;
+    };
+    let (cache, store) = (&cache, &store);
     if let Some(mut e) = engine
         && was_running
     {
@@ -579,16 +758,80 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn next_engine_event(engine: &mut Option<Engine>) -> Option<EngineEvent> {
-    match engine {
-        Some(e) => e.events.recv().await,
-        None => std::future::pending().await,
+async fn next_backend_event(backend: &mut Backend) -> BackendEvent {
+    match backend {
+        Backend::Embedded {
+            engine: Some(e), ..
+        } => match e.events.recv().await {
+            Some(ev) => BackendEvent::Engine(ev),
+            None => BackendEvent::Stopped,
+        },
+        Backend::Embedded { engine: None, .. } => std::future::pending().await,
+        Backend::Attached(link) => match link.events.recv().await {
+            Some(ev) => BackendEvent::Link(ev),
+            // The link gave up and said why already.
+            None => std::future::pending().await,
+        },
     }
 }
 
-async fn start_engine(source: Source, store: &Store, cache: &HttpCache) -> anyhow::Result<Engine> {
+fn try_backend_event(backend: &mut Backend) -> Option<BackendEvent> {
+    match backend {
+        Backend::Embedded {
+            engine: Some(e), ..
+        } => e.events.try_recv().ok().map(BackendEvent::Engine),
+        Backend::Embedded { engine: None, .. } => None,
+        Backend::Attached(link) => link.events.try_recv().ok().map(BackendEvent::Link),
+    }
+}
+
+fn attached_status(hello: &Hello, socket: &Path) -> crate::app::LinkStatus {
+    crate::app::LinkStatus::Attached {
+        socket: socket.file_name().map_or_else(
+            || socket.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        pid: hello.pid,
+    }
+}
+
+/// Applies what the backend said; whether the screen changed.
+fn apply_backend_event(app: &mut App, backend: &mut Backend, ev: BackendEvent) -> bool {
+    match ev {
+        BackendEvent::Engine(ev) => app.on_event(AppEvent::Engine(ev)),
+        BackendEvent::Stopped => {
+            tracing::warn!("the engine stopped");
+            if let Backend::Embedded { engine, .. } = backend {
+                *engine = None;
+            }
+            false
+        }
+        BackendEvent::Link(LinkEvent::Engine(ev)) => app.on_event(AppEvent::Engine(ev)),
+        BackendEvent::Link(LinkEvent::Attached { hello, state }) => {
+            let socket = match backend {
+                Backend::Attached(link) => link.client.socket().to_path_buf(),
+                Backend::Embedded { .. } => PathBuf::new(),
+            };
+            app.on_event(AppEvent::Link(attached_status(&hello, &socket)));
+            app.on_event(AppEvent::Attached(state))
+        }
+        BackendEvent::Link(LinkEvent::Lost(why)) => {
+            app.on_event(AppEvent::Link(crate::app::LinkStatus::Lost(why)))
+        }
+        BackendEvent::Link(LinkEvent::GaveUp(why)) => {
+            app.on_event(AppEvent::Link(crate::app::LinkStatus::GaveUp(why)))
+        }
+    }
+}
+
+async fn start_engine(source: Source, cache: &HttpCache) -> anyhow::Result<Engine> {
     match source {
-        Source::Live { config, secrets } => {
+        Source::Attached(_) => anyhow::bail!("an attached pane runs no engine"),
+        Source::Live {
+            config,
+            secrets,
+            store,
+        } => {
             let schedule = ScheduleSetup::new(
                 config.schedule_layer(),
                 &crate::headless::host_name(),
@@ -607,7 +850,10 @@ async fn start_engine(source: Source, store: &Store, cache: &HttpCache) -> anyho
                 _sim: None,
             })
         }
-        Source::Demo { mut schedule } => {
+        Source::Demo {
+            mut schedule,
+            store,
+        } => {
             let sim = crate::sim::start(crate::sim::SimOptions::demo())
                 .await
                 .context("demo simulator")?;
@@ -643,58 +889,135 @@ async fn start_engine(source: Source, store: &Store, cache: &HttpCache) -> anyho
 fn run_effect(
     effect: Effect,
     app: &mut App,
-    engine: Option<&Engine>,
-    cache: &HttpCache,
+    backend: &Backend,
     tx: &mpsc::UnboundedSender<AppEvent>,
     reports: &mut ReportJobs,
 ) -> bool {
-    match (effect, engine) {
-        (Effect::Trigger, Some(e)) => {
-            e.handle.trigger(Trigger::Manual);
-            app.say(Level::Info, "snapshot requested");
+    match effect {
+        Effect::Trigger | Effect::Cancel | Effect::SaveSchedule(_) | Effect::PauseSchedule(_) => {
+            match backend {
+                Backend::Embedded {
+                    engine: Some(e), ..
+                } => engine_effect(effect, app, &e.handle),
+                Backend::Embedded { engine: None, .. } => {
+                    app.say(Level::Error, "the engine is not running (see the log)");
+                }
+                Backend::Attached(link) => daemon_effect(effect, app, &link.client, tx),
+            }
         }
-        (Effect::Cancel, Some(e)) => {
-            e.handle.cancel();
-            app.say(
-                Level::Warn,
-                "cancelling; what was fetched is kept as a partial snapshot",
-            );
-        }
-        (Effect::SaveSchedule(edits), Some(e)) => e.handle.set_schedule(edits),
-        (Effect::PauseSchedule(paused), Some(e)) => {
-            e.handle.pause(paused);
-            let text = if paused {
-                format!(
-                    "automatic snapshots paused ({} resumes)",
-                    app.keys.first(crate::app::action::Action::Pause)
-                )
-            } else {
-                "automatic snapshots resumed".to_string()
-            };
-            app.say(Level::Info, text);
-        }
-        (
-            Effect::Trigger | Effect::Cancel | Effect::SaveSchedule(_) | Effect::PauseSchedule(_),
-            None,
-        ) => {
-            app.say(Level::Error, "the engine is not running (see the log)");
-        }
-        (Effect::RefreshCache, _) => load_cache_report(cache, tx),
-        (Effect::CacheJob(job), _) => run_cache_job(job, cache, tx),
-        (Effect::LoadReport(request), _) => return app.on_event(reports.load(request, false)),
-        (Effect::ReloadReport, _) => match reports.reload() {
+        Effect::RefreshCache => match backend {
+            Backend::Embedded { cache, .. } => load_cache_report(cache, tx),
+            Backend::Attached(link) => load_cache_report_from(&link.client, tx),
+        },
+        Effect::CacheJob(job) => match backend {
+            Backend::Embedded { cache, .. } => run_cache_job(job, cache, tx),
+            Backend::Attached(link) => run_cache_job_on(job, &link.client, tx),
+        },
+        Effect::LoadReport(request) => return app.on_event(reports.load(request, false)),
+        Effect::ReloadReport => match reports.reload() {
             Some(ev) => return app.on_event(ev),
             None => app.say(Level::Info, "no report has loaded yet: nothing to reload"),
         },
-        (Effect::CompletePath(input), _) => reports.complete(input),
+        Effect::CompletePath(input) => reports.complete(input),
         // The loop suspends: it owns the terminal.
-        (Effect::Suspend, _) => {}
-        (Effect::OpenUrl(url), _) => match open_url(&url) {
+        Effect::Suspend => {}
+        Effect::OpenUrl(url) => match open_url(&url) {
             Ok(how) => app.say(Level::Info, format!("{how}: {url}")),
             Err(e) => app.say(Level::Warn, format!("cannot open {url}: {e}")),
         },
     }
     false
+}
+
+fn pause_text(app: &App, paused: bool) -> String {
+    if paused {
+        format!(
+            "automatic snapshots paused ({} resumes)",
+            app.keys.first(crate::app::action::Action::Pause)
+        )
+    } else {
+        "automatic snapshots resumed".to_string()
+    }
+}
+
+/// An engine command, to the engine in this process.
+fn engine_effect(effect: Effect, app: &mut App, handle: &EngineHandle) {
+    match effect {
+        Effect::Trigger => {
+            handle.trigger(Trigger::Manual);
+            app.say(Level::Info, "snapshot requested");
+        }
+        Effect::Cancel => {
+            handle.cancel();
+            app.say(
+                Level::Warn,
+                "cancelling; what was fetched is kept as a partial snapshot",
+            );
+        }
+        Effect::SaveSchedule(edits) => handle.set_schedule(edits),
+        Effect::PauseSchedule(paused) => {
+            handle.pause(paused);
+            let text = pause_text(app, paused);
+            app.say(Level::Info, text);
+        }
+        _ => {}
+    }
+}
+
+/// An engine command, to the daemon: its answer comes back as an event (a coalesced
+/// trigger as "already running", a failure as an error line).
+fn daemon_effect(
+    effect: Effect,
+    app: &mut App,
+    client: &Client,
+    tx: &mpsc::UnboundedSender<AppEvent>,
+) {
+    let (client, tx) = (client.clone(), tx.clone());
+    let fail = |tx: &mpsc::UnboundedSender<AppEvent>, e: String| {
+        let _ = tx.send(AppEvent::Notice(Level::Error, e));
+    };
+    match effect {
+        Effect::Trigger => {
+            app.say(Level::Info, "snapshot requested");
+            tokio::spawn(async move {
+                match client.trigger(false).await {
+                    Ok(TriggerOutcome::AlreadyRunning(_)) => {
+                        let _ = tx.send(AppEvent::Engine(EngineEvent::AlreadyRunning));
+                    }
+                    Ok(TriggerOutcome::Started(_)) => {}
+                    Err(e) => fail(&tx, e),
+                }
+            });
+        }
+        Effect::Cancel => {
+            app.say(
+                Level::Warn,
+                "cancelling; what was fetched is kept as a partial snapshot",
+            );
+            tokio::spawn(async move {
+                if let Err(e) = client.cancel().await {
+                    fail(&tx, e);
+                }
+            });
+        }
+        Effect::SaveSchedule(edits) => {
+            tokio::spawn(async move {
+                if let Err(e) = client.set_schedule(&edits).await {
+                    fail(&tx, format!("schedule edit not saved: {e}"));
+                }
+            });
+        }
+        Effect::PauseSchedule(paused) => {
+            let text = pause_text(app, paused);
+            app.say(Level::Info, text);
+            tokio::spawn(async move {
+                if let Err(e) = client.pause(paused).await {
+                    fail(&tx, e);
+                }
+            });
+        }
+        _ => {}
+    }
 }
 
 /// Opens `url` with `$BROWSER` (its first entry; `%s` is the URL, else the URL is the
@@ -739,6 +1062,31 @@ fn load_cache_report(cache: &HttpCache, tx: &mpsc::UnboundedSender<AppEvent>) {
     let tx = tx.clone();
     tokio::task::spawn_blocking(move || {
         let _ = tx.send(AppEvent::CacheReport(Box::new(cache.report())));
+    });
+}
+
+/// The daemon's cache figures, asked over the socket.
+fn load_cache_report_from(client: &Client, tx: &mpsc::UnboundedSender<AppEvent>) {
+    let (client, tx) = (client.clone(), tx.clone());
+    tokio::spawn(async move {
+        match client.cache_report().await {
+            Ok(report) => {
+                let _ = tx.send(AppEvent::CacheReport(Box::new(report)));
+            }
+            Err(e) => tracing::warn!("cache figures: {e}"),
+        }
+    });
+}
+
+/// A cache job, run by the daemon on its cache.
+fn run_cache_job_on(
+    job: crate::cache::maintenance::Job,
+    client: &Client,
+    tx: &mpsc::UnboundedSender<AppEvent>,
+) {
+    let (client, tx) = (client.clone(), tx.clone());
+    tokio::spawn(async move {
+        let _ = tx.send(AppEvent::CacheJobDone(client.cache_job(job).await));
     });
 }
 

@@ -2,12 +2,12 @@
 //! `snaptop cache clear|purge`): each is a [`Job`] run on the blocking pool, never on
 //! the render path, that says what it removed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{HttpCache, Namespace, Removed};
 
 /// One maintenance job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "job", content = "namespace", rename_all = "snake_case")]
 pub enum Job {
     /// Every entry of one namespace.
@@ -22,7 +22,7 @@ pub enum Job {
 }
 
 /// What a job removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
     pub job: Job,
     pub entries: u64,

@@ -1,55 +1,88 @@
-//! The loopback HTTP API of `snaptop serve` (opt-in with `--http`), for CI jobs and
-//! webhooks: trigger a snapshot (one at a time), its status, the latest snapshot, and
-//! `/metrics`. Every route wants the bearer token of `--http-token-file`.
+//! The daemon's API, one router on two transports: the Unix socket panes attach to
+//! (callers checked by their peer credentials) and, opt-in with `--http`, loopback TCP
+//! for CI jobs and webhooks (callers checked by the bearer token of `--http-token-file`).
+//!
+//! Routes: the snapshot (trigger, one at a time; cancel; status; latest), the events
+//! (light SSE for scripts, the full attach stream for panes), the schedule, the cache,
+//! and `/metrics`.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, broadcast, mpsc, watch};
 
 use super::metrics::{Metrics, result_word};
+use super::socket::{Access, Peer};
+use super::wire::{self, AttachState, Envelope, Hello, WireEvent};
 use crate::cache::HttpCache;
 use crate::engine::EngineHandle;
-use crate::engine::events::{EngineEvent, Progress};
-use crate::engine::model::Trigger;
+use crate::engine::events::{EngineEvent, LogLine, Progress};
+use crate::engine::model::{RunDetail, RunSummary, Trigger};
 use crate::store::Store;
 
-/// Events a slow SSE client may fall behind by before it misses some (it is told).
+/// Events a slow client may fall behind by before it misses some: a script's SSE is told
+/// how many (`lagged`), a pane is sent the whole state again.
 pub const FEED_BUFFER: usize = 256;
+/// Log lines of the current run a pane gets on attach (the Snapshot tab's log).
+const ATTACH_LOG_LINES: usize = 2_000;
+/// Runs of the history a pane gets on attach (the Snapshot tab shows as many).
+const ATTACH_HISTORY: usize = crate::ui::snapshot::HISTORY_ROWS;
 
-/// The engine's events as Server-Sent Events: (event name, JSON data).
-pub type Feed = broadcast::Sender<(&'static str, String)>;
+/// One engine event, serialized once for every client: `light` for `/api/events`
+/// (None: not sent there), `full` for the attach stream.
+#[derive(Debug)]
+pub struct FeedItem {
+    pub name: &'static str,
+    pub light: Option<String>,
+    pub full: String,
+}
 
-/// The SSE form of an event; None for those not sent (the provisional matrices).
-fn feed_item(ev: &EngineEvent) -> Option<(&'static str, String)> {
-    let (name, data) = match ev {
-        EngineEvent::Started(p) => ("started", serde_json::to_string(p)),
-        EngineEvent::Progress(p) => ("progress", serde_json::to_string(p)),
-        EngineEvent::Log(l) => ("log", serde_json::to_string(l)),
-        EngineEvent::Finished { summary, .. } => (
-            "finished",
-            serde_json::to_string(&json!({"summary": summary})),
-        ),
-        EngineEvent::Failed { summary, error } => (
-            "failed",
-            serde_json::to_string(&json!({"summary": summary, "error": error})),
-        ),
-        EngineEvent::Schedule(s) => ("schedule", serde_json::to_string(s)),
-        EngineEvent::AlreadyRunning | EngineEvent::Provisional(_) => return None,
+/// The engine's events for every subscriber.
+pub type Feed = broadcast::Sender<Arc<FeedItem>>;
+
+fn feed_item(ev: &EngineEvent) -> Option<FeedItem> {
+    let wire = WireEvent::from_engine(ev)?;
+    let name = match &wire {
+        WireEvent::Started { .. } => "started",
+        WireEvent::Progress { .. } => "progress",
+        WireEvent::Provisional { .. } => "provisional",
+        WireEvent::Log { .. } => "log",
+        WireEvent::Finished { .. } => "finished",
+        WireEvent::Failed { .. } => "failed",
+        WireEvent::Schedule { .. } => "schedule",
     };
-    data.ok().map(|d| (name, d))
+    let light = match ev {
+        EngineEvent::Started(p) | EngineEvent::Progress(p) => serde_json::to_string(p).ok(),
+        EngineEvent::Log(l) => serde_json::to_string(l).ok(),
+        EngineEvent::Finished { summary, .. } => {
+            serde_json::to_string(&json!({"summary": summary})).ok()
+        }
+        EngineEvent::Failed { summary, error } => {
+            serde_json::to_string(&json!({"summary": summary, "error": error})).ok()
+        }
+        EngineEvent::Schedule(s) => serde_json::to_string(s).ok(),
+        EngineEvent::AlreadyRunning | EngineEvent::Provisional(_) => None,
+    };
+    let full = serde_json::to_string(&Envelope {
+        sent_us: wire::now_us(),
+        event: wire,
+    })
+    .ok()?;
+    Some(FeedItem { name, light, full })
 }
 
 /// How long a trigger waits for the engine to say the run began.
@@ -85,57 +118,121 @@ impl Status {
     }
 }
 
-struct Shared {
-    engine: EngineHandle,
-    store: Store,
-    cache: HttpCache,
-    metrics: Arc<Metrics>,
-    status: watch::Receiver<Status>,
-    feed: Feed,
-    token: String,
-    /// One trigger at a time decides between 202 and 409.
-    trigger: Mutex<()>,
+/// What the daemon keeps of the engine's events so a pane attaching now sees what a
+/// pane attached since the start sees: the same mirror the Snapshot tab keeps.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub state: AttachState,
+    log: VecDeque<LogLine>,
 }
 
-/// Reads the bearer token: one line, not empty, not readable or writable by others.
-pub fn read_token(path: &Path) -> anyhow::Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("--http-token-file {}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        anyhow::bail!(
-            "--http-token-file {}: readable by others (mode {mode:04o}): `chmod 600 {}`",
-            path.display(),
-            path.display()
-        );
+impl Live {
+    /// Starts from what the store holds (read once, at start).
+    pub fn from_store(store: &Store) -> Live {
+        match crate::app::run::read_startup(store) {
+            Ok(startup) => Live {
+                state: AttachState {
+                    snapshot: startup.snapshot,
+                    history: startup.history,
+                    run_details: startup.run_details,
+                    store_problem: startup.store_problem,
+                    ..AttachState::default()
+                },
+                log: VecDeque::new(),
+            },
+            Err(e) => Live {
+                state: AttachState {
+                    store_problem: Some(format!("store {}: {e:#}", store.path().display())),
+                    ..AttachState::default()
+                },
+                log: VecDeque::new(),
+            },
+        }
     }
-    let token = std::fs::read_to_string(path)
-        .with_context(|| format!("--http-token-file {}", path.display()))?
-        .trim()
-        .to_string();
-    if token.len() < 16 || token.contains(char::is_whitespace) {
-        anyhow::bail!(
-            "--http-token-file {}: the token must be one word of at least 16 characters",
-            path.display()
-        );
+
+    fn apply(&mut self, ev: &EngineEvent) {
+        let s = &mut self.state;
+        match ev {
+            EngineEvent::Started(p) => {
+                self.log.clear();
+                s.progress = Some((**p).clone());
+                s.provisional = None;
+            }
+            EngineEvent::Progress(p) => s.progress = Some((**p).clone()),
+            EngineEvent::Provisional(snapshot) => s.provisional = Some((**snapshot).clone()),
+            EngineEvent::Log(line) => {
+                self.log.push_back(line.clone());
+                if self.log.len() > ATTACH_LOG_LINES {
+                    self.log.pop_front();
+                }
+            }
+            EngineEvent::Finished { summary, snapshot } => {
+                s.progress = None;
+                s.provisional = None;
+                s.store_problem = None;
+                s.snapshot = Some((**snapshot).clone());
+                let detail = RunDetail {
+                    per_source: snapshot.stats.per_source.clone(),
+                    failures: snapshot.failures.clone(),
+                    log: self.log.iter().cloned().collect(),
+                };
+                self.record(summary, detail);
+            }
+            EngineEvent::Failed { summary, .. } => {
+                s.progress = None;
+                s.provisional = None;
+                let detail = RunDetail {
+                    log: self.log.iter().cloned().collect(),
+                    ..RunDetail::default()
+                };
+                self.record(summary, detail);
+            }
+            EngineEvent::Schedule(status) => s.schedule = status.as_deref().cloned(),
+            EngineEvent::AlreadyRunning => {}
+        }
     }
-    Ok(token)
+
+    fn record(&mut self, summary: &RunSummary, detail: RunDetail) {
+        let s = &mut self.state;
+        s.history.insert(0, summary.clone());
+        s.history.truncate(ATTACH_HISTORY);
+        s.run_details.insert(summary.id, detail);
+        let kept: std::collections::HashSet<u64> = s.history.iter().map(|r| r.id).collect();
+        s.run_details.retain(|id, _| kept.contains(id));
+    }
+
+    /// The state a pane attaching now is sent.
+    pub fn attach_state(&self) -> AttachState {
+        AttachState {
+            log: self.log.iter().cloned().collect(),
+            ..self.state.clone()
+        }
+    }
 }
 
-/// Keeps the status and the metrics up to date from the engine's events (the cache's
-/// counters are read when `/metrics` is asked, not after every run).
+/// The live mirror and the feed, updated together: a pane that subscribes while holding
+/// the lock misses no event and sees none twice.
+pub type LiveState = Arc<std::sync::Mutex<Live>>;
+
+/// Keeps the status, the metrics, the live mirror and the feed up to date from the
+/// engine's events (the cache's counters are read when `/metrics` is asked).
 pub async fn pump(
     mut events: mpsc::Receiver<EngineEvent>,
     status: watch::Sender<Status>,
     metrics: Arc<Metrics>,
+    live: LiveState,
     feed: Feed,
 ) {
     while let Some(ev) = events.recv().await {
         metrics.observe(&ev);
-        if let Some(item) = feed_item(&ev) {
-            // No subscriber is not an error.
-            let _ = feed.send(item);
+        let item = feed_item(&ev).map(Arc::new);
+        {
+            let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+            live.apply(&ev);
+            if let Some(item) = item {
+                // No subscriber is not an error.
+                let _ = feed.send(item);
+            }
         }
         match &ev {
             EngineEvent::Started(p) | EngineEvent::Progress(p) => {
@@ -171,15 +268,85 @@ fn running(s: &mut Status, p: &Progress) {
     s.eta_seconds = p.eta.map(|d| d.as_secs());
 }
 
-/// What the API serves from.
+/// What the API serves from; one per daemon, shared by both transports.
 pub struct Api {
-    pub token: String,
+    pub hello: Hello,
     pub engine: EngineHandle,
     pub store: Store,
     pub cache: HttpCache,
     pub metrics: Arc<Metrics>,
     pub status: watch::Receiver<Status>,
+    pub live: LiveState,
     pub feed: Feed,
+}
+
+pub struct Shared {
+    hello: Hello,
+    engine: EngineHandle,
+    store: Store,
+    cache: HttpCache,
+    metrics: Arc<Metrics>,
+    status: watch::Receiver<Status>,
+    live: LiveState,
+    feed: Feed,
+    /// One trigger at a time decides between 202 and 409.
+    trigger: Mutex<()>,
+    attached: AtomicUsize,
+    /// Told whenever a pane attaches or detaches (the auto daemon's linger).
+    attached_changed: watch::Sender<usize>,
+}
+
+impl Shared {
+    pub fn new(api: Api) -> Arc<Shared> {
+        Arc::new(Shared {
+            hello: api.hello,
+            engine: api.engine,
+            store: api.store,
+            cache: api.cache,
+            metrics: api.metrics,
+            status: api.status,
+            live: api.live,
+            feed: api.feed,
+            trigger: Mutex::new(()),
+            attached: AtomicUsize::new(0),
+            attached_changed: watch::channel(0).0,
+        })
+    }
+
+    /// Panes attached now, and a way to hear when that changes.
+    pub fn attached(&self) -> watch::Receiver<usize> {
+        self.attached_changed.subscribe()
+    }
+
+    pub fn status_watch(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+}
+
+/// Reads the bearer token: one line, not empty, not readable or writable by others.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("--http-token-file {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "--http-token-file {}: readable by others (mode {mode:04o}): `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("--http-token-file {}", path.display()))?
+        .trim()
+        .to_string();
+    if token.len() < 16 || token.contains(char::is_whitespace) {
+        anyhow::bail!(
+            "--http-token-file {}: the token must be one word of at least 16 characters",
+            path.display()
+        );
+    }
+    Ok(token)
 }
 
 /// Binds `addr` (port 0: any free port; the bound address is in the listener).
@@ -189,32 +356,48 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .with_context(|| format!("--http {addr}: cannot listen"))
 }
 
-/// Serves the API until `shutdown` resolves.
-pub async fn serve(
+/// Who is calling, for the run log and the trigger's kind; set by the transport's check.
+#[derive(Debug, Clone)]
+struct Caller {
+    who: String,
+    trigger: Trigger,
+}
+
+fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/hello", get(hello_route))
+        .route("/api/attach", get(attach_route))
+        .route("/api/snapshot/trigger", post(trigger))
+        .route("/api/snapshot/cancel", post(cancel))
+        .route("/api/snapshot/status", get(status_route))
+        .route("/api/snapshot/latest", get(latest))
+        .route("/api/events", get(events_route))
+        .route("/api/schedule", get(schedule_get).put(schedule_put))
+        .route("/api/schedule/pause", post(schedule_pause))
+        .route("/api/cache", get(cache_get))
+        .route("/api/cache/jobs", post(cache_job))
+        .route("/metrics", get(metrics_route))
+}
+
+/// Serves the API over loopback TCP until `shutdown` resolves; every request wants the
+/// bearer token.
+pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
-    api: Api,
+    shared: Arc<Shared>,
+    token: String,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    let shared = Arc::new(Shared {
-        engine: api.engine,
-        store: api.store,
-        cache: api.cache,
-        metrics: api.metrics,
-        status: api.status,
-        feed: api.feed,
-        token: api.token,
-        trigger: Mutex::new(()),
-    });
-    let app = Router::new()
-        .route("/api/snapshot/trigger", post(trigger))
-        .route("/api/snapshot/status", get(status_route))
-        .route("/api/snapshot/latest", get(latest))
-        .route("/api/events", get(events_route))
-        .route("/metrics", get(metrics_route))
-        .layer(middleware::from_fn_with_state(shared.clone(), auth))
+    let token = Arc::new(token);
+    let app = routes()
+        .layer(middleware::from_fn(
+            move |headers: HeaderMap, req: Request, next: Next| {
+                let token = token.clone();
+                async move { token_check(&token, &headers, req, next).await }
+            },
+        ))
         .with_state(shared);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -222,23 +405,77 @@ pub async fn serve(
         .context("HTTP API")
 }
 
+/// Serves the API on the Unix socket until `shutdown` resolves; every connection is
+/// checked by its peer's credentials.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    shared: Arc<Shared>,
+    access: Access,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let access = Arc::new(access);
+    let app = routes()
+        .layer(middleware::from_fn(
+            move |ConnectInfo(peer): ConnectInfo<Peer>,
+                  headers: HeaderMap,
+                  mut req: Request,
+                  next: Next| {
+                let access = access.clone();
+                async move {
+                    if let Some(why) = access.check(&peer) {
+                        tracing::warn!("refused a connection: {why}");
+                        return error(StatusCode::FORBIDDEN, why);
+                    }
+                    if let Some(r) = protocol_check(&headers) {
+                        return r;
+                    }
+                    req.extensions_mut().insert(Caller {
+                        who: format!("{}, from a pane", peer.describe()),
+                        trigger: Trigger::Manual,
+                    });
+                    next.run(req).await
+                }
+            },
+        ))
+        .with_state(shared);
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("socket API")
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// A client that says its protocol version must say ours.
+fn protocol_check(headers: &HeaderMap) -> Option<Response> {
+    let theirs = headers.get(wire::PROTOCOL_HEADER)?.to_str().ok()?;
+    if theirs.trim() == wire::PROTOCOL.to_string() {
+        return None;
+    }
+    Some(error(
+        StatusCode::CONFLICT,
+        format!(
+            "protocol mismatch: this daemon is snaptop {} (protocol {}), the client speaks protocol {theirs}",
+            env!("CARGO_PKG_VERSION"),
+            wire::PROTOCOL
+        ),
+    ))
+}
+
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn auth(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn token_check(token: &str, headers: &HeaderMap, mut req: Request, next: Next) -> Response {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !same(given.as_bytes(), s.token.as_bytes()) {
+    if !same(given.as_bytes(), token.as_bytes()) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -248,10 +485,31 @@ async fn auth(
         )
             .into_response();
     }
+    if let Some(r) = protocol_check(headers) {
+        return r;
+    }
+    req.extensions_mut().insert(Caller {
+        who: "the HTTP API".into(),
+        trigger: Trigger::Cli,
+    });
     next.run(req).await
 }
 
-async fn trigger(State(s): State<Arc<Shared>>) -> Response {
+async fn hello_route(State(s): State<Arc<Shared>>) -> Response {
+    axum::Json(s.hello.clone()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct TriggerQuery {
+    /// "cli": `snaptop snapshot` asked through the socket (a pane otherwise).
+    by: Option<String>,
+}
+
+async fn trigger(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(q): Query<TriggerQuery>,
+) -> Response {
     let _one = s.trigger.lock().await;
     let now = s.status.borrow().clone();
     if let Some(id) = now.running() {
@@ -263,7 +521,12 @@ async fn trigger(State(s): State<Arc<Shared>>) -> Response {
     }
     let before = now.last_run.as_ref().map(|r| r.id);
     let mut rx = s.status.clone();
-    s.engine.trigger(Trigger::Cli);
+    let kind = match q.by.as_deref() {
+        Some("cli") => Trigger::Cli,
+        _ => caller.trigger,
+    };
+    tracing::info!("snapshot asked for by {}", caller.who);
+    s.engine.trigger(kind);
     // The run's id once the engine says it began (or ended, for a very quick one).
     let seen = tokio::time::timeout(
         TRIGGER_WAIT,
@@ -275,11 +538,23 @@ async fn trigger(State(s): State<Arc<Shared>>) -> Response {
             let id = st.running().or(st.last_run.as_ref().map(|r| r.id));
             (StatusCode::ACCEPTED, axum::Json(json!({"run_id": id}))).into_response()
         }
-        _ => (
+        _ => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"error": "the engine did not start the run within 5s"})),
-        )
-            .into_response(),
+            "the engine did not start the run within 5s",
+        ),
+    }
+}
+
+async fn cancel(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    match s.status.borrow().running() {
+        Some(id) => {
+            s.engine.cancel_by(&caller.who);
+            (StatusCode::ACCEPTED, axum::Json(json!({"run_id": id}))).into_response()
+        }
+        None => error(StatusCode::CONFLICT, "no snapshot is running"),
     }
 }
 
@@ -295,21 +570,9 @@ async fn latest(State(s): State<Arc<Shared>>) -> Response {
         Ok(Ok(Some(snapshot))) => {
             axum::Json(crate::headless::snapshot_json(&snapshot)).into_response()
         }
-        Ok(Ok(None)) => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "no snapshot yet"})),
-        )
-            .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no snapshot yet"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -326,22 +589,166 @@ async fn metrics_route(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+async fn schedule_get(State(s): State<Arc<Shared>>) -> Response {
+    let status = s
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .state
+        .schedule
+        .clone();
+    axum::Json(status).into_response()
+}
+
+/// `PUT /api/schedule`: the whole set of saved edits (`{"business-interval": "15m", …}`,
+/// the keys of `[schedule]`). Checked by the engine: applied edits come back as a
+/// `schedule` event, refused ones as a log line saying why.
+async fn schedule_put(
+    State(s): State<Arc<Shared>>,
+    axum::Json(edits): axum::Json<HashMap<String, String>>,
+) -> Response {
+    let mut layer = crate::schedule::Layer::new();
+    for (key, value) in edits {
+        let Some(k) = crate::schedule::Key::parse(&key) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("schedule: unknown key {key:?}"),
+            );
+        };
+        if let Err(why) = crate::schedule::policy::check(k, &value) {
+            return error(StatusCode::BAD_REQUEST, format!("schedule {key}: {why}"));
+        }
+        layer.insert(k, value);
+    }
+    s.engine.set_schedule(layer);
+    (StatusCode::ACCEPTED, axum::Json(json!({}))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct PauseBody {
+    paused: bool,
+}
+
+async fn schedule_pause(
+    State(s): State<Arc<Shared>>,
+    axum::Json(body): axum::Json<PauseBody>,
+) -> Response {
+    s.engine.pause(body.paused);
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"paused": body.paused})),
+    )
+        .into_response()
+}
+
+async fn cache_get(State(s): State<Arc<Shared>>) -> Response {
+    let cache = s.cache.clone();
+    match tokio::task::spawn_blocking(move || cache.report()).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /api/cache/jobs`: `{"job": "clear_namespace", "namespace": "github"}`,
+/// `{"job": "clear_all"}`, `{"job": "purge_expired"}`, `{"job": "compact_store"}`.
+async fn cache_job(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    axum::Json(job): axum::Json<crate::cache::maintenance::Job>,
+) -> Response {
+    let cache = s.cache.clone();
+    tracing::info!("cache job {} asked for by {}", job.describe(), caller.who);
+    match tokio::task::spawn_blocking(move || job.run(&cache)).await {
+        Ok(Ok(done)) => axum::Json(done).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// `GET /api/events`: progress, log lines and results as they happen. A client too slow
 /// to keep up gets a `lagged` event saying how many it missed, then goes on.
 async fn events_route(State(s): State<Arc<Shared>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let rx = s.feed.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let ev = match rx.recv().await {
-            Ok((name, data)) => Event::default().event(name).data(data),
-            Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
-                .event("lagged")
-                .data(json!({"missed": n}).to_string()),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+        loop {
+            let ev = match rx.recv().await {
+                Ok(item) => match &item.light {
+                    Some(data) => Event::default().event(item.name).data(data.as_str()),
+                    None => continue,
+                },
+                Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
+                    .event("lagged")
+                    .data(json!({"missed": n}).to_string()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok::<_, std::convert::Infallible>(ev), rx));
+        }
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Counts an attached pane for as long as its stream lives.
+struct AttachedGuard(Arc<Shared>);
+
+impl AttachedGuard {
+    fn new(shared: Arc<Shared>) -> AttachedGuard {
+        let n = shared.attached.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.metrics.set_attached_clients(n);
+        shared.attached_changed.send_replace(n);
+        tracing::info!(attached = n, "a pane attached");
+        AttachedGuard(shared)
+    }
+}
+
+impl Drop for AttachedGuard {
+    fn drop(&mut self) {
+        let n = self.0.attached.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.0.metrics.set_attached_clients(n);
+        self.0.attached_changed.send_replace(n);
+        tracing::info!(attached = n, "a pane detached");
+    }
+}
+
+/// The state and the receiver, taken together under the live lock.
+fn subscribe(s: &Shared) -> (AttachState, broadcast::Receiver<Arc<FeedItem>>) {
+    let live = s.live.lock().unwrap_or_else(|p| p.into_inner());
+    (live.attach_state(), s.feed.subscribe())
+}
+
+fn state_event(state: &AttachState) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("state")
+        .data(serde_json::to_string(state).unwrap_or_else(|_| "{}".into()))
+}
+
+/// `GET /api/attach`: what a pane lives on. First a `state` event (everything it shows),
+/// then every engine event in full (matrices included), each with the moment it was
+/// sent. A pane too slow to follow is sent the whole state again rather than a gap.
+async fn attach_route(State(s): State<Arc<Shared>>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let (state, rx) = subscribe(&s);
+    let first = state_event(&state);
+    drop(state);
+    let guard = AttachedGuard::new(s.clone());
+    let head = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(first) });
+    let rest = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        let ev = match rx.recv().await {
+            Ok(item) => Event::default().event(item.name).data(item.full.as_str()),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("a pane fell {n} events behind: sending it the whole state");
+                let (state, fresh) = subscribe(&guard.0);
+                rx = fresh;
+                state_event(&state)
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), (rx, guard)))
+    });
+    use futures::StreamExt;
+    Sse::new(head.chain(rest))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(30)))
         .into_response()
 }

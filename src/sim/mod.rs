@@ -516,6 +516,7 @@ impl RunningSim {
             schedule: Default::default(),
             ui: UiConfig::default(),
             keys: BTreeMap::new(),
+            serve: Default::default(),
         }
     }
 

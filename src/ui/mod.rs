@@ -46,6 +46,12 @@ pub struct View<'a> {
 #[derive(Debug, Clone)]
 pub enum AppEvent {
     Engine(EngineEvent),
+    /// Attached (again) to a daemon: what it shows now replaces what is on screen.
+    Attached(Box<crate::serve::wire::AttachState>),
+    /// The link to the daemon changed (the header says it).
+    Link(crate::app::LinkStatus),
+    /// A line for the footer from the event loop (a daemon's answer to a command).
+    Notice(crate::engine::events::Level, String),
     /// The HTTP cache's counters, gauges and budgets, read on the blocking pool.
     CacheReport(Box<crate::cache::CacheReport>),
     /// A cache job finished (the error: it panicked or could not be started).
@@ -259,8 +265,11 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     let room = (area.width as usize).saturating_sub(left.width());
     // The fullest status that fits next to the tabs.
     let mut right: Vec<Span> = Vec::new();
-    for compact in [false, true] {
+    for (compact, link) in [(false, true), (true, true), (true, false)] {
         right = header_status(app, view, compact);
+        if link {
+            right.splice(0..0, link_status(app, view, compact));
+        }
         if Line::from(right.clone()).width() <= room {
             break;
         }
@@ -270,6 +279,24 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(right_w)]).areas(area);
     frame.render_widget(left, l);
     frame.render_widget(right.alignment(Alignment::Right), r);
+}
+
+/// "attached to config-1a2b3c4d.sock", "embedded", "daemon gone": where the engine is.
+fn link_status(app: &App, view: &View, compact: bool) -> Vec<Span<'static>> {
+    use crate::app::LinkStatus;
+    let t = view.theme;
+    let (text, role) = match app.link() {
+        LinkStatus::Embedded => ("embedded".to_string(), Role::Muted),
+        LinkStatus::Attached { .. } if compact => ("attached".to_string(), Role::StatusOk),
+        LinkStatus::Attached { socket, .. } => (format!("attached to {socket}"), Role::StatusOk),
+        LinkStatus::Lost(_) if compact => ("detached".to_string(), Role::SeverityWarn),
+        LinkStatus::Lost(_) => ("daemon gone, reconnecting".to_string(), Role::SeverityWarn),
+        LinkStatus::GaveUp(_) => ("detached".to_string(), Role::SeverityError),
+    };
+    vec![
+        Span::styled(text, t.style(role)),
+        Span::styled(" · ", t.style(Role::Muted)),
+    ]
 }
 
 fn header_status(app: &App, view: &View, compact: bool) -> Vec<Span<'static>> {

@@ -627,7 +627,12 @@ impl Tab for ReportsTab {
                 true
             }
             AppEvent::Completions { input, candidates } => self.on_completions(input, candidates),
-            AppEvent::Engine(_) | AppEvent::CacheReport(_) | AppEvent::CacheJobDone(_) => false,
+            AppEvent::Engine(_)
+            | AppEvent::CacheReport(_)
+            | AppEvent::CacheJobDone(_)
+            | AppEvent::Attached(_)
+            | AppEvent::Link(_)
+            | AppEvent::Notice(..) => false,
         }
     }
 

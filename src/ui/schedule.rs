@@ -433,8 +433,16 @@ impl Tab for ScheduleTab {
     }
 
     fn on_event(&mut self, event: &AppEvent) -> bool {
-        let AppEvent::Engine(ev) = event else {
-            return false;
+        let ev = match event {
+            AppEvent::Engine(ev) => ev,
+            AppEvent::Attached(state) => {
+                self.history = state.history.clone();
+                self.history.truncate(RUNS_KEPT);
+                self.running = state.progress.is_some();
+                self.on_status(state.schedule.clone().map(Box::new));
+                return true;
+            }
+            _ => return false,
         };
         match ev {
             EngineEvent::Schedule(status) => self.on_status(status.clone()),

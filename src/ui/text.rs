@@ -47,6 +47,25 @@ pub fn sanitize_event(ev: &mut EngineEvent) {
     }
 }
 
+/// Sanitises what a daemon sends a pane on attach: the same outside text as its events.
+pub fn sanitize_attach(state: &mut crate::serve::wire::AttachState) {
+    if let Some(s) = &mut state.snapshot {
+        sanitize_snapshot(s);
+    }
+    if let Some(s) = &mut state.provisional {
+        sanitize_snapshot(s);
+    }
+    state.history.iter_mut().for_each(sanitize_summary);
+    state.run_details.values_mut().for_each(sanitize_detail);
+    state.log.iter_mut().for_each(sanitize_log);
+    clean_opt(&mut state.store_problem);
+    if let Some(p) = &mut state.progress {
+        for b in &mut p.budgets {
+            clean(&mut b.source);
+        }
+    }
+}
+
 pub fn sanitize_log(line: &mut LogLine) {
     clean(&mut line.source);
     clean(&mut line.message);

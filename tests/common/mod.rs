@@ -109,7 +109,12 @@ pub fn write_config(sim: &RunningSim, dir: &Path) -> std::path::PathBuf {
 pub fn snaptop(sim: &RunningSim, dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_snaptop"));
     cmd.envs(sim.secret_env());
-    for var in ["XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"] {
+    for var in [
+        "XDG_STATE_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_RUNTIME_DIR",
+    ] {
         cmd.env(var, dir.join(var.to_lowercase()));
     }
     cmd

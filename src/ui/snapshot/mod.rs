@@ -271,6 +271,26 @@ impl SnapshotTab {
         self.runs_cursor = self.runs_cursor.min(self.history.len().saturating_sub(1));
     }
 
+    /// Everything a daemon shows now, on attach: the scroll positions and the cursor
+    /// stay, clamped to the new data.
+    fn attached(&mut self, state: &crate::serve::wire::AttachState) {
+        self.snapshot = state.snapshot.clone();
+        self.provisional = state.provisional.clone();
+        self.history = state.history.clone();
+        self.history.truncate(HISTORY_ROWS);
+        self.details = state.run_details.clone();
+        self.progress = state.progress.clone();
+        self.last_error = None;
+        self.next_run = NextRun::from_status(state.schedule.as_ref());
+        self.paused = state.schedule.as_ref().map(|s| s.paused);
+        self.log.clear();
+        for line in &state.log {
+            self.log.push(line.clone());
+        }
+        self.log_back = self.log_back.min(self.log.len().saturating_sub(1));
+        self.clamp_cursor();
+    }
+
     fn push_log(&mut self, line: LogLine) {
         self.log.push(line);
         // A reader scrolled back keeps the same lines in view.
@@ -502,8 +522,13 @@ impl Tab for SnapshotTab {
     }
 
     fn on_event(&mut self, event: &AppEvent) -> bool {
-        let AppEvent::Engine(ev) = event else {
-            return false;
+        let ev = match event {
+            AppEvent::Engine(ev) => ev,
+            AppEvent::Attached(state) => {
+                self.attached(state);
+                return true;
+            }
+            _ => return false,
         };
         match ev {
             EngineEvent::Started(p) => {
