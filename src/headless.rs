@@ -124,21 +124,7 @@ pub async fn run(
     printing_done.cancel();
     let _ = printer.await;
     let code = match result {
-        Ok((_, snapshot)) => {
-            eprintln!("{}", final_line(&snapshot));
-            if json {
-                let mut out = std::io::stdout().lock();
-                let _ = serde_json::to_writer_pretty(&mut out, &SnapshotJson::from(&snapshot));
-                let _ = writeln!(out);
-                let _ = out.flush();
-            } else {
-                print_summary(&snapshot);
-            }
-            for f in &snapshot.failures {
-                eprintln!("snaptop: failed: {f}");
-            }
-            exit_code(&snapshot)
-        }
+        Ok((_, snapshot)) => report_snapshot(&snapshot, json),
         Err((_, error)) => {
             eprintln!("snaptop: snapshot failed: {error}");
             EXIT_FAILED
@@ -148,6 +134,136 @@ pub async fn run(
         eprintln!("snaptop: {e}");
     }
     code
+}
+
+/// Prints a finished run (its last line, the JSON or the summary, its failures); the
+/// exit code.
+fn report_snapshot(snapshot: &Snapshot, json: bool) -> u8 {
+    eprintln!("{}", final_line(snapshot));
+    if json {
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut out, &SnapshotJson::from(snapshot));
+        let _ = writeln!(out);
+        let _ = out.flush();
+    } else {
+        print_summary(snapshot);
+    }
+    for f in &snapshot.failures {
+        eprintln!("snaptop: failed: {f}");
+    }
+    exit_code(snapshot)
+}
+
+/// [`run`] through the daemon that serves the config: the run is the daemon's (one
+/// engine, one budget per box), asked for and followed over its socket with the same
+/// progress lines, output and exit codes. A run already going (started by a pane, the
+/// schedule or HTTP) is followed rather than doubled. Ctrl-C cancels the run this
+/// command started; one it only follows is left alone.
+pub async fn run_attached(
+    client: crate::serve::client::Client,
+    json: bool,
+    limits: RunLimits,
+) -> u8 {
+    use crate::serve::client::AttachItem;
+    use crate::serve::wire::TriggerOutcome;
+    let socket = client.socket().display().to_string();
+    let mut stream = match client.attach().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("snaptop: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    // The state comes first; the run is followed from its events.
+    let _ = stream.next().await;
+    let (ours, id) = match client.trigger(true).await {
+        Ok(TriggerOutcome::Started(id)) => (true, id),
+        Ok(TriggerOutcome::AlreadyRunning(id)) => {
+            eprintln!(
+                "snaptop: snapshot #{} is already running on the daemon ({socket}): following it",
+                id.map_or_else(|| "?".into(), |i| i.to_string())
+            );
+            (false, id)
+        }
+        Err(e) => {
+            eprintln!("snaptop: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    eprintln!("snaptop: snapshot on the daemon at {socket}");
+    let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+    let printing_done = CancellationToken::new();
+    let printer = tokio::spawn(print_progress(rx, printing_done.clone()));
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(cancel_on_signals(cancel.clone()));
+    let deadline = limits.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut asked_to_cancel = false;
+    let ends = |summary_id: u64| id.is_none_or(|i| i == summary_id);
+    let outcome = loop {
+        let next = tokio::select! {
+            item = stream.next() => item,
+            () = cancel.cancelled(), if !asked_to_cancel => {
+                asked_to_cancel = true;
+                if !ours {
+                    break None;
+                }
+                if let Err(e) = client.cancel().await {
+                    eprintln!("snaptop: {e}");
+                }
+                continue;
+            }
+            () = sleep_until(deadline), if !asked_to_cancel => {
+                asked_to_cancel = true;
+                eprintln!("snaptop: timed out: cancelling the run");
+                if ours && let Err(e) = client.cancel().await {
+                    eprintln!("snaptop: {e}");
+                }
+                continue;
+            }
+        };
+        match next {
+            Some(Ok(AttachItem::Event { event, .. })) => match event {
+                EngineEvent::Finished { summary, snapshot } if ends(summary.id) => {
+                    break Some(Ok(snapshot));
+                }
+                EngineEvent::Failed { summary, error } if ends(summary.id) => {
+                    break Some(Err(error));
+                }
+                other => {
+                    let _ = tx.send(other).await;
+                }
+            },
+            Some(Ok(AttachItem::State(_))) => {}
+            Some(Err(e)) => break Some(Err(e)),
+            None => {
+                break Some(Err(format!(
+                    "the daemon at {socket} stopped during the run"
+                )));
+            }
+        }
+    };
+    signals.abort();
+    printing_done.cancel();
+    drop(tx);
+    let _ = printer.await;
+    match outcome {
+        Some(Ok(snapshot)) => report_snapshot(&snapshot, json),
+        Some(Err(error)) => {
+            eprintln!("snaptop: snapshot failed: {error}");
+            EXIT_FAILED
+        }
+        None => {
+            eprintln!("snaptop: left the daemon's run going");
+            EXIT_PARTIAL
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The documented exit code of a finished run.
@@ -609,6 +725,50 @@ pub fn cache_command(cache: &crate::cache::HttpCache, command: &CacheCommand) ->
     match job.run(cache) {
         Ok(done) => {
             println!("{}", crate::ui::cache::done_text(&done));
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("snaptop: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// [`cache_command`] on the cache of the daemon that holds the store.
+pub async fn cache_command_on(client: &crate::serve::client::Client, command: &CacheCommand) -> u8 {
+    use crate::cache::maintenance::Job;
+    let job = match command {
+        CacheCommand::Stats { json } => {
+            let report = match client.cache_report().await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("snaptop: {e}");
+                    return EXIT_FAILED;
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            if *json {
+                let _ = serde_json::to_writer_pretty(&mut out, &cache_stats_json(&report));
+                let _ = writeln!(out);
+            } else {
+                let _ = write!(out, "{}", cache_stats_text(&report));
+            }
+            let _ = out.flush();
+            return EXIT_OK;
+        }
+        CacheCommand::Clear { namespace } => match parse_clear_target(namespace) {
+            Ok(job) => job,
+            Err(e) => {
+                eprintln!("snaptop: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        CacheCommand::Purge => Job::PurgeExpired,
+        CacheCommand::Compact => Job::CompactStore,
+    };
+    match client.cache_job(job).await {
+        Ok(done) => {
+            println!("{} (by the daemon)", crate::ui::cache::done_text(&done));
             EXIT_OK
         }
         Err(e) => {

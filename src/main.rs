@@ -122,10 +122,20 @@ fn snapshot(
 ) -> ExitCode {
     use snaptop::headless;
     let _log = headless::init_file_logging(&snaptop::config::default_state_dir());
-    let (config, _) = match headless::load_config(config) {
+    let (config, path) = match headless::load_config(config) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    // A daemon serving this config runs it: one engine (and API budget) per box.
+    let attached = runtime().block_on(async {
+        match daemon_of(&config, &path).await {
+            Some(client) => Some(headless::run_attached(client, json, limits).await),
+            None => None,
+        }
+    });
+    if let Some(code) = attached {
+        return ExitCode::from(code);
+    }
     // Secrets first: a missing variable stops the run before any request is sent.
     let secrets = match config.resolve_secrets() {
         Ok(s) => s,
@@ -157,6 +167,16 @@ fn cache(config: Option<&std::path::Path>, command: CacheCommand) -> ExitCode {
         return ExitCode::from(headless::EXIT_USAGE);
     }
     let _log = headless::init_file_logging(&snaptop::config::default_state_dir());
+    // The daemon holding the store does the work on its own cache.
+    if let Ok((loaded, path)) = headless::load_config(config) {
+        let code = runtime().block_on(async {
+            let client = daemon_of(&loaded, &path).await?;
+            Some(headless::cache_command_on(&client, &command).await)
+        });
+        if let Some(code) = code {
+            return ExitCode::from(code);
+        }
+    }
     let (store, cache_config) = match headless::cache_target(config) {
         Ok(t) => t,
         Err(e) => return fail(&e),
@@ -168,6 +188,28 @@ fn cache(config: Option<&std::path::Path>, command: CacheCommand) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::from(code)
+}
+
+/// The daemon serving `config` (at `[serve] socket` or its default socket), if one
+/// answers; a refusal or a version mismatch is said and the command goes on without it.
+async fn daemon_of(
+    config: &snaptop::config::Config,
+    path: &std::path::Path,
+) -> Option<snaptop::serve::client::Client> {
+    use snaptop::serve::client::{Client, ConnectError};
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let socket = snaptop::serve::socket_of(&path, &config.serve);
+    if !socket.exists() {
+        return None;
+    }
+    match Client::connect(&socket).await {
+        Ok((client, _)) => Some(client),
+        Err(ConnectError::Absent(_)) => None,
+        Err(e) => {
+            eprintln!("snaptop: {e}");
+            None
+        }
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

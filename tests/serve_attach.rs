@@ -363,3 +363,85 @@ async fn a_stranger_is_refused_by_its_credentials() {
     );
     drop(daemon);
 }
+
+/// `snaptop snapshot` on a box where a daemon serves the config: the daemon runs it
+/// (no "store in use"), the command prints the same progress, JSON and exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_snapshot_runs_on_the_daemon() {
+    let sim = common::sim(SimOptions {
+        latency: Duration::from_millis(20),
+        ..SimOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, dir.path());
+    // The default socket of this config, as a pane and the CLI find it.
+    let mut child = common::snaptop(&sim, dir.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("serving"), "{first}");
+    std::thread::spawn(move || for _ in lines {});
+    let daemon = Daemon {
+        child,
+        stderr: Arc::default(),
+    };
+    let run_dir = dir.path().join("xdg_runtime_dir").join("snaptop");
+    let mode = std::fs::metadata(&run_dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o700);
+
+    let cli = |args: &'static [&'static str]| {
+        let mut cmd = common::snaptop(&sim, dir.path());
+        cmd.arg("--config").arg(&config).args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = cli(&["snapshot", "--json"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("snapshot on the daemon at"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["partial"], false);
+    assert_eq!(json["run_id"], 1, "{json}");
+
+    // The schedule and the cache commands go through the daemon too.
+    let out = cli(&["schedule", "set", "interval_business", "45m"])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("applied now by the daemon"), "{stdout}");
+    let out = cli(&["schedule", "pause"]).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["schedule", "show", "--json"]).await.unwrap();
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(show["paused"], true, "{show}");
+    let out = cli(&["cache", "stats", "--json"]).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stats.is_object(), "{stats}");
+    let out = cli(&["cache", "clear", "jira"]).await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("by the daemon"));
+    drop(daemon);
+}

@@ -116,12 +116,12 @@ fn past_run(summary: &RunSummary) -> PastRun {
 
 /// The runs the rule counts from, oldest first, as the store has them.
 pub fn history_of(store: &Store) -> Vec<PastRun> {
-    let mut history: Vec<PastRun> = store
-        .run_history(HISTORY_READ)
-        .unwrap_or_default()
-        .iter()
-        .map(past_run)
-        .collect();
+    past_runs(&store.run_history(HISTORY_READ).unwrap_or_default())
+}
+
+/// The runs the rule counts from, oldest first, of a run history (any order).
+pub fn past_runs(summaries: &[RunSummary]) -> Vec<PastRun> {
+    let mut history: Vec<PastRun> = summaries.iter().map(past_run).collect();
     history.sort_by_key(|r| r.started);
     history
 }

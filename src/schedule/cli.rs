@@ -73,6 +73,36 @@ struct Target {
     store: Option<Store>,
     /// Why there is no store, for a note or an error.
     no_store: Option<String>,
+    /// The daemon that holds the store: edits and pause go through it.
+    daemon: Option<Daemon>,
+}
+
+/// A daemon serving the config, and a runtime to ask it from this blocking CLI.
+struct Daemon {
+    runtime: tokio::runtime::Runtime,
+    client: crate::serve::client::Client,
+}
+
+impl Daemon {
+    /// The daemon serving `config` at `path`, with its schedule; None when none answers.
+    fn find(
+        config: &crate::config::Config,
+        path: &Path,
+    ) -> Option<(Daemon, crate::serve::wire::ScheduleAnswer)> {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let socket = crate::serve::socket_of(&path, &config.serve);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        let found = runtime.block_on(async {
+            let (client, _) = crate::serve::client::Client::connect(&socket).await.ok()?;
+            let answer = client.schedule().await.ok()?;
+            Some((client, answer))
+        });
+        let (client, answer) = found?;
+        Some((Daemon { runtime, client }, answer))
+    }
 }
 
 pub fn run(config_path: Option<&Path>, args: ScheduleArgs) -> i32 {
@@ -117,10 +147,12 @@ fn run_inner(config_path: Option<&Path>, args: ScheduleArgs) -> anyhow::Result<i
             edits.insert(key, value.trim().to_string());
             save(&mut cx, edits)?;
             let (text, origin) = cx.settings.text(key);
-            println!(
-                "{key} = {text} ({}), applied from the next start",
-                origin.label()
-            );
+            let when = if cx.daemon.is_some() {
+                "applied now by the daemon"
+            } else {
+                "applied from the next start"
+            };
+            println!("{key} = {text} ({}), {when}", origin.label());
             Ok(EXIT_OK)
         }
         ScheduleCommand::Reset { key } => {
@@ -138,11 +170,17 @@ fn run_inner(config_path: Option<&Path>, args: ScheduleArgs) -> anyhow::Result<i
         }
         ScheduleCommand::Pause | ScheduleCommand::Resume => {
             let paused = matches!(args.command, ScheduleCommand::Pause);
-            let store = writable(&cx)?;
-            store
-                .put_state(PAUSED_KEY, &paused)
-                .and_then(|()| store.flush_blocking())
-                .with_context(|| format!("store {}", store.path().display()))?;
+            if let Some(d) = &cx.daemon {
+                d.runtime
+                    .block_on(d.client.pause(paused))
+                    .map_err(anyhow::Error::msg)?;
+            } else {
+                let store = writable(&cx)?;
+                store
+                    .put_state(PAUSED_KEY, &paused)
+                    .and_then(|()| store.flush_blocking())
+                    .with_context(|| format!("store {}", store.path().display()))?;
+            }
             println!(
                 "{}",
                 if paused {
@@ -202,6 +240,7 @@ fn open(config_path: Option<&Path>) -> anyhow::Result<Target> {
         seed: Seed::for_box(&host, &identity),
         store: None,
         no_store: None,
+        daemon: None,
     };
     let Some(config) = sources else {
         cx.no_store = Some(
@@ -226,6 +265,18 @@ fn open(config_path: Option<&Path>) -> anyhow::Result<Target> {
             cx.store = Some(store);
         }
         Err(e) => match e.downcast_ref::<StoreError>() {
+            Some(StoreError::Locked { .. })
+                if let Some(p) = &path
+                    && let Some((daemon, answer)) = Daemon::find(config, p) =>
+            {
+                if let Some(status) = answer.status {
+                    cx.settings.store = status.settings.store;
+                    cx.paused = status.paused;
+                    cx.seed = status.seed;
+                }
+                cx.history = crate::engine::scheduler::past_runs(&answer.history);
+                cx.daemon = Some(daemon);
+            }
             Some(StoreError::Locked { path }) => {
                 cx.no_store = Some(format!(
                     "store {} is in use by the running snaptop: its saved edits, pause and run \
@@ -263,6 +314,13 @@ fn save(cx: &mut Target, edits: Layer) -> anyhow::Result<()> {
     if let Err(errors) = settings.resolve() {
         let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::bail!("not saved, the policy in force stays: {}", why.join("; "));
+    }
+    if let Some(d) = &cx.daemon {
+        d.runtime
+            .block_on(d.client.set_schedule(&settings.store))
+            .map_err(anyhow::Error::msg)?;
+        cx.settings = settings;
+        return Ok(());
     }
     let store = writable(cx)?;
     store

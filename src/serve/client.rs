@@ -177,6 +177,13 @@ impl Client {
         Ok(())
     }
 
+    pub async fn schedule(&self) -> Result<wire::ScheduleAnswer, String> {
+        Ok(self
+            .call(self.request(reqwest::Method::GET, "/api/schedule"))
+            .await?
+            .1)
+    }
+
     pub async fn pause(&self, paused: bool) -> Result<(), String> {
         let _: (_, serde_json::Value) = self
             .call(

@@ -589,15 +589,17 @@ async fn metrics_route(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// `GET /api/schedule`: the schedule as the engine last said (null: no scheduler) and
+/// the run history it counts from, newest first.
 async fn schedule_get(State(s): State<Arc<Shared>>) -> Response {
-    let status = s
-        .live
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .state
-        .schedule
-        .clone();
-    axum::Json(status).into_response()
+    let answer = {
+        let live = s.live.lock().unwrap_or_else(|p| p.into_inner());
+        wire::ScheduleAnswer {
+            status: live.state.schedule.clone(),
+            history: live.state.history.clone(),
+        }
+    };
+    axum::Json(answer).into_response()
 }
 
 /// `PUT /api/schedule`: the whole set of saved edits (`{"business-interval": "15m", …}`,

@@ -169,3 +169,11 @@ pub enum TriggerOutcome {
     /// Coalesced into the run in progress.
     AlreadyRunning(Option<u64>),
 }
+
+/// `GET /api/schedule`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScheduleAnswer {
+    pub status: Option<ScheduleStatus>,
+    /// Newest first.
+    pub history: Vec<RunSummary>,
+}
