@@ -129,6 +129,22 @@ async fn many_clients_share_one_engine_one_run_one_budget() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600, "owner only");
 
+    // A raw reader of the attach stream, to look at the bytes that leave the daemon.
+    let raw = reqwest::Client::builder()
+        .unix_socket(socket.as_path())
+        .build()
+        .unwrap();
+    let mut bytes_seen = raw.get("http://snaptop/api/attach").send().await.unwrap();
+    let raw_reader = tokio::spawn(async move {
+        let mut seen = String::new();
+        while !seen.contains("event: finished") {
+            match tokio::time::timeout(WAIT, bytes_seen.chunk()).await {
+                Ok(Ok(Some(b))) => seen.push_str(&String::from_utf8_lossy(&b)),
+                _ => break,
+            }
+        }
+        seen
+    });
     let mut watchers = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..4 {
@@ -149,6 +165,26 @@ async fn many_clients_share_one_engine_one_run_one_budget() {
         );
         clients.push(client);
     }
+    // The metrics count the attached panes: four followers and the raw reader.
+    let metrics = raw
+        .get("http://snaptop/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let attached = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "snaptop_attached_clients")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        });
+    assert_eq!(attached, Some(5.0), "{metrics}");
     let before = sim.counts(Source::GitHub).requests;
     let first = clients[0].trigger(false).await.unwrap();
     let TriggerOutcome::Started(Some(id)) = first else {
@@ -170,6 +206,12 @@ async fn many_clients_share_one_engine_one_run_one_budget() {
             Some(id),
             "every pane saw the same run end"
         );
+    }
+    // What left the daemon carries none of the upstream credentials.
+    let seen = raw_reader.await.unwrap();
+    assert!(seen.contains("event: state") && seen.contains("event: provisional"));
+    for (_, secret) in sim.secret_env() {
+        assert!(!seen.contains(secret), "{secret} left the daemon");
     }
     // One run's requests, whatever the number of panes: the daemon's own run history
     // has one run, and a pane attaching now is shown it.

@@ -14,6 +14,8 @@ use anyhow::Context;
 pub const AUTO_LINGER: Duration = Duration::from_secs(120);
 /// How long a pane waits for the daemon it started to answer.
 pub const START_WAIT: Duration = Duration::from_secs(10);
+/// How long a pane whose daemon ended at once still waits for another one to answer.
+const RACE_WAIT: Duration = Duration::from_secs(2);
 
 /// Starts `snaptop --config CONFIG serve --auto` (it finds the socket as the pane did:
 /// `[serve] socket` or the config's default) in its own session
@@ -60,6 +62,9 @@ pub async fn start_and_wait(
     use super::client::{Client, ConnectError};
     let mut child = spawn(config, socket)?;
     let began = Instant::now();
+    // When ours ends at once, another pane's daemon may have won the race to the store
+    // and be a moment from serving: it is waited for a little before giving up.
+    let mut ended: Option<(Instant, std::process::ExitStatus)> = None;
     loop {
         match Client::connect(socket).await {
             Ok(found) => {
@@ -72,11 +77,14 @@ pub async fn start_and_wait(
             }
             Err(_) => {}
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            // Another pane's daemon may have won the race to the store: attach to it.
-            if let Ok(found) = Client::connect(socket).await {
-                return Ok(found);
-            }
+        if ended.is_none()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            ended = Some((Instant::now(), status));
+        }
+        if let Some((at, status)) = ended
+            && at.elapsed() > RACE_WAIT
+        {
             let text =
                 std::fs::read_to_string(crate::config::default_state_dir().join("daemon.err"))
                     .unwrap_or_default();
@@ -91,7 +99,7 @@ pub async fn start_and_wait(
                 last.strip_prefix("snaptop: ").unwrap_or(last)
             );
         }
-        if began.elapsed() > START_WAIT {
+        if ended.is_none() && began.elapsed() > START_WAIT {
             std::thread::spawn(move || child.wait());
             anyhow::bail!(
                 "the daemon did not answer on {} within {}s",
