@@ -1297,3 +1297,89 @@ mod schedule_tab {
         assert!(wake.as_secs() >= 1 && wake.as_secs() <= 60, "{wake:?}");
     }
 }
+
+mod attached {
+    use super::*;
+    use snaptop::app::LinkStatus;
+    use snaptop::serve::wire::AttachState;
+
+    fn attached_app(state: AttachState) -> App {
+        let mut app = app_with(Startup::default());
+        app.on_event(AppEvent::Link(LinkStatus::Attached {
+            socket: "config-1a2b3c4d.sock".into(),
+            pid: 42,
+        }));
+        app.on_event(AppEvent::Attached(Box::new(state)));
+        app
+    }
+
+    #[test]
+    fn the_state_on_attach_fills_the_header_and_the_tabs() {
+        let app = attached_app(AttachState {
+            snapshot: Some(sample::snapshot()),
+            history: sample::history(),
+            progress: Some(sample::progress()),
+            ..AttachState::default()
+        });
+        assert_eq!(
+            app.running_fraction(),
+            Some(sample::progress().fraction),
+            "a run going on the daemon shows as running"
+        );
+        assert_eq!(
+            app.data_as_of(),
+            Some(sample::snapshot().data_as_of()),
+            "the daemon's latest snapshot is on screen"
+        );
+        assert!(matches!(app.link(), LinkStatus::Attached { pid: 42, .. }));
+    }
+
+    #[test]
+    fn quitting_an_attached_pane_leaves_the_daemons_run_alone() {
+        let mut app = attached_app(AttachState {
+            progress: Some(sample::progress()),
+            ..AttachState::default()
+        });
+        app.on_action(Action::Quit);
+        assert!(
+            app.should_quit(),
+            "no question: the run is not this pane's to cancel"
+        );
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(
+            !app.take_effects().contains(&Effect::Cancel),
+            "quitting sends no cancel"
+        );
+    }
+
+    #[test]
+    fn a_lost_daemon_is_said_the_screen_kept_and_the_return_told() {
+        let mut app = attached_app(AttachState {
+            snapshot: Some(sample::snapshot()),
+            ..AttachState::default()
+        });
+        app.on_event(AppEvent::Link(LinkStatus::Lost(
+            "daemon pid 42 closed the connection".into(),
+        )));
+        let msg = app.message().unwrap();
+        assert_eq!(msg.level, Level::Warn);
+        assert!(msg.text.contains("reconnecting"), "{}", msg.text);
+        assert!(app.data_as_of().is_some(), "what is on screen stays");
+        app.on_event(AppEvent::Link(LinkStatus::Attached {
+            socket: "config-1a2b3c4d.sock".into(),
+            pid: 43,
+        }));
+        assert!(
+            app.message()
+                .unwrap()
+                .text
+                .contains("attached again (daemon pid 43)")
+        );
+        // A store problem the daemon reports is named like an embedded one.
+        app.on_event(AppEvent::Attached(Box::new(AttachState {
+            store_problem: Some("store /x: the latest snapshot could not be read".into()),
+            ..AttachState::default()
+        })));
+        assert_eq!(app.message().unwrap().level, Level::Error);
+    }
+}
