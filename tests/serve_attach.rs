@@ -145,6 +145,17 @@ async fn many_clients_share_one_engine_one_run_one_budget() {
         }
         seen
     });
+    // A second daemon for the same config is told who already serves it.
+    let second = common::snaptop(&sim, dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("already serves"), "{said}");
     let mut watchers = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..4 {

@@ -98,6 +98,14 @@ fn run_inner(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> 
     {
         socket::prepare_private_dir(dir)?;
     }
+    // Said before the store is found locked by it.
+    if std::os::unix::net::UnixStream::connect(&socket_path).is_ok() {
+        anyhow::bail!(
+            "a snaptop daemon already serves {} at {} (`snaptop` attaches to it)",
+            path.display(),
+            socket_path.display()
+        );
+    }
     let secrets = config.resolve_secrets()?;
     for w in &secrets.warnings {
         eprintln!("snaptop: warning: {w}");
