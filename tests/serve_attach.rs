@@ -498,3 +498,72 @@ async fn the_cli_snapshot_runs_on_the_daemon() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("by the daemon"));
     drop(daemon);
 }
+
+/// Team mode: the socket belongs to the group, 0660, and a member (another uid, here
+/// `nobody` of group `nogroup`) attaches; a process of another uid outside the group
+/// cannot even open the socket file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_mode_lets_a_member_of_the_group_attach() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let curl_ok = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nix::unistd::getuid().is_root() || !curl_ok {
+        eprintln!("notice: needs root and curl to connect as other uids; skipped");
+        return;
+    }
+    let Ok(Some(group)) = nix::unistd::Group::from_name("nogroup") else {
+        eprintln!("notice: no group nogroup; skipped");
+        return;
+    };
+    let sim = common::sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = config(&sim, dir.path());
+    let socket = dir.path().join("team.sock");
+    let mut child = common::snaptop(&sim, dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--group", "nogroup", "--socket"])
+        .arg(&socket)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("for group nogroup"), "{first}");
+    std::thread::spawn(move || for _ in lines {});
+    let _daemon = Daemon {
+        child,
+        stderr: Arc::default(),
+    };
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), group.gid.as_raw());
+
+    let hello_as = |uid: u32, gid: u32| {
+        let socket = socket.clone();
+        move || {
+            std::process::Command::new("curl")
+                .uid(uid)
+                .gid(gid)
+                .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+                .arg(&socket)
+                .arg("http://snaptop/api/hello")
+                .output()
+                .unwrap()
+        }
+    };
+    let member = tokio::task::spawn_blocking(hello_as(65534, group.gid.as_raw()))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&member.stdout);
+    assert!(text.ends_with("200"), "{text}");
+    assert!(text.contains("\"protocol\":1"), "{text}");
+    let outsider = tokio::task::spawn_blocking(hello_as(1, 1)).await.unwrap();
+    let text = String::from_utf8_lossy(&outsider.stdout);
+    assert!(!text.contains("protocol"), "{text}");
+}
