@@ -49,8 +49,29 @@ pub struct Client {
 impl Client {
     /// Connects and checks the protocol version before anything else.
     pub async fn connect(socket: &Path) -> Result<(Client, Hello), ConnectError> {
-        if !socket.exists() {
-            return Err(ConnectError::Absent(socket.to_path_buf()));
+        // What the plain connect says tells "nobody there" from "not for you".
+        match std::os::unix::net::UnixStream::connect(socket) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(ConnectError::Absent(socket.to_path_buf()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(ConnectError::Refused(format!(
+                    "socket {}: permission denied (a team's daemon lets in the members of its --group)",
+                    socket.display()
+                )));
+            }
+            Err(e) => {
+                return Err(ConnectError::Other {
+                    socket: socket.to_path_buf(),
+                    message: e.to_string(),
+                });
+            }
         }
         let other = |message: String| ConnectError::Other {
             socket: socket.to_path_buf(),
