@@ -13,10 +13,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::wire::{self, AttachState, Envelope, Hello, TriggerOutcome};
+use super::wire::{self, AttachState, Envelope, Hello, TriggerOutcome, WireEvent};
 use crate::cache::CacheReport;
 use crate::cache::maintenance::{Done, Job};
 use crate::engine::events::EngineEvent;
+use crate::engine::model::Snapshot;
 
 /// The largest event a client takes (the state of a very large estate is a few MiB).
 const MAX_EVENT_BYTES: usize = 64 << 20;
@@ -266,7 +267,29 @@ impl Client {
         Ok(Attachment {
             response,
             buffer: Vec::new(),
+            client: self.clone(),
         })
+    }
+
+    /// A matrix the attach stream announced (`/api/attach/provisional` or `/latest`).
+    async fn matrix(&self, path: &str) -> Result<Option<Snapshot>, String> {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status}"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("{path}: unreadable snapshot: {e}"))
     }
 }
 
@@ -281,8 +304,14 @@ fn error_text(body: &serde_json::Value) -> String {
 pub enum AttachItem {
     /// Everything a pane shows (first, and again after falling behind).
     State(Box<AttachState>),
-    /// An engine event, with when the daemon sent it (µs since the epoch).
-    Event { event: EngineEvent, sent_us: u64 },
+    /// An engine event, with when the daemon sent it and when its notice arrived here
+    /// (µs since the epoch; a matrix is fetched after its notice, so `received_us` is
+    /// the event's delivery and the moment `next` returns is the matrix's).
+    Event {
+        event: EngineEvent,
+        sent_us: u64,
+        received_us: u64,
+    },
 }
 
 /// The attach stream: Server-Sent Events (`event:`/`data:` lines, a blank line ends
@@ -290,6 +319,7 @@ pub enum AttachItem {
 pub struct Attachment {
     response: reqwest::Response,
     buffer: Vec<u8>,
+    client: Client,
 }
 
 impl Attachment {
@@ -298,8 +328,27 @@ impl Attachment {
         loop {
             if let Some(end) = find_event_end(&self.buffer) {
                 let block: Vec<u8> = self.buffer.drain(..end.1).take(end.0).collect();
+                let received_us = wire::now_us();
                 match parse_block(&block) {
-                    Some(item) => return Some(item),
+                    Some(Ok(Parsed::State(state))) => return Some(Ok(AttachItem::State(state))),
+                    Some(Ok(Parsed::Event(envelope))) => {
+                        let sent_us = envelope.sent_us;
+                        let event = match envelope.event.into_engine() {
+                            Ok(event) => event,
+                            Err(notice) => match self.fetch(notice).await {
+                                Ok(Some(event)) => event,
+                                // A matrix already replaced (the run moved on).
+                                Ok(None) => continue,
+                                Err(e) => return Some(Err(e)),
+                            },
+                        };
+                        return Some(Ok(AttachItem::Event {
+                            event,
+                            sent_us,
+                            received_us,
+                        }));
+                    }
+                    Some(Err(e)) => return Some(Err(e)),
                     // A keep-alive comment.
                     None => continue,
                 }
@@ -319,12 +368,46 @@ impl Attachment {
     }
 }
 
+impl Attachment {
+    /// The engine event a matrix notice stands for, its matrix fetched; None for a
+    /// provisional matrix that is gone already.
+    async fn fetch(&self, notice: Box<WireEvent>) -> Result<Option<EngineEvent>, String> {
+        match *notice {
+            WireEvent::Provisional { run_id } => {
+                let got = self.client.matrix("/api/attach/provisional").await?;
+                Ok(got
+                    .filter(|s| s.run_id == run_id)
+                    .map(|s| EngineEvent::Provisional(Box::new(s))))
+            }
+            WireEvent::Finished { summary } => {
+                match self.client.matrix("/api/attach/latest").await? {
+                    Some(snapshot) => Ok(Some(EngineEvent::Finished {
+                        summary,
+                        snapshot: Box::new(snapshot),
+                    })),
+                    None => Err(format!(
+                        "attach: run #{} finished but its snapshot is not there",
+                        summary.id
+                    )),
+                }
+            }
+            other => Ok(other.into_engine().ok()),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Parsed {
+    State(Box<AttachState>),
+    Event(Envelope),
+}
+
 /// (length of the event, length including its blank line).
 fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
     memchr::memmem::find(buffer, b"\n\n").map(|i| (i, i + 2))
 }
 
-fn parse_block(block: &[u8]) -> Option<Result<AttachItem, String>> {
+fn parse_block(block: &[u8]) -> Option<Result<Parsed, String>> {
     let text = String::from_utf8_lossy(block);
     let mut name = "message";
     let mut data = String::new();
@@ -343,14 +426,11 @@ fn parse_block(block: &[u8]) -> Option<Result<AttachItem, String>> {
     }
     Some(if name == "state" {
         serde_json::from_str::<AttachState>(&data)
-            .map(|s| AttachItem::State(Box::new(s)))
+            .map(|s| Parsed::State(Box::new(s)))
             .map_err(|e| format!("attach: unreadable state: {e}"))
     } else {
         serde_json::from_str::<Envelope>(&data)
-            .map(|e| AttachItem::Event {
-                event: e.event.into_engine(),
-                sent_us: e.sent_us,
-            })
+            .map(Parsed::Event)
             .map_err(|e| format!("attach: unreadable {name} event: {e}"))
     })
 }
@@ -509,7 +589,7 @@ mod tests {
         let block = format!("event: state\ndata: {state}");
         assert!(matches!(
             parse_block(block.as_bytes()),
-            Some(Ok(AttachItem::State(_)))
+            Some(Ok(Parsed::State(_)))
         ));
         let bad = parse_block(b"event: progress\ndata: {\"sent_us\": 1}").unwrap();
         assert!(bad.unwrap_err().contains("unreadable progress"));

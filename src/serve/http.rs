@@ -124,6 +124,15 @@ impl Status {
 pub struct Live {
     pub state: AttachState,
     log: VecDeque<LogLine>,
+    /// The matrices as JSON, serialized once for every pane that fetches them.
+    provisional_body: Option<axum::body::Bytes>,
+    latest_body: Option<axum::body::Bytes>,
+}
+
+fn body_of(snapshot: &crate::engine::model::Snapshot) -> Option<axum::body::Bytes> {
+    serde_json::to_vec(snapshot)
+        .ok()
+        .map(axum::body::Bytes::from)
 }
 
 impl Live {
@@ -131,6 +140,7 @@ impl Live {
     pub fn from_store(store: &Store) -> Live {
         match crate::app::run::read_startup(store) {
             Ok(startup) => Live {
+                latest_body: startup.snapshot.as_ref().and_then(body_of),
                 state: AttachState {
                     snapshot: startup.snapshot,
                     history: startup.history,
@@ -139,13 +149,14 @@ impl Live {
                     ..AttachState::default()
                 },
                 log: VecDeque::new(),
+                provisional_body: None,
             },
             Err(e) => Live {
                 state: AttachState {
                     store_problem: Some(format!("store {}: {e:#}", store.path().display())),
                     ..AttachState::default()
                 },
-                log: VecDeque::new(),
+                ..Live::default()
             },
         }
     }
@@ -157,9 +168,13 @@ impl Live {
                 self.log.clear();
                 s.progress = Some((**p).clone());
                 s.provisional = None;
+                self.provisional_body = None;
             }
             EngineEvent::Progress(p) => s.progress = Some((**p).clone()),
-            EngineEvent::Provisional(snapshot) => s.provisional = Some((**snapshot).clone()),
+            EngineEvent::Provisional(snapshot) => {
+                s.provisional = Some((**snapshot).clone());
+                self.provisional_body = body_of(snapshot);
+            }
             EngineEvent::Log(line) => {
                 self.log.push_back(line.clone());
                 if self.log.len() > ATTACH_LOG_LINES {
@@ -171,6 +186,8 @@ impl Live {
                 s.provisional = None;
                 s.store_problem = None;
                 s.snapshot = Some((**snapshot).clone());
+                self.provisional_body = None;
+                self.latest_body = body_of(snapshot);
                 let detail = RunDetail {
                     per_source: snapshot.stats.per_source.clone(),
                     failures: snapshot.failures.clone(),
@@ -181,6 +198,7 @@ impl Live {
             EngineEvent::Failed { summary, .. } => {
                 s.progress = None;
                 s.provisional = None;
+                self.provisional_body = None;
                 let detail = RunDetail {
                     log: self.log.iter().cloned().collect(),
                     ..RunDetail::default()
@@ -367,6 +385,8 @@ fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/hello", get(hello_route))
         .route("/api/attach", get(attach_route))
+        .route("/api/attach/provisional", get(attach_provisional))
+        .route("/api/attach/latest", get(attach_latest))
         .route("/api/snapshot/trigger", post(trigger))
         .route("/api/snapshot/cancel", post(cancel))
         .route("/api/snapshot/status", get(status_route))
@@ -690,6 +710,37 @@ async fn events_route(State(s): State<Arc<Shared>>) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+fn json_body(body: Option<axum::body::Bytes>, missing: &str) -> Response {
+    match body {
+        Some(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        None => error(StatusCode::NOT_FOUND, missing),
+    }
+}
+
+/// `GET /api/attach/provisional`: the running snapshot's matrix so far (the engine's
+/// own model, as the `provisional` notice announced it); 404 when no run has one.
+async fn attach_provisional(State(s): State<Arc<Shared>>) -> Response {
+    let body = s
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .provisional_body
+        .clone();
+    json_body(body, "no provisional matrix: no run is going")
+}
+
+/// `GET /api/attach/latest`: the latest snapshot (the engine's own model; the one a
+/// `finished` notice announced, or a newer one).
+async fn attach_latest(State(s): State<Arc<Shared>>) -> Response {
+    let body = s
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .latest_body
+        .clone();
+    json_body(body, "no snapshot yet")
 }
 
 /// Counts an attached pane for as long as its stream lives.

@@ -86,15 +86,17 @@ pub enum WireEvent {
     Progress {
         progress: Box<Progress>,
     },
+    /// The matrix so far changed: `GET /api/attach/provisional` has it. The events stay
+    /// small so that no pane's progress waits behind a whole matrix on its connection.
     Provisional {
-        snapshot: Box<Snapshot>,
+        run_id: u64,
     },
     Log {
         line: LogLine,
     },
+    /// The run ended with a snapshot, stored: `GET /api/attach/latest` has it.
     Finished {
         summary: RunSummary,
-        snapshot: Box<Snapshot>,
     },
     Failed {
         summary: RunSummary,
@@ -114,13 +116,10 @@ impl WireEvent {
             EngineEvent::Progress(p) => WireEvent::Progress {
                 progress: p.clone(),
             },
-            EngineEvent::Provisional(s) => WireEvent::Provisional {
-                snapshot: s.clone(),
-            },
+            EngineEvent::Provisional(s) => WireEvent::Provisional { run_id: s.run_id },
             EngineEvent::Log(l) => WireEvent::Log { line: l.clone() },
-            EngineEvent::Finished { summary, snapshot } => WireEvent::Finished {
+            EngineEvent::Finished { summary, .. } => WireEvent::Finished {
                 summary: summary.clone(),
-                snapshot: snapshot.clone(),
             },
             EngineEvent::Failed { summary, error } => WireEvent::Failed {
                 summary: summary.clone(),
@@ -131,18 +130,19 @@ impl WireEvent {
         })
     }
 
-    pub fn into_engine(self) -> EngineEvent {
-        match self {
+    /// The engine event, for those that carry everything; the matrix notices need
+    /// their snapshot fetched first (`Err` gives it back).
+    pub fn into_engine(self) -> Result<EngineEvent, Box<WireEvent>> {
+        Ok(match self {
             WireEvent::Started { progress } => EngineEvent::Started(progress),
             WireEvent::Progress { progress } => EngineEvent::Progress(progress),
-            WireEvent::Provisional { snapshot } => EngineEvent::Provisional(snapshot),
             WireEvent::Log { line } => EngineEvent::Log(line),
-            WireEvent::Finished { summary, snapshot } => {
-                EngineEvent::Finished { summary, snapshot }
-            }
             WireEvent::Failed { summary, error } => EngineEvent::Failed { summary, error },
             WireEvent::Schedule { status } => EngineEvent::Schedule(status),
-        }
+            notice @ (WireEvent::Provisional { .. } | WireEvent::Finished { .. }) => {
+                return Err(Box::new(notice));
+            }
+        })
     }
 }
 
