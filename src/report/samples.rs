@@ -892,11 +892,13 @@ where
     let (done_tx, done_rx) = sync_channel::<Parsed>(workers);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let cut_last_line = AtomicBool::new(false);
+    let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
     let parse = &parse;
     let result = std::thread::scope(|scope| {
         let cut = &cut_last_line;
+        let pool = &pool;
         scope.spawn(move || {
-            split_chunks(file, carry, path, &work_tx, progress, &token_rx, cut);
+            split_chunks(file, carry, path, &work_tx, progress, &token_rx, cut, pool);
         });
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
@@ -925,6 +927,7 @@ where
                     let mut aggregator = empty.empty_like();
                     let lines = memchr::memchr_iter(b'\n', &chunk).count() as u64;
                     let parsed = parse(&chunk, &mut aggregator).map(|()| (aggregator, lines));
+                    give_buffer(pool, chunk);
                     if done_tx.send((seq, parsed)).is_err() {
                         return;
                     }
@@ -976,7 +979,19 @@ where
     })
 }
 
+/// Chunk buffers handed back after parsing: a fresh multi-MiB buffer per chunk costs page
+/// faults and the kernel's zeroing on every chunk.
+fn give_buffer(pool: &Mutex<Vec<Vec<u8>>>, mut buffer: Vec<u8>) {
+    buffer.clear();
+    if let Ok(mut pool) = pool.lock()
+        && pool.len() < MAX_CHUNKS_IN_FLIGHT
+    {
+        pool.push(buffer);
+    }
+}
+
 /// The reader thread of [`read_chunked`].
+#[allow(clippy::too_many_arguments)]
 fn split_chunks(
     mut file: File,
     mut carry: Vec<u8>,
@@ -985,10 +1000,17 @@ fn split_chunks(
     progress: Option<&ReadProgress>,
     in_flight: &Receiver<()>,
     cut_last_line: &AtomicBool,
+    pool: &Mutex<Vec<Vec<u8>>>,
 ) {
     let mut seq = 0_u64;
     loop {
-        let mut buf = std::mem::take(&mut carry);
+        let mut buf = pool
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        buf.extend_from_slice(&carry);
+        carry.clear();
         let mut want = CHUNK_BYTES.max(buf.len());
         let at_end = loop {
             let before = buf.len();
