@@ -336,6 +336,26 @@ fn a_bad_row_deep_in_the_file_is_named_by_its_line() {
     );
 }
 
+#[test]
+fn a_record_over_the_cap_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.jtl");
+    let text = fs::read_to_string(fixture("crlf.jtl")).unwrap();
+    let mut bytes: Vec<u8> = text
+        .lines()
+        .take(3)
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect();
+    bytes.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
+    bytes.extend_from_slice(b"\n");
+    fs::write(&path, &bytes).unwrap();
+    let error = error_of(&path, &SampleOptions::default());
+    assert!(
+        error.contains("long.jtl:4: record longer than 1 MiB"),
+        "{error}"
+    );
+}
+
 fn snaptop(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_snaptop"))
         .args(args)
