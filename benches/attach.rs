@@ -198,6 +198,8 @@ struct Rec {
     sent_us: u64,
     recv_us: u64,
     kind: &'static str,
+    /// The event's size on the wire (raw panes only).
+    bytes: usize,
 }
 
 fn kind(ev: &EngineEvent) -> &'static str {
@@ -250,46 +252,185 @@ async fn attach(socket: &Path) -> (Client, Attachment, Duration) {
     (client, stream, took)
 }
 
+/// How a pane reads its stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// `Attachment::next`, as a TUI pane does: the time is taken once the event is parsed.
+    Parsed,
+    /// The SSE bytes alone: the time is taken when the chunk completing the event is read,
+    /// `sent_us` picked out of the text (the daemon's delivery, without the client's JSON).
+    Raw,
+}
+
 /// Attaches a pane that records every event and tells `finished` the id of each run
 /// that ends.
-async fn pane(socket: &Path, finished: mpsc::UnboundedSender<u64>) -> Pane {
-    let (client, mut stream, _) = attach(socket).await;
+async fn pane(socket: &Path, mode: Mode, finished: mpsc::UnboundedSender<u64>) -> Pane {
     let recs = Arc::new(Mutex::new(Vec::new()));
     let resent_states = Arc::new(Mutex::new(0));
-    let task = {
-        let recs = recs.clone();
-        let resent = resent_states.clone();
-        tokio::spawn(async move {
-            let _client = client;
-            while let Some(Ok(item)) = stream.next().await {
-                let recv_us = now_us();
-                match item {
-                    AttachItem::State(_) => {
-                        *resent.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                    }
-                    AttachItem::Event { event, sent_us } => {
-                        recs.lock().unwrap_or_else(|p| p.into_inner()).push(Rec {
-                            sent_us,
-                            recv_us,
-                            kind: kind(&event),
-                        });
-                        let ended = match &event {
-                            EngineEvent::Finished { summary, .. }
-                            | EngineEvent::Failed { summary, .. } => Some(summary.id),
-                            _ => None,
-                        };
-                        if let Some(id) = ended {
-                            let _ = finished.send(id);
-                        }
-                    }
-                }
-            }
-        })
+    let task = match mode {
+        Mode::Parsed => {
+            let (client, stream, _) = attach(socket).await;
+            tokio::spawn(follow_parsed(
+                client,
+                stream,
+                recs.clone(),
+                resent_states.clone(),
+                finished,
+            ))
+        }
+        Mode::Raw => {
+            let (response, rest) = attach_raw(socket).await;
+            tokio::spawn(follow_raw(
+                response,
+                rest,
+                recs.clone(),
+                resent_states.clone(),
+                finished,
+            ))
+        }
     };
     Pane {
         recs,
         resent_states,
         task,
+    }
+}
+
+async fn follow_parsed(
+    client: Client,
+    mut stream: Attachment,
+    recs: Arc<Mutex<Vec<Rec>>>,
+    resent: Arc<Mutex<usize>>,
+    finished: mpsc::UnboundedSender<u64>,
+) {
+    let _client = client;
+    while let Some(Ok(item)) = stream.next().await {
+        let recv_us = now_us();
+        match item {
+            AttachItem::State(_) => {
+                *resent.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            }
+            AttachItem::Event { event, sent_us } => {
+                recs.lock().unwrap_or_else(|p| p.into_inner()).push(Rec {
+                    sent_us,
+                    recv_us,
+                    kind: kind(&event),
+                    bytes: 0,
+                });
+                let ended = match &event {
+                    EngineEvent::Finished { summary, .. } | EngineEvent::Failed { summary, .. } => {
+                        Some(summary.id)
+                    }
+                    _ => None,
+                };
+                if let Some(id) = ended {
+                    let _ = finished.send(id);
+                }
+            }
+        }
+    }
+}
+
+/// `GET /api/attach` read as bytes; returns once the first (state) event is in, with
+/// what came after it.
+async fn attach_raw(socket: &Path) -> (reqwest::Response, Vec<u8>) {
+    let http = reqwest::Client::builder()
+        .unix_socket(socket)
+        .build()
+        .expect("client");
+    let mut response = http
+        .get("http://snaptop/api/attach")
+        .header(
+            snaptop::serve::wire::PROTOCOL_HEADER,
+            snaptop::serve::wire::PROTOCOL.to_string(),
+        )
+        .send()
+        .await
+        .expect("attach");
+    assert!(response.status().is_success(), "{}", response.status());
+    let mut buffer = Vec::new();
+    loop {
+        if let Some(end) = memchr::memmem::find(&buffer, b"\n\n") {
+            assert!(buffer.starts_with(b"event: state"), "no state first");
+            return (response, buffer.split_off(end + 2));
+        }
+        match tokio::time::timeout(WAIT, response.chunk()).await {
+            Ok(Ok(Some(bytes))) => buffer.extend_from_slice(&bytes),
+            other => panic!("attach: {other:?}"),
+        }
+    }
+}
+
+const KINDS: [&str; 7] = [
+    "started",
+    "progress",
+    "provisional",
+    "log",
+    "finished",
+    "failed",
+    "schedule",
+];
+
+async fn follow_raw(
+    mut response: reqwest::Response,
+    mut buffer: Vec<u8>,
+    recs: Arc<Mutex<Vec<Rec>>>,
+    resent: Arc<Mutex<usize>>,
+    finished: mpsc::UnboundedSender<u64>,
+) {
+    let mut scanned = 0;
+    loop {
+        let recv_us = now_us();
+        while let Some(at) = memchr::memmem::find(&buffer[scanned..], b"\n\n") {
+            let end = scanned + at;
+            let block = &buffer[..end];
+            scanned = 0;
+            let name = block
+                .strip_prefix(b"event: ")
+                .and_then(|b| b.split(|c| *c == b'\n').next())
+                .map(|n| String::from_utf8_lossy(n).into_owned());
+            match name.as_deref() {
+                Some("state") => *resent.lock().unwrap_or_else(|p| p.into_inner()) += 1,
+                Some(name) => {
+                    let kind = KINDS.iter().find(|k| **k == name).copied().unwrap_or("?");
+                    let sent_us = memchr::memmem::find(block, b"\"sent_us\":")
+                        .map(|i| {
+                            block[i + 10..]
+                                .iter()
+                                .take_while(|c| c.is_ascii_digit())
+                                .fold(0u64, |n, c| n * 10 + u64::from(c - b'0'))
+                        })
+                        .unwrap_or(0);
+                    recs.lock().unwrap_or_else(|p| p.into_inner()).push(Rec {
+                        sent_us,
+                        recv_us,
+                        kind,
+                        bytes: end,
+                    });
+                    if kind == "finished" || kind == "failed" {
+                        // `"summary":{"id":N`: the run's id.
+                        let id = memchr::memmem::find(block, b"\"summary\":{\"id\":")
+                            .map(|i| {
+                                block[i + 16..]
+                                    .iter()
+                                    .take_while(|c| c.is_ascii_digit())
+                                    .fold(0u64, |n, c| n * 10 + u64::from(c - b'0'))
+                            })
+                            .unwrap_or(0);
+                        let _ = finished.send(id);
+                    }
+                }
+                // A keep-alive comment.
+                None => {}
+            }
+            buffer.drain(..end + 2);
+        }
+        // Only the new bytes (and the one before them) can complete an event.
+        scanned = buffer.len().saturating_sub(1);
+        match response.chunk().await {
+            Ok(Some(bytes)) => buffer.extend_from_slice(&bytes),
+            _ => return,
+        }
     }
 }
 
@@ -300,11 +441,11 @@ struct Panes {
 }
 
 impl Panes {
-    async fn attach(socket: &Path, n: usize) -> Panes {
+    async fn attach(socket: &Path, n: usize, mode: Mode) -> Panes {
         let (tx, finished) = mpsc::unbounded_channel();
         let mut panes = Vec::with_capacity(n);
         for _ in 0..n {
-            panes.push(pane(socket, tx.clone()).await);
+            panes.push(pane(socket, mode, tx.clone()).await);
         }
         Panes { panes, finished }
     }
@@ -347,7 +488,7 @@ impl Panes {
 
 /// Per event (recorded by every pane from `from`), the latest arrival: engine to the
 /// last client, in µs, with the event's kind.
-fn fan_out(panes: &Panes, from: usize) -> Vec<(u64, &'static str)> {
+fn fan_out(panes: &Panes, from: usize) -> Vec<(u64, &'static str, usize)> {
     let all: Vec<Vec<Rec>> = panes.panes.iter().map(|p| p.slice(from)).collect();
     let n = all[0].len();
     assert!(
@@ -362,7 +503,7 @@ fn fan_out(panes: &Panes, from: usize) -> Vec<(u64, &'static str)> {
                 "event {i} differs between panes"
             );
             let last = all.iter().map(|r| r[i].recv_us).max().unwrap_or(sent);
-            (last.saturating_sub(sent), all[0][i].kind)
+            (last.saturating_sub(sent), all[0][i].kind, all[0][i].bytes)
         })
         .collect()
 }
@@ -384,7 +525,7 @@ struct Spread {
     worst: &'static str,
 }
 
-fn spread(events: &[(u64, &'static str)]) -> Spread {
+fn spread(events: &[(u64, &'static str, usize)]) -> Spread {
     let mut v: Vec<u64> = events.iter().map(|e| e.0).collect();
     v.sort_unstable();
     let worst = events.iter().max_by_key(|e| e.0).map_or("-", |e| e.1);
@@ -399,6 +540,75 @@ fn spread(events: &[(u64, &'static str)]) -> Spread {
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
+}
+
+/// Per kind of event: how many, p50 and max to the last client (and the largest size).
+fn by_kind(label: &str, events: &[(u64, &'static str, usize)]) {
+    let mut kinds: BTreeMap<&str, Vec<(u64, usize)>> = BTreeMap::new();
+    for (us, k, b) in events {
+        kinds.entry(k).or_default().push((*us, *b));
+    }
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(k, v)| {
+            let mut us: Vec<u64> = v.iter().map(|e| e.0).collect();
+            us.sort_unstable();
+            let size = v.iter().map(|e| e.1).max().unwrap_or(0);
+            let size = if size > 0 {
+                format!(", ≤ {:.0} KiB", size as f64 / 1024.0)
+            } else {
+                String::new()
+            };
+            format!(
+                "{k} ×{}: p50 {:.2} / max {:.2} ms{size}",
+                us.len(),
+                ms(pct(&us, 50.0)),
+                ms(*us.last().unwrap_or(&0))
+            )
+        })
+        .collect();
+    println!("{label}: {}", parts.join("; "));
+}
+
+/// Every request but GraphQL's since the last reset, as (source, method, path without
+/// the query, a digest as `sha256:…`), sorted: what must not depend on the number of clients. (GraphQL's count
+/// depends on timing: reads waiting at the same moment share a request.)
+fn rest_requests(sim: &RunningSim) -> Vec<(Source, String, String)> {
+    let mut v: Vec<(Source, String, String)> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.target != "/api/graphql")
+        .map(|r| {
+            let mut path = r.target.split('?').next().unwrap_or("").to_string();
+            // The registry's manifest digests are the simulator's own per request.
+            if let Some(i) = path.find("sha256:") {
+                path.truncate(i + 7);
+                path.push('…');
+            }
+            (r.source, r.method, path)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// What each sorted list has that the other has not (counting repeats).
+fn multiset_diff<T: Ord + Clone>(a: &[T], b: &[T]) -> (Vec<T>, Vec<T>) {
+    let (mut i, mut j) = (0, 0);
+    let (mut only_a, mut only_b) = (Vec::new(), Vec::new());
+    while i < a.len() || j < b.len() {
+        if j == b.len() || (i < a.len() && a[i] < b[j]) {
+            only_a.push(a[i].clone());
+            i += 1;
+        } else if i == a.len() || b[j] < a[i] {
+            only_b.push(b[j].clone());
+            j += 1;
+        } else {
+            i += 1;
+            j += 1;
+        }
+    }
+    (only_a, only_b)
 }
 
 /// Upstream requests per source since the last reset.
@@ -485,17 +695,20 @@ async fn bench() {
     let dir_a = tempfile::tempdir().expect("temp dir");
     let mut a = start_daemon(&sim, dir_a.path());
     let (trigger_a, _) = Client::connect(&a.socket).await.expect("connect");
-    let mut one = Panes::attach(&a.socket, 1).await;
+    let mut one = Panes::attach(&a.socket, 1, Mode::Parsed).await;
     sim.reset_counts();
     let from = one.mark();
     one.run(&trigger_a).await;
     settle().await;
     let requests_1 = counts(&sim);
+    let endpoints_1 = sim.github_endpoint_counts();
+    let rest_1 = rest_requests(&sim);
     for _ in 1..runs {
         one.run(&trigger_a).await;
         settle().await;
     }
-    let fan_1 = spread(&fan_out(&one, from));
+    let events_1 = fan_out(&one, from);
+    let fan_1 = spread(&events_1);
     let resent_1 = one.resent_states();
 
     // Memory per client: the one pane detached, then N attached and their state received.
@@ -503,7 +716,7 @@ async fn bench() {
     let detached_seen = wait_attached(&a.socket, 0, Duration::from_secs(40)).await;
     settle().await;
     let rss_0 = a.rss_kib();
-    let extra = Panes::attach(&a.socket, clients).await;
+    let extra = Panes::attach(&a.socket, clients, Mode::Parsed).await;
     let attached_seen = wait_attached(&a.socket, clients as u64, Duration::from_secs(10)).await;
     settle().await;
     let rss_n = a.rss_kib();
@@ -515,17 +728,20 @@ async fn bench() {
     let dir_b = tempfile::tempdir().expect("temp dir");
     let mut b = start_daemon(&sim, dir_b.path());
     let (trigger_b, _) = Client::connect(&b.socket).await.expect("connect");
-    let mut many = Panes::attach(&b.socket, clients).await;
+    let mut many = Panes::attach(&b.socket, clients, Mode::Parsed).await;
     sim.reset_counts();
     let from = many.mark();
     many.run(&trigger_b).await;
     settle().await;
     let requests_n = counts(&sim);
+    let endpoints_n = sim.github_endpoint_counts();
+    let rest_n = rest_requests(&sim);
     for _ in 1..runs {
         many.run(&trigger_b).await;
         settle().await;
     }
-    let fan_n = spread(&fan_out(&many, from));
+    let events_n = fan_out(&many, from);
+    let fan_n = spread(&events_n);
 
     // Idle CPU with N attached and nothing running.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
@@ -550,7 +766,8 @@ async fn bench() {
     }
     let day_wall = day_began.elapsed();
     settle().await;
-    let fan_day = spread(&fan_out(&many, from_day));
+    let events_day = fan_out(&many, from_day);
+    let fan_day = spread(&events_day);
     let resent_n = many.resent_states();
 
     // First state after attach, N more attaches one after the other (each dropped).
@@ -570,8 +787,32 @@ async fn bench() {
     b.stop();
     drop(trigger_b);
 
+    // ---- Daemon C: N raw clients (the daemon's delivery alone), the same runs.
+    let dir_c = tempfile::tempdir().expect("temp dir");
+    let mut c = start_daemon(&sim, dir_c.path());
+    let (trigger_c, _) = Client::connect(&c.socket).await.expect("connect");
+    let mut raw = Panes::attach(&c.socket, clients, Mode::Raw).await;
+    sim.reset_counts();
+    let from = raw.mark();
+    raw.run(&trigger_c).await;
+    settle().await;
+    let requests_raw = counts(&sim);
+    let endpoints_raw = sim.github_endpoint_counts();
+    let rest_raw = rest_requests(&sim);
+    for _ in 1..runs {
+        raw.run(&trigger_c).await;
+        settle().await;
+    }
+    let events_raw = fan_out(&raw, from);
+    let fan_raw = spread(&events_raw);
+    let resent_raw = raw.resent_states();
+    drop(raw);
+    c.stop();
+    drop(trigger_c);
+
     // ---- The table.
-    let equal = requests_1 == requests_n;
+    let equal = rest_1 == rest_n && rest_1 == rest_raw;
+    let gql = |e: &BTreeMap<String, u64>| e.get("graphql").copied().unwrap_or(0);
     let fmt_counts = |c: &BTreeMap<Source, u64>| {
         c.iter()
             .map(|(s, n)| format!("{} {n}", s.name()))
@@ -582,9 +823,15 @@ async fn bench() {
     println!("| measure | 1 client | {clients} clients | target | met |");
     println!("| --- | ---: | ---: | --- | --- |");
     println!(
-        "| upstream requests, one cold snapshot | {} | {} | equal | {} |",
+        "| upstream requests, one cold snapshot | {} ({} REST + {} GraphQL) | {} ({} REST + {} GraphQL; raw clients: {} + {}) | the same | REST requests identical: {} |",
         requests_1.values().sum::<u64>(),
+        rest_1.len(),
+        gql(&endpoints_1),
         requests_n.values().sum::<u64>(),
+        rest_n.len(),
+        gql(&endpoints_n),
+        rest_raw.len(),
+        gql(&endpoints_raw),
         yes(equal)
     );
     let fan_row = |label: &str, f1: Option<&Spread>, fnn: &Spread| {
@@ -614,6 +861,13 @@ async fn bench() {
         &format!("event fan-out to the last client, {runs} runs (1 cold)"),
         Some(&fan_1),
         &fan_n,
+    );
+    fan_row(
+        &format!(
+            "event delivery to the last client (bytes read, not parsed), {runs} runs (1 cold)"
+        ),
+        None,
+        &fan_raw,
     );
     fan_row(
         &format!("event fan-out to the last client, the day's {day_runs} warm runs"),
@@ -673,6 +927,18 @@ async fn bench() {
         fmt_counts(&requests_n)
     );
     println!(
+        "upstream requests, {clients} raw clients: {}",
+        fmt_counts(&requests_raw)
+    );
+    for (label, other) in [("clients", &rest_n), ("raw clients", &rest_raw)] {
+        let (only_1, only_n) = multiset_diff(&rest_1, other);
+        if !only_1.is_empty() || !only_n.is_empty() {
+            println!(
+                "REST requests of the 1-client run only: {only_1:?}; of the {clients}-{label} run only: {only_n:?}"
+            );
+        }
+    }
+    println!(
         "RSS samples (run, MiB): {}",
         rss_day
             .iter()
@@ -681,7 +947,7 @@ async fn bench() {
             .join(", ")
     );
     println!(
-        "day: {day_runs} runs in {:.1} s; states resent to lagging panes: {resent_1} (1 client), {resent_n} ({clients} clients)",
+        "day: {day_runs} runs in {:.1} s; states resent to lagging panes: {resent_1} (1 client), {resent_n} ({clients} clients), {resent_raw} ({clients} raw)",
         day_wall.as_secs_f64()
     );
     println!(
@@ -692,6 +958,37 @@ async fn bench() {
     if let Err(why) = &tui {
         println!("TUI: {why}");
     }
+    let keys: std::collections::BTreeSet<&String> = endpoints_1
+        .keys()
+        .chain(endpoints_n.keys())
+        .chain(endpoints_raw.keys())
+        .collect();
+    let differ: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let n = |m: &BTreeMap<String, u64>| m.get(k).copied().unwrap_or(0);
+            let (x, y, z) = (n(&endpoints_1), n(&endpoints_n), n(&endpoints_raw));
+            (x != y || x != z).then(|| format!("{k} {x}/{y}/{z}"))
+        })
+        .collect();
+    println!(
+        "GitHub endpoints that differ between the cold runs (1 / {clients} / {clients} raw): {}",
+        if differ.is_empty() {
+            "none".to_string()
+        } else {
+            differ.join(", ")
+        }
+    );
+    by_kind("fan-out by event, 1 client", &events_1);
+    by_kind(&format!("fan-out by event, {clients} clients"), &events_n);
+    by_kind(
+        &format!("delivery by event, {clients} raw clients"),
+        &events_raw,
+    );
+    by_kind(
+        &format!("fan-out by event, the day, {clients} clients"),
+        &events_day,
+    );
 }
 
 fn yes(b: bool) -> &'static str {
