@@ -713,7 +713,9 @@ async fn bench() {
 
     // Memory per client: the one pane detached, then N attached and their state received.
     drop(one);
+    let detach_began = Instant::now();
     let detached_seen = wait_attached(&a.socket, 0, Duration::from_secs(40)).await;
+    let detach_noticed = detach_began.elapsed();
     settle().await;
     let rss_0 = a.rss_kib();
     let extra = Panes::attach(&a.socket, clients, Mode::Parsed).await;
@@ -869,6 +871,19 @@ async fn bench() {
         None,
         &fan_raw,
     );
+    let small = |e: &[(u64, &'static str, usize)]| {
+        let v: Vec<_> = e
+            .iter()
+            .filter(|x| x.1 != "provisional" && x.1 != "finished")
+            .copied()
+            .collect();
+        spread(&v)
+    };
+    fan_row(
+        &format!("the same, events without a snapshot (not provisional/finished), {runs} runs"),
+        Some(&small(&events_1)),
+        &small(&events_n),
+    );
     fan_row(
         &format!("event fan-out to the last client, the day's {day_runs} warm runs"),
         None,
@@ -951,8 +966,9 @@ async fn bench() {
         day_wall.as_secs_f64()
     );
     println!(
-        "memory per client: the daemon counted 0 attached after the detach: {}; {clients} after the attach: {}",
+        "memory per client: the daemon counted 0 attached after the detach: {} (after {:.2} s); {clients} after the attach: {}",
         yes(detached_seen),
+        detach_noticed.as_secs_f64(),
         yes(attached_seen)
     );
     if let Err(why) = &tui {
