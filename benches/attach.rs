@@ -96,6 +96,33 @@ impl Daemon {
         n(11) + n(12)
     }
 
+    /// Per thread (name, id): utime + stime in clock ticks.
+    fn thread_ticks(&self) -> BTreeMap<(String, u32), u64> {
+        let mut out = BTreeMap::new();
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return out;
+        };
+        for entry in dir.flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_string();
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let n = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let tid = entry.file_name().to_string_lossy().parse().unwrap_or(0);
+            out.insert((name, tid), n(11) + n(12));
+        }
+        out
+    }
+
     fn stop(&mut self) {
         // SIGTERM: the daemon winds down and flushes its store.
         // SAFETY: kill(2) on our own child's pid.
@@ -749,9 +776,18 @@ async fn bench() {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t0 = b.cpu_ticks();
+    let threads0 = b.thread_ticks();
     let w0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let idle_ticks = b.cpu_ticks() - t0;
+    let idle_threads: Vec<String> = b
+        .thread_ticks()
+        .into_iter()
+        .filter_map(|(k, t)| {
+            let d = t - threads0.get(&k).copied().unwrap_or(0);
+            (d > 0).then(|| format!("{} {d}", k.0))
+        })
+        .collect();
     let idle_wall = w0.elapsed().as_secs_f64();
     let idle_pct = idle_ticks as f64 / hz as f64 / idle_wall * 100.0;
 
@@ -993,6 +1029,14 @@ async fn bench() {
             "none".to_string()
         } else {
             differ.join(", ")
+        }
+    );
+    println!(
+        "idle ticks by daemon thread: {}",
+        if idle_threads.is_empty() {
+            "none".to_string()
+        } else {
+            idle_threads.join(", ")
         }
     );
     by_kind("fan-out by event, 1 client", &events_1);
