@@ -300,12 +300,16 @@ impl Scheduler {
             store: edits,
         };
         let resolved = settings.resolve()?;
-        store.put_state(EDITS_KEY, &settings.store).map_err(|e| {
-            vec![FieldError {
-                field: "store".into(),
-                message: format!("cannot save the edits: {e}"),
-            }]
-        })?;
+        // Flushed at once: a saved edit survives a kill (a rare keypress; ms of sled).
+        store
+            .put_state(EDITS_KEY, &settings.store)
+            .and_then(|()| store.flush_blocking())
+            .map_err(|e| {
+                vec![FieldError {
+                    field: "store".into(),
+                    message: format!("cannot save the edits: {e}"),
+                }]
+            })?;
         self.settings = settings;
         self.policy = resolved.policy;
         self.recompute();
@@ -315,6 +319,7 @@ impl Scheduler {
     pub fn set_paused(&mut self, store: &Store, paused: bool) -> Result<(), String> {
         store
             .put_state(PAUSED_KEY, &paused)
+            .and_then(|()| store.flush_blocking())
             .map_err(|e| format!("cannot save the pause: {e}"))?;
         self.paused = paused;
         self.recompute();

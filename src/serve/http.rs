@@ -44,11 +44,50 @@ const ATTACH_HISTORY: usize = crate::ui::snapshot::HISTORY_ROWS;
 
 /// One engine event, serialized once for every client: `light` for `/api/events`
 /// (None: not sent there), `full` for the attach stream.
+///
+/// The broadcast channel keeps its last [`FEED_BUFFER`] items until they are
+/// overwritten, long after every pane has read them; `full` (a whole snapshot for
+/// `provisional` and `finished`) is let go once the last attach stream it was sent to has
+/// taken it, so those slots do not hold hundreds of snapshots' JSON.
 #[derive(Debug)]
 pub struct FeedItem {
     pub name: &'static str,
     pub light: Option<String>,
-    pub full: String,
+    full: std::sync::Mutex<FullText>,
+}
+
+/// The attach streams that have yet to take the text, and the text.
+#[derive(Debug)]
+struct FullText {
+    pending: usize,
+    text: Option<Arc<str>>,
+}
+
+impl FeedItem {
+    /// The item as sent to `attach_streams` attach streams (set under the live lock).
+    fn for_attach_streams(item: FeedItem, attach_streams: usize) -> FeedItem {
+        let mut full = item.full.into_inner().unwrap_or_else(|p| p.into_inner());
+        full.pending = attach_streams;
+        if attach_streams == 0 {
+            full.text = None;
+        }
+        FeedItem {
+            full: std::sync::Mutex::new(full),
+            ..item
+        }
+    }
+
+    /// The attach stream's text, taken by one of the streams it was sent to; the last one
+    /// leaves none behind. None: already let go (not sent to this stream).
+    fn take_full(&self) -> Option<Arc<str>> {
+        let mut full = self.full.lock().unwrap_or_else(|p| p.into_inner());
+        full.pending = full.pending.saturating_sub(1);
+        if full.pending == 0 {
+            full.text.take()
+        } else {
+            full.text.clone()
+        }
+    }
 }
 
 /// The engine's events for every subscriber.
@@ -82,7 +121,14 @@ fn feed_item(ev: &EngineEvent) -> Option<FeedItem> {
         event: wire,
     })
     .ok()?;
-    Some(FeedItem { name, light, full })
+    Some(FeedItem {
+        name,
+        light,
+        full: std::sync::Mutex::new(FullText {
+            pending: 0,
+            text: Some(full.into()),
+        }),
+    })
 }
 
 /// How long a trigger waits for the engine to say the run began.
@@ -127,6 +173,8 @@ pub struct Live {
     /// The matrices as JSON, serialized once for every pane that fetches them.
     provisional_body: Option<axum::body::Bytes>,
     latest_body: Option<axum::body::Bytes>,
+    /// Attach streams subscribed to the feed now (each takes every item's `full`).
+    attach_streams: usize,
 }
 
 fn body_of(snapshot: &crate::engine::model::Snapshot) -> Option<axum::body::Bytes> {
@@ -150,6 +198,7 @@ impl Live {
                 },
                 log: VecDeque::new(),
                 provisional_body: None,
+                attach_streams: 0,
             },
             Err(e) => Live {
                 state: AttachState {
@@ -243,15 +292,8 @@ pub async fn pump(
 ) {
     while let Some(ev) = events.recv().await {
         metrics.observe(&ev);
-        let item = feed_item(&ev).map(Arc::new);
-        {
-            let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
-            live.apply(&ev);
-            if let Some(item) = item {
-                // No subscriber is not an error.
-                let _ = feed.send(item);
-            }
-        }
+        let item = feed_item(&ev);
+        publish(&live, &feed, &ev, item);
         match &ev {
             EngineEvent::Started(p) | EngineEvent::Progress(p) => {
                 status.send_modify(|s| running(s, p));
@@ -276,6 +318,17 @@ pub async fn pump(
             }),
             _ => {}
         }
+    }
+}
+
+/// Applies `ev` to the live mirror and sends its item, under the live lock.
+fn publish(live: &LiveState, feed: &Feed, ev: &EngineEvent, item: Option<FeedItem>) {
+    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+    live.apply(ev);
+    if let Some(item) = item {
+        let item = FeedItem::for_attach_streams(item, live.attach_streams);
+        // No subscriber is not an error.
+        let _ = feed.send(Arc::new(item));
     }
 }
 
@@ -765,10 +818,28 @@ impl Drop for AttachedGuard {
     }
 }
 
+/// An attach stream's receiver of the feed, counted in [`Live`] while it lives.
+struct AttachReceiver {
+    rx: broadcast::Receiver<Arc<FeedItem>>,
+    live: LiveState,
+}
+
+impl Drop for AttachReceiver {
+    fn drop(&mut self) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.attach_streams = live.attach_streams.saturating_sub(1);
+    }
+}
+
 /// The state and the receiver, taken together under the live lock.
-fn subscribe(s: &Shared) -> (AttachState, broadcast::Receiver<Arc<FeedItem>>) {
-    let live = s.live.lock().unwrap_or_else(|p| p.into_inner());
-    (live.attach_state(), s.feed.subscribe())
+fn subscribe(live: &LiveState, feed: &Feed) -> (AttachState, AttachReceiver) {
+    let mut guard = live.lock().unwrap_or_else(|p| p.into_inner());
+    guard.attach_streams += 1;
+    let rx = AttachReceiver {
+        rx: feed.subscribe(),
+        live: live.clone(),
+    };
+    (guard.attach_state(), rx)
 }
 
 fn state_event(state: &AttachState) -> axum::response::sse::Event {
@@ -777,24 +848,36 @@ fn state_event(state: &AttachState) -> axum::response::sse::Event {
         .data(serde_json::to_string(state).unwrap_or_else(|_| "{}".into()))
 }
 
+/// A fresh receiver for `rx` and the whole state to send instead of what it missed.
+fn resync(rx: &mut AttachReceiver, s: &Shared) -> axum::response::sse::Event {
+    let (state, fresh) = subscribe(&s.live, &s.feed);
+    // The old receiver is let go (and uncounted) before the state is serialized.
+    *rx = fresh;
+    state_event(&state)
+}
+
 /// `GET /api/attach`: what a pane lives on. First a `state` event (everything it shows),
 /// then every engine event in full (matrices included), each with the moment it was
 /// sent. A pane too slow to follow is sent the whole state again rather than a gap.
 async fn attach_route(State(s): State<Arc<Shared>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let (state, rx) = subscribe(&s);
+    let (state, rx) = subscribe(&s.live, &s.feed);
     let first = state_event(&state);
     drop(state);
     let guard = AttachedGuard::new(s.clone());
     let head = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(first) });
     let rest = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        let ev = match rx.recv().await {
-            Ok(item) => Event::default().event(item.name).data(item.full.as_str()),
+        let ev = match rx.rx.recv().await {
+            Ok(item) => match item.take_full() {
+                Some(full) => Event::default().event(item.name).data(&*full),
+                None => {
+                    tracing::warn!("an event's text was let go before this pane took it");
+                    resync(&mut rx, &guard.0)
+                }
+            },
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!("a pane fell {n} events behind: sending it the whole state");
-                let (state, fresh) = subscribe(&guard.0);
-                rx = fresh;
-                state_event(&state)
+                resync(&mut rx, &guard.0)
             }
             Err(broadcast::error::RecvError::Closed) => return None,
         };
@@ -804,4 +887,55 @@ async fn attach_route(State(s): State<Arc<Shared>>) -> Response {
     Sse::new(head.chain(rest))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(30)))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left_behind(item: &FeedItem) -> bool {
+        item.full
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .text
+            .is_some()
+    }
+
+    #[tokio::test]
+    async fn the_feed_lets_an_events_text_go_once_every_attach_stream_took_it() {
+        let live: LiveState = Arc::default();
+        let (feed, mut light) = broadcast::channel(FEED_BUFFER);
+        let ev = EngineEvent::Schedule(None);
+        let (_, mut a) = subscribe(&live, &feed);
+        let (_, mut b) = subscribe(&live, &feed);
+        publish(&live, &feed, &ev, feed_item(&ev));
+
+        let item = a.rx.recv().await.unwrap();
+        let text = item.take_full().unwrap();
+        assert!(text.contains("\"type\":\"schedule\""), "{text}");
+        assert!(left_behind(&item), "b has yet to take it");
+        let item = b.rx.recv().await.unwrap();
+        assert_eq!(item.take_full().as_deref(), Some(&*text));
+        assert!(
+            !left_behind(&item),
+            "the slot keeps no text once both took it"
+        );
+        // A light subscriber (`/api/events`) still has its own text.
+        assert!(light.recv().await.unwrap().light.is_some());
+
+        // A stream gone before reading is not waited for by later events.
+        drop(b);
+        publish(&live, &feed, &ev, feed_item(&ev));
+        let item = a.rx.recv().await.unwrap();
+        assert!(item.take_full().is_some());
+        assert!(!left_behind(&item));
+        assert!(light.recv().await.is_ok());
+
+        // With no attach stream the text is not kept at all.
+        drop(a);
+        publish(&live, &feed, &ev, feed_item(&ev));
+        let item = light.recv().await.unwrap();
+        assert!(!left_behind(&item));
+        assert_eq!(live.lock().unwrap().attach_streams, 0);
+    }
 }

@@ -838,11 +838,18 @@ fn check_schema(path: &Path, t: &Trees) -> Result<()> {
     Ok(())
 }
 
+/// How often sled's own thread writes buffered changes out. Every commit (a snapshot,
+/// a schedule edit) is flushed by the store itself; this covers only HTTP cache entries
+/// and counters, whose loss to a kill costs a refetch. sled's default (500 ms) woke an
+/// idle daemon 120 times a minute: most of its idle CPU in the attach bench.
+const BACKGROUND_FLUSH_MS: u64 = 5_000;
+
 /// Opens sled at `path` (the directory exists).
 fn open_db(path: &Path, cache_mib: u64) -> Result<sled::Db> {
     sled::Config::new()
         .path(path)
         .cache_capacity(cache_mib.max(1) * 1024 * 1024)
+        .flush_every_ms(Some(BACKGROUND_FLUSH_MS))
         .open()
         .map_err(|e| classify_open_error(path, e))
 }
