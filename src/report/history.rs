@@ -760,7 +760,7 @@ fn first_misshapen_line(columns: &HistoryColumns, chunk: &[u8]) -> ChunkError {
 /// `buf` starts at a record boundary. A newline ends a record only outside quotes, and
 /// it is outside quotes exactly when an even number of `"` precede it (an escaped `""`
 /// counts twice).
-fn last_record_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn last_record_end(buf: &[u8]) -> Option<usize> {
     if memchr::memchr(b'"', buf).is_none() {
         return memchr::memrchr(b'\n', buf).map(|i| i + 1);
     }
@@ -791,7 +791,12 @@ fn first_record_end(buf: &[u8]) -> Option<usize> {
 
 /// Reads into `buf` until it holds `want` bytes or the file ends; returns false at EOF.
 /// (`read_to_end` on a `take` fills spare capacity without zeroing it first.)
-fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize, path: &Path) -> Result<bool, ReportError> {
+pub(crate) fn fill(
+    file: &mut File,
+    buf: &mut Vec<u8>,
+    want: usize,
+    path: &Path,
+) -> Result<bool, ReportError> {
     if buf.len() >= want {
         return Ok(true);
     }

@@ -1,4 +1,4 @@
-//! Bottleneck reports from load-test CSVs (Locust).
+//! Bottleneck reports from load-test results: Locust CSVs, JMeter `.jtl` (and k6).
 //!
 //! The engine a Reports tab and `snaptop report` share. Build a [`ReportRequest`], call
 //! [`build_report`] (blocking; stream-reads files of any size) or [`build_report_async`]
@@ -13,10 +13,14 @@ pub mod csv_file;
 pub mod demo;
 pub mod error;
 pub mod history;
+pub mod input;
+pub mod jmeter;
+pub mod k6;
 pub mod locust;
 pub mod model;
 pub mod paths;
 pub mod render;
+pub mod samples;
 pub mod targets;
 
 use std::path::PathBuf;
@@ -26,6 +30,7 @@ pub use error::ReportError;
 pub use history::ReadProgress;
 pub use model::Report;
 pub use render::Format;
+pub use samples::SampleOptions;
 
 /// What to report on, as a user would say it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +45,9 @@ pub struct ReportRequest {
     pub compare_base: Option<Vec<PathBuf>>,
     pub fail_on_regression: bool,
     pub strict_targets: bool,
+    /// How raw-sample files (JMeter, k6) are read: bucket width, columns of a file
+    /// without a header...
+    pub samples: SampleOptions,
 }
 
 /// Reads, analyses and judges a run. Blocking: call it off the UI thread.
@@ -55,10 +63,10 @@ pub fn build_report(
         Some(path) => Some(targets::Targets::load(path)?),
         None => None,
     };
-    let mut run = locust::read_run(&request.inputs, progress)?;
+    let mut run = input::read_run(&request.inputs, &request.samples, progress)?;
     let comparison = match &request.compare_base {
         Some(base_inputs) => {
-            let base = locust::read_run(base_inputs, None)?;
+            let base = input::read_run(base_inputs, &request.samples, None)?;
             run.warnings
                 .extend(base.warnings.iter().map(|w| format!("base run: {w}")));
             let label = base_inputs

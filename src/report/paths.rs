@@ -1,5 +1,6 @@
-//! Completing the path of a Locust run as a user types it: directories, and run prefixes
-//! (`results/api` for `results/api_stats.csv`), which is what the report reads.
+//! Completing the path of a run as a user types it: directories, Locust run prefixes
+//! (`results/api` for `results/api_stats.csv`), and files that are a run by themselves
+//! (JMeter `*.jtl`, and other `*.csv` such as k6's), which is what the report reads.
 //!
 //! Reads one directory: call it off the UI thread.
 
@@ -10,6 +11,25 @@ pub const MAX_CANDIDATES: usize = 200;
 
 /// A file that names a run: its name without this suffix is the run's prefix.
 const RUN_SUFFIXES: [&str; 2] = ["_stats.csv", "_requests.csv"];
+/// The other files Locust writes beside a run's stats: offered as the prefix, not by name.
+const LOCUST_SUFFIXES: [&str; 4] = [
+    "_stats_history.csv",
+    "_failures.csv",
+    "_exceptions.csv",
+    "_distribution.csv",
+];
+
+/// A file that is a whole run by itself: a JMeter `.jtl` or a CSV Locust did not name
+/// (k6 `--out csv`). What it holds is read from its content when it is opened.
+fn is_single_file_run(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".jtl")
+        || (lower.ends_with(".csv")
+            && !RUN_SUFFIXES
+                .iter()
+                .chain(LOCUST_SUFFIXES.iter())
+                .any(|s| lower.ends_with(s)))
+}
 
 /// `~/x` becomes `$HOME/x`; anything else is taken as typed.
 pub fn expand_home(input: &str) -> PathBuf {
@@ -54,6 +74,8 @@ pub fn complete(input: &str) -> Vec<String> {
             && prefix.starts_with(stem)
         {
             out.push(format!("{typed_dir}{prefix}"));
+        } else if is_single_file_run(&name) && name.starts_with(stem) {
+            out.push(format!("{typed_dir}{name}"));
         }
     }
     out.sort();
@@ -95,6 +117,8 @@ mod tests {
             "api_failures.csv",
             "old_requests.csv",
             "notes.txt",
+            "jmeter.jtl",
+            "k6.csv",
         ] {
             std::fs::write(d.join(f), "x").unwrap();
         }
@@ -104,6 +128,8 @@ mod tests {
             got,
             [
                 format!("{base}api"),
+                format!("{base}jmeter.jtl"),
+                format!("{base}k6.csv"),
                 format!("{base}old"),
                 format!("{base}runs/")
             ]
