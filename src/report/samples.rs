@@ -114,6 +114,15 @@ fn histogram<C: hdrhistogram::Counter>(sigfig: u8) -> Histogram<C> {
     Histogram::new(sigfig).expect("1..=5 significant digits is a valid histogram")
 }
 
+/// Records a latency, growing the histogram to hold it: `saturating_record` would clamp
+/// every value above the new histogram's initial range (2,048 ticks, 2 ms in
+/// microseconds) to that range instead of resizing.
+fn record_ticks<C: hdrhistogram::Counter>(h: &mut Histogram<C>, ticks: u64) {
+    if h.record(ticks).is_err() {
+        h.saturating_record(ticks);
+    }
+}
+
 /// One time bucket of one series.
 #[derive(Debug, Clone)]
 struct Bucket {
@@ -370,15 +379,15 @@ impl SampleAggregator {
         endpoint.sum_ms += elapsed;
         endpoint.min_ms = endpoint.min_ms.min(elapsed);
         endpoint.max_ms = endpoint.max_ms.max(elapsed);
-        endpoint.latency.saturating_record(ticks);
+        record_ticks(&mut endpoint.latency, ticks);
         let bucket = endpoint.series.bucket(index);
         bucket.count += 1;
         bucket.failures += failed;
-        bucket.latency.saturating_record(ticks);
+        record_ticks(&mut bucket.latency, ticks);
         let total = self.timeline.bucket(index);
         total.count += 1;
         total.failures += failed;
-        total.latency.saturating_record(ticks);
+        record_ticks(&mut total.latency, ticks);
         total.users = total.users.max(sample.users);
 
         if !sample.ok {
@@ -751,6 +760,7 @@ impl SampleAggregator {
             history: Some(history),
             failures,
             exceptions: Vec::new(),
+            checks: Vec::new(),
             notes,
             warnings: Vec::new(),
         })
