@@ -47,6 +47,17 @@ const K6_HEADER_EXAMPLE: &str = "metric_name,timestamp,metric_value,check,error,
                                  expected_response,group,method,name,proto,scenario,service,\
                                  status,subproto,tls_version,url,extra_tags,metadata";
 
+/// True for the first line of a k6 file: a JSON object (a summary), or a CSV header with
+/// k6's `metric_name` column, wherever it is (no Locust or JMeter header has it).
+pub fn looks_like_k6(first_line: &[u8]) -> bool {
+    let line = first_line.trim_ascii();
+    line.starts_with(b"{")
+        || line.split(|&b| b == b',').any(|field| {
+            let field = field.trim_ascii();
+            field == b"metric_name" || field == b"\"metric_name\""
+        })
+}
+
 /// Reads a k6 CSV or summary JSON into a run.
 pub fn read_k6(
     path: &Path,
@@ -560,17 +571,6 @@ fn parse_chunk(
         });
     }
     let commas_per_row = columns.field_count - 1;
-    if !quoted {
-        // One comma count validates every row's shape; only a chunk that fails it is
-        // scanned line by line for the row to name.
-        let lines = memchr::memchr_iter(b'\n', chunk).count();
-        let tail = usize::from(!chunk.ends_with(b"\n") && !chunk.is_empty());
-        let blank = count_blank_lines(chunk);
-        let commas = memchr::memchr_iter(b',', chunk).count();
-        if commas != (lines + tail - blank) * commas_per_row {
-            return Err(first_misshapen_line(columns, chunk));
-        }
-    }
     let mut ends = [0_usize; MAX_FIELDS];
     let mut unquoted = Vec::new();
     let mut quoted_ends = Vec::new();
@@ -617,15 +617,6 @@ fn parse_chunk(
         if line.is_empty() {
             continue;
         }
-        if quoted {
-            let commas = memchr::memchr_iter(b',', line).count();
-            if commas != commas_per_row {
-                return Err(ChunkError {
-                    relative_line: line_no - 1,
-                    message: shape_message(columns, commas + 1),
-                });
-            }
-        }
         let metric = if metric_first {
             metric_of_line(line)
         } else {
@@ -634,13 +625,26 @@ fn parse_chunk(
         if metric == Metric::Other {
             continue;
         }
+        // Split up to the last column needed; the commas after it are only counted, so
+        // every row the report uses is checked for its shape.
         let mut n = 0;
+        let mut rest_from = None;
         for i in memchr::memchr_iter(b',', line) {
             ends[n] = i;
             n += 1;
             if n > columns.last_needed {
+                rest_from = Some(i + 1);
                 break;
             }
+        }
+        let commas = rest_from.map_or(n, |from| {
+            n + memchr::memchr_iter(b',', &line[from..]).count()
+        });
+        if commas != commas_per_row {
+            return Err(ChunkError {
+                relative_line: line_no - 1,
+                message: shape_message(columns, commas + 1),
+            });
         }
         if n <= columns.last_needed {
             ends[n] = line.len();
@@ -667,47 +671,11 @@ fn parse_chunk(
     Ok(())
 }
 
-fn count_blank_lines(chunk: &[u8]) -> usize {
-    let mut blank = 0;
-    let mut start = 0;
-    for i in memchr::memchr_iter(b'\n', chunk) {
-        let line = &chunk[start..i];
-        if line.is_empty() || line == b"\r" {
-            blank += 1;
-        }
-        start = i + 1;
-    }
-    blank
-}
-
 fn shape_message(columns: &Columns, found: usize) -> String {
     format!(
         "expected {} fields as in the header, found {found}",
         columns.field_count
     )
-}
-
-fn first_misshapen_line(columns: &Columns, chunk: &[u8]) -> ChunkError {
-    let mut start = 0;
-    for (n, line) in chunk.split(|&b| b == b'\n').enumerate() {
-        let _ = start;
-        start += line.len() + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        let fields = memchr::memchr_iter(b',', line).count() + 1;
-        if fields != columns.field_count {
-            return ChunkError {
-                relative_line: n as u64 + 1,
-                message: shape_message(columns, fields),
-            };
-        }
-    }
-    ChunkError {
-        relative_line: 1,
-        message: "rows of different lengths".into(),
-    }
 }
 
 /// Splits one quoted record at the start of `input` with `csv_core`; returns the bytes
