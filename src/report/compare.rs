@@ -18,6 +18,11 @@ enum Better {
 }
 
 /// Compares `current` with `base` (both with their aggregate rows, shown as "Aggregated").
+///
+/// Endpoints match by label (`GET /users`). A run whose format has no method (JMeter's
+/// samples are only labelled) matches the other run's endpoints by name: `/users` is
+/// `GET /users` when exactly one unmatched endpoint of the other run has that name; it is
+/// shown as `/users (base: GET /users)` when the labels differ.
 pub fn compare(base: &RunData, current: &RunData, base_label: &str) -> Comparison {
     let index = |run: &RunData| -> BTreeMap<String, EndpointStats> {
         run.endpoints
@@ -26,8 +31,9 @@ pub fn compare(base: &RunData, current: &RunData, base_label: &str) -> Compariso
             .map(|e| (e.label(), e.clone()))
             .collect()
     };
-    let before = index(base);
-    let after = index(current);
+    let mut before = index(base);
+    let mut after = index(current);
+    match_by_name(&mut before, &mut after);
     let mut endpoints = Vec::new();
     let (mut regressions, mut improvements) = (0, 0);
     for (label, now) in &after {
@@ -84,6 +90,42 @@ pub fn compare(base: &RunData, current: &RunData, base_label: &str) -> Compariso
             .collect(),
         regressions,
         improvements,
+    }
+}
+
+/// Re-keys endpoints that match only by name (one side without a method) under one label,
+/// so the comparison pairs them.
+fn match_by_name(
+    before: &mut BTreeMap<String, EndpointStats>,
+    after: &mut BTreeMap<String, EndpointStats>,
+) {
+    let unmatched = |from: &BTreeMap<String, EndpointStats>,
+                     other: &BTreeMap<String, EndpointStats>| {
+        from.iter()
+            .filter(|(label, _)| !other.contains_key(*label))
+            .map(|(label, e)| (label.clone(), e.name.clone(), e.method.is_empty()))
+            .collect::<Vec<_>>()
+    };
+    let lonely_after = unmatched(after, before);
+    let lonely_before = unmatched(before, after);
+    for (label, name, no_method) in &lonely_after {
+        let candidates: Vec<&(String, String, bool)> = lonely_before
+            .iter()
+            .filter(|(_, n, other_no_method)| n == name && (*no_method || *other_no_method))
+            .collect();
+        let [(base_label, _, _)] = candidates.as_slice() else {
+            continue;
+        };
+        // One of each: two current endpoints of that name leave both unmatched.
+        if lonely_after.iter().filter(|(_, n, _)| n == name).count() != 1 {
+            continue;
+        }
+        let (Some(then), Some(now)) = (before.remove(base_label), after.remove(label)) else {
+            continue;
+        };
+        let shown = format!("{label} (base: {base_label})");
+        before.insert(shown.clone(), then);
+        after.insert(shown, now);
     }
 }
 
@@ -199,5 +241,20 @@ mod tests {
         assert_eq!(c.added, vec!["GET /new".to_owned()]);
         assert_eq!(c.removed, vec!["GET /gone".to_owned()]);
         assert_eq!((c.regressions, c.improvements), (1, 1));
+    }
+
+    #[test]
+    fn labels_without_a_method_match_by_name() {
+        let base = run(vec![("/a", 100.0, 0.0), ("/b", 100.0, 0.0)]);
+        let mut current = run(vec![("/a", 300.0, 0.0), ("/c", 1.0, 0.0)]);
+        for e in &mut current.endpoints {
+            e.method.clear();
+        }
+        let c = compare(&base, &current, "base");
+        assert_eq!(c.endpoints.len(), 1);
+        assert_eq!(c.endpoints[0].endpoint, "/a (base: GET /a)");
+        assert_eq!(c.regressions, 1);
+        assert_eq!(c.added, vec!["/c".to_owned()]);
+        assert_eq!(c.removed, vec!["GET /b".to_owned()]);
     }
 }

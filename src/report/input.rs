@@ -47,6 +47,14 @@ pub fn detect(path: &Path, options: &SampleOptions) -> Result<InputFormat, Repor
         return Ok(InputFormat::Locust);
     }
     let line = first_line(path)?;
+    // An empty file says nothing of its format; a `.jtl` name is only a hint for the error.
+    if line.trim_ascii().is_empty()
+        && path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("jtl"))
+    {
+        return Ok(InputFormat::JMeter);
+    }
     let trimmed = line.trim_ascii_start();
     if k6::looks_like_k6(trimmed) {
         return Ok(InputFormat::K6);

@@ -40,6 +40,8 @@ pub const MAX_SAMPLE_NAME_BYTES: usize = 16 * 1024 * 1024;
 /// Histogram slots (4 bytes each) the time series may hold in all: when more would be
 /// needed, buckets double in width, so the series stays under ~32 MiB whatever the run.
 pub const MAX_SERIES_SLOTS: usize = 8 * 1024 * 1024;
+/// Samples between two checks of the series' memory bound.
+const SLOTS_CHECK_SAMPLES: u64 = 1 << 16;
 /// The percentiles an endpoint gets, as Locust 2.x writes them in its stats table.
 pub const PERCENTILES: [f64; 11] = [
     50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0,
@@ -114,9 +116,9 @@ fn histogram<C: hdrhistogram::Counter>(sigfig: u8) -> Histogram<C> {
     Histogram::new(sigfig).expect("1..=5 significant digits is a valid histogram")
 }
 
-/// Records a latency, growing the histogram to hold it: `saturating_record` would clamp
-/// every value above the new histogram's initial range (2,048 ticks, 2 ms in
-/// microseconds) to that range instead of resizing.
+/// Records a latency, growing the histogram to hold it (`saturating_record` would clamp
+/// it to the histogram's current top instead).
+#[inline]
 fn record_ticks<C: hdrhistogram::Counter>(h: &mut Histogram<C>, ticks: u64) {
     if h.record(ticks).is_err() {
         h.saturating_record(ticks);
@@ -218,11 +220,14 @@ struct EndpointAcc {
     max_ms: f64,
     latency: Histogram<u64>,
     series: Series,
+    /// Only transaction samples (a JMeter Transaction Controller's): left out of the total.
+    transaction: bool,
 }
 
 impl EndpointAcc {
     fn new(method: String, name: String) -> Self {
         Self {
+            transaction: true,
             method,
             name,
             count: 0,
@@ -236,6 +241,7 @@ impl EndpointAcc {
     }
 
     fn merge(&mut self, other: &Self) {
+        self.transaction &= other.transaction;
         self.count += other.count;
         self.failures += other.failures;
         self.sum_ms += other.sum_ms;
@@ -353,9 +359,26 @@ impl SampleAggregator {
     /// Adds one sample. A negative or non-finite latency counts as 0 (readers refuse them
     /// with the line first).
     pub fn record(&mut self, sample: &Sample<'_>) {
+        self.record_as(sample, false);
+    }
+
+    /// Adds a sample that sums up others already recorded (a JMeter Transaction
+    /// Controller's): its label gets its own row and chart, as in JMeter's dashboard, but it
+    /// is left out of the "Aggregated" total, its time line and the failures table, which
+    /// would otherwise count its requests twice.
+    pub fn record_transaction(&mut self, sample: &Sample<'_>) {
+        self.record_as(sample, true);
+    }
+
+    fn record_as(&mut self, sample: &Sample<'_>, transaction: bool) {
         let Some(id) = self.endpoint_id(sample.method, sample.name) else {
             return;
         };
+        self.add(id, sample, transaction);
+        self.check_series(id);
+    }
+
+    fn add(&mut self, id: usize, sample: &Sample<'_>, transaction: bool) {
         let elapsed = if sample.elapsed_ms.is_finite() {
             sample.elapsed_ms.max(0.0)
         } else {
@@ -374,6 +397,7 @@ impl SampleAggregator {
         self.peak_users = self.peak_users.max(sample.users);
 
         let endpoint = &mut self.endpoints[id];
+        endpoint.transaction &= transaction;
         endpoint.count += 1;
         endpoint.failures += failed;
         endpoint.sum_ms += elapsed;
@@ -384,6 +408,10 @@ impl SampleAggregator {
         bucket.count += 1;
         bucket.failures += failed;
         record_ticks(&mut bucket.latency, ticks);
+        bucket.users = bucket.users.max(sample.users);
+        if transaction {
+            return;
+        }
         let total = self.timeline.bucket(index);
         total.count += 1;
         total.failures += failed;
@@ -402,6 +430,25 @@ impl SampleAggregator {
         if self.timeline.buckets.len() > MAX_SERIES_POINTS {
             self.fit_series();
         }
+    }
+
+    /// Called after each sample: keeps the series within their bounds.
+    #[inline]
+    fn check_series(&mut self, id: usize) {
+        if self.timeline.buckets.len() > MAX_SERIES_POINTS
+            || self.endpoints[id].series.buckets.len() > MAX_SERIES_POINTS
+            || self.samples.is_multiple_of(SLOTS_CHECK_SAMPLES)
+        {
+            self.fit_series();
+        }
+    }
+
+    /// First and last bucket index of every series.
+    fn span(&self) -> Option<(i64, i64)> {
+        std::iter::once(&self.timeline)
+            .chain(self.endpoints.iter().map(|e| &e.series))
+            .filter_map(|s| Some((s.buckets.first()?.0, s.buckets.last()?.0)))
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
     }
 
     fn record_failure(&mut self, id: usize, error: &[u8], first_ms: i64, count: u64, last_ms: i64) {
@@ -433,10 +480,7 @@ impl SampleAggregator {
     /// Doubles the bucket width until the chart fits its point and memory bounds.
     fn fit_series(&mut self) {
         loop {
-            let span = match (self.timeline.buckets.first(), self.timeline.buckets.last()) {
-                (Some((a, _)), Some((b, _))) => (b - a + 1) as usize,
-                _ => 0,
-            };
+            let span = self.span().map_or(0, |(a, b)| (b - a + 1) as usize);
             let slots: usize = self.timeline.slots()
                 + self
                     .endpoints
@@ -668,6 +712,9 @@ impl SampleAggregator {
         let mut endpoints = Vec::with_capacity(self.endpoints.len());
         for e in order.iter().map(|&i| &self.endpoints[i]) {
             endpoints.push(self.stats(&e.method, &e.name, e, duration_secs));
+            if e.transaction {
+                continue;
+            }
             total.count += e.count;
             total.failures += e.failures;
             total.sum_ms += e.sum_ms;
@@ -680,10 +727,7 @@ impl SampleAggregator {
         }
         let aggregate = self.stats("", "Aggregated", &total, duration_secs);
 
-        let range = match (self.timeline.buckets.first(), self.timeline.buckets.last()) {
-            (Some((a, _)), Some((b, _))) => Some((*a, *b)),
-            _ => None,
-        };
+        let range = self.span();
         let mut histories: Vec<EndpointHistory> = order
             .iter()
             .map(|&i| &self.endpoints[i])
@@ -1036,6 +1080,55 @@ mod tests {
         );
         assert!(h.timeline[0].width_secs > 1);
         assert_eq!(run.endpoints[0].p99_ms, Some(10.0));
+    }
+
+    /// Nearest-rank percentile of sorted values, the definition HDR histograms follow.
+    fn exact(sorted: &[f64], percent: f64) -> f64 {
+        let rank = ((percent / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+        sorted[rank - 1]
+    }
+
+    #[test]
+    fn percentiles_are_within_hdr_precision_of_sorting() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        for (unit, whole) in [(LatencyUnit::Millis, true), (LatencyUnit::Micros, false)] {
+            let mut agg = SampleAggregator::new(5, unit);
+            let mut values = Vec::new();
+            for i in 0..200_000_i64 {
+                // heavy-tailed: most under 100 ms, some up to a minute
+                let u: f64 = rng.random_range(0.0..1.0);
+                let mut v = 2.0 * (1.0 / (1.0 - u * 0.9999)).powf(1.3);
+                v = v.min(60_000.0);
+                if whole {
+                    v = v.round();
+                } else {
+                    v = (v * 1000.0).round() / 1000.0;
+                }
+                values.push(v);
+                agg.record(&sample("/a", i * 3, v, true));
+            }
+            values.sort_by(f64::total_cmp);
+            let run = agg.finish(Path::new("x.jtl"), "test").unwrap();
+            let e = &run.endpoints[0];
+            for p in &e.percentiles {
+                let want = exact(&values, p.percent);
+                let got = p.millis.unwrap();
+                // 3 significant digits: within 1/1000 of the value, and exact where the
+                // histogram has single-tick resolution (under 2,048 ticks).
+                let tolerance = want / 1000.0 + if whole { 0.0 } else { 0.001 };
+                assert!(
+                    (got - want).abs() <= tolerance,
+                    "{unit:?} p{}: {got} vs exact {want}",
+                    p.percent
+                );
+                if whole && want < 2048.0 {
+                    assert_eq!(got, want, "p{}", p.percent);
+                }
+            }
+            assert_eq!(e.max_ms, values.last().copied());
+            assert!(values.last().unwrap() > &10_000.0);
+        }
     }
 
     #[test]
