@@ -287,6 +287,9 @@ impl Columns {
 /// Passes and fails per (group, check name), as the file wrote them.
 type CheckCounts = HashMap<(Vec<u8>, Vec<u8>), (u64, u64)>;
 
+/// A check's group, name and (passes, fails).
+type LastCheck = (Vec<u8>, Vec<u8>, (u64, u64));
+
 /// What the chunk parsers add up beside the samples.
 #[derive(Default)]
 struct Shared {
@@ -384,10 +387,13 @@ impl<'a> Fields<'a> {
 fn timestamp_ms(raw: &[u8]) -> Result<i64, String> {
     let text = raw.trim_ascii();
     if !text.is_empty() && text.iter().all(u8::is_ascii_digit) && text.len() <= 19 {
-        let n: i64 = std::str::from_utf8(text)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| bad_timestamp(raw))?;
+        // At most 19 digits: fits an i64 (nanoseconds until 2262).
+        let n = text.iter().fold(0_i64, |n, d| {
+            n.wrapping_mul(10).wrapping_add(i64::from(d - b'0'))
+        });
+        if n < 0 {
+            return Err(bad_timestamp(raw));
+        }
         return Ok(match n {
             n if n < 100_000_000_000 => n * 1000,
             n if n < 100_000_000_000_000 => n,
@@ -429,6 +435,8 @@ struct ChunkState<'s> {
     columns: &'s Columns,
     shared: &'s Shared,
     checks: CheckCounts,
+    /// The check of the last `checks` row, counted here until another one comes.
+    last_check: Option<LastCheck>,
     failed_rows: u64,
     failed_true: u64,
     status_fallback: u64,
@@ -457,8 +465,19 @@ impl ChunkState<'_> {
             }
             Metric::Check => {
                 let v = value_of(fields.get(c.value))?;
-                let key = (fields.opt(c.group).to_vec(), fields.opt(c.check).to_vec());
-                let at = self.checks.entry(key).or_default();
+                let (group, check) = (fields.opt(c.group), fields.opt(c.check));
+                // The same check as the row before (k6 writes them in bursts) costs no
+                // hash; a new one is copied once.
+                let at = match self.last_check.as_mut() {
+                    Some((g, n, counts)) if g == group && n == check => counts,
+                    _ => {
+                        self.flush_last_check();
+                        &mut self
+                            .last_check
+                            .insert((group.to_vec(), check.to_vec(), (0, 0)))
+                            .2
+                    }
+                };
                 if v != 0.0 {
                     at.0 += 1;
                 } else {
@@ -514,7 +533,16 @@ impl ChunkState<'_> {
         Ok(())
     }
 
-    fn finish(self) {
+    fn flush_last_check(&mut self) {
+        if let Some((group, name, (passes, fails))) = self.last_check.take() {
+            let at = self.checks.entry((group, name)).or_default();
+            at.0 += passes;
+            at.1 += fails;
+        }
+    }
+
+    fn finish(mut self) {
+        self.flush_last_check();
         let shared = self.shared;
         shared
             .failed_rows
@@ -556,6 +584,7 @@ fn parse_chunk(
         columns,
         shared,
         checks: HashMap::new(),
+        last_check: None,
         failed_rows: 0,
         failed_true: 0,
         status_fallback: 0,
