@@ -343,7 +343,7 @@ impl BufferPools {
 /// Equality of short byte strings (timestamps, endpoint keys) with word loads inline:
 /// a `memcmp` call per row for 10–30 bytes cost more than the comparison itself.
 #[inline]
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 
 use super::csv_file::{MAX_RECORD_BYTES, record_too_long};
 use super::error::ReportError;
-use super::history::{ReadProgress, fill, last_record_end};
+use super::history::{ReadProgress, fill, last_record_end, short_eq};
 use super::locust::{MAX_FAILURE_ROWS, MAX_KEPT_TEXT_BYTES, MAX_SERIES_POINTS};
 use super::model::{
     EndpointHistory, EndpointStats, FailureRow, HistoryPoint, HistorySummary, PercentileValue,
@@ -40,6 +40,8 @@ pub const MAX_SAMPLE_NAME_BYTES: usize = 16 * 1024 * 1024;
 /// Histogram slots (4 bytes each) the time series may hold in all: when more would be
 /// needed, buckets double in width, so the series stays under ~32 MiB whatever the run.
 pub const MAX_SERIES_SLOTS: usize = 8 * 1024 * 1024;
+/// Endpoints found by a linear scan before a hash map is used.
+const LINEAR_LOOKUP_ENDPOINTS: usize = 32;
 /// Samples between two checks of the series' memory bound.
 const SLOTS_CHECK_SAMPLES: u64 = 1 << 16;
 /// The percentiles an endpoint gets, as Locust 2.x writes them in its stats table.
@@ -124,6 +126,9 @@ fn record_ticks<C: hdrhistogram::Counter>(h: &mut Histogram<C>, ticks: u64) {
         h.saturating_record(ticks);
     }
 }
+
+/// An endpoint's (method, name) bytes as recorded.
+type EndpointKey = (Box<[u8]>, Box<[u8]>);
 
 /// One time bucket of one series.
 #[derive(Debug, Clone)]
@@ -272,6 +277,8 @@ pub struct SampleAggregator {
     shift: u32,
     endpoints: Vec<EndpointAcc>,
     ids: HashMap<Box<[u8]>, usize>,
+    /// (method, name) of each endpoint as recorded, by id.
+    keys: Vec<EndpointKey>,
     key: Vec<u8>,
     last_endpoint: usize,
     name_bytes: usize,
@@ -297,6 +304,7 @@ impl SampleAggregator {
             shift: 0,
             endpoints: Vec::new(),
             ids: HashMap::new(),
+            keys: Vec::new(),
             key: Vec::new(),
             last_endpoint: usize::MAX,
             name_bytes: 0,
@@ -323,35 +331,50 @@ impl SampleAggregator {
     }
 
     fn endpoint_id(&mut self, method: &[u8], name: &[u8]) -> Option<usize> {
-        if let Some(e) = self.endpoints.get(self.last_endpoint)
-            && e.method.as_bytes() == method
-            && e.name.as_bytes() == name
+        // Few labels in practice: a linear scan with inline word compares (a hash and a
+        // `memcmp` call per sample cost more than the rest of the sample's work).
+        if let Some((m, n)) = self.keys.get(self.last_endpoint)
+            && short_eq(n, name)
+            && short_eq(m, method)
         {
             return Some(self.last_endpoint);
         }
-        self.key.clear();
-        self.key.extend_from_slice(method);
-        self.key.push(0);
-        self.key.extend_from_slice(name);
-        let id = match self.ids.get(self.key.as_slice()) {
-            Some(id) => *id,
-            None => {
-                if self.endpoints.len() >= MAX_SAMPLE_ENDPOINTS
-                    || self.name_bytes + self.key.len() > MAX_SAMPLE_NAME_BYTES
-                {
-                    self.too_many_endpoints = true;
-                    return None;
-                }
-                self.name_bytes += self.key.len();
-                let id = self.endpoints.len();
-                self.ids.insert(self.key.clone().into_boxed_slice(), id);
-                self.endpoints.push(EndpointAcc::new(
-                    String::from_utf8_lossy(method).into_owned(),
-                    String::from_utf8_lossy(name).into_owned(),
-                ));
-                id
+        if self.keys.len() <= LINEAR_LOOKUP_ENDPOINTS {
+            if let Some(id) = self
+                .keys
+                .iter()
+                .position(|(m, n)| short_eq(n, name) && short_eq(m, method))
+            {
+                self.last_endpoint = id;
+                return Some(id);
             }
-        };
+        } else {
+            self.key.clear();
+            self.key.extend_from_slice(method);
+            self.key.push(0);
+            self.key.extend_from_slice(name);
+            if let Some(&id) = self.ids.get(self.key.as_slice()) {
+                self.last_endpoint = id;
+                return Some(id);
+            }
+        }
+        if self.endpoints.len() >= MAX_SAMPLE_ENDPOINTS
+            || self.name_bytes + method.len() + name.len() + 1 > MAX_SAMPLE_NAME_BYTES
+        {
+            self.too_many_endpoints = true;
+            return None;
+        }
+        self.name_bytes += method.len() + name.len() + 1;
+        let id = self.endpoints.len();
+        self.keys.push((method.into(), name.into()));
+        let mut key = method.to_vec();
+        key.push(0);
+        key.extend_from_slice(name);
+        self.ids.insert(key.into_boxed_slice(), id);
+        self.endpoints.push(EndpointAcc::new(
+            String::from_utf8_lossy(method).into_owned(),
+            String::from_utf8_lossy(name).into_owned(),
+        ));
         self.last_endpoint = id;
         Some(id)
     }
@@ -384,7 +407,8 @@ impl SampleAggregator {
         } else {
             0.0
         };
-        let ticks = (elapsed * self.unit.ticks_per_ms()).round() as u64;
+        // Non-negative: adding a half and truncating rounds, without a libm call.
+        let ticks = (elapsed * self.unit.ticks_per_ms() + 0.5) as u64;
         let index = sample.timestamp_ms.div_euclid(self.bucket_ms << self.shift);
         let failed = u64::from(!sample.ok);
         self.samples += 1;
