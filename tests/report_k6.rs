@@ -296,11 +296,43 @@ fn summary_json_of_both_shapes_reports_what_is_there() {
         );
         // An unknown p99 never passes the gate.
         assert!(!r.verdict.passed);
+        // k6's own threshold verdicts, read from either shape.
+        assert!(
+            run.notes
+                .iter()
+                .any(|n| n.contains("k6 thresholds: 5 of 5 passed")),
+            "{rel}: {:?}",
+            run.notes
+        );
         let mut checks = run.checks.clone();
         let mut csv_checks = csv.checks.clone();
         checks.sort_by_key(|c| c.path());
         csv_checks.sort_by_key(|c| c.path());
         assert_eq!(checks, csv_checks, "{rel}");
+    }
+}
+
+#[test]
+fn a_failed_k6_threshold_is_noted_in_either_summary_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    // --summary-export writes `true` for a threshold that failed, handleSummary `ok: false`.
+    let export = fs::read_to_string(fixture("1.1/summary-export.json"))
+        .unwrap()
+        .replace("\"p(95)<500\": false", "\"p(95)<500\": true");
+    let data = fs::read_to_string(fixture("1.1/summary.json")).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&data).unwrap();
+    value["metrics"]["http_req_duration"]["thresholds"]["p(95)<500"]["ok"] = false.into();
+    for (name, text) in [
+        ("export.json", export),
+        ("data.json", serde_json::to_string(&value).unwrap()),
+    ] {
+        let run = read(&write(dir.path(), name, text));
+        assert!(
+            run.notes.iter().any(|n| n
+                .contains("k6 thresholds: 4 of 5 passed; not passed: http_req_duration p(95)<500")),
+            "{name}: {:?}",
+            run.notes
+        );
     }
 }
 

@@ -84,7 +84,7 @@ pub fn read_k6(
         if read == 0 {
             break head.len();
         }
-        if head.first_non_space() == Some(b'{') {
+        if starts_json(&head) {
             // A JSON summary: read whole (bounded) below.
             break head.len();
         }
@@ -92,7 +92,7 @@ pub fn read_k6(
             return Err(ReportError::malformed(path, 1, record_too_long()));
         }
     };
-    if head.first_non_space() == Some(b'{') {
+    if starts_json(&head) {
         (&mut file)
             .take(MAX_SUMMARY_BYTES)
             .read_to_end(&mut head)
@@ -175,14 +175,9 @@ pub fn read_k6(
     Ok(run)
 }
 
-trait FirstNonSpace {
-    fn first_non_space(&self) -> Option<u8>;
-}
-
-impl FirstNonSpace for Vec<u8> {
-    fn first_non_space(&self) -> Option<u8> {
-        self.iter().copied().find(|b| !b.is_ascii_whitespace())
-    }
+/// A JSON document starts with `{` after any white space.
+fn starts_json(head: &[u8]) -> bool {
+    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// Where each field k6 writes is, by name.
@@ -591,9 +586,16 @@ fn parse_chunk(
         users: None,
         error_text: Vec::new(),
     };
-    let quoted = memchr::memchr(b'"', chunk).is_some();
-    if memchr::memchr(0, chunk).is_some() {
-        let at = memchr::memchr(0, chunk).unwrap_or(0);
+    // One pass finds the first quote or NUL; only a chunk with a quote is searched for a
+    // NUL after it.
+    let first = memchr::memchr2(b'"', 0, chunk);
+    let quoted = first.is_some_and(|i| chunk[i] == b'"');
+    let nul = match first {
+        Some(i) if chunk[i] == 0 => Some(i),
+        Some(i) => memchr::memchr(0, &chunk[i..]).map(|j| i + j),
+        None => None,
+    };
+    if let Some(at) = nul {
         return Err(ChunkError {
             relative_line: memchr::memchr_iter(b'\n', &chunk[..at]).count() as u64 + 1,
             message: NUL_BYTES.into(),
@@ -1034,6 +1036,9 @@ fn read_summary(path: &Path, bytes: &[u8]) -> Result<RunData, ReportError> {
             duration_secs.map_or_else(String::new, |d| format!(" over {d:.0} s"))
         ),
     );
+    if let Some(note) = thresholds_note(metrics) {
+        notes.push(format!("{}: {note}", path.display()));
+    }
     let mut checks = Vec::new();
     if let Some(root) = doc.get("root_group") {
         collect_checks(root, &mut checks);
@@ -1053,6 +1058,40 @@ fn read_summary(path: &Path, bytes: &[u8]) -> Result<RunData, ReportError> {
         checks,
         notes,
         warnings,
+    })
+}
+
+/// k6's own threshold verdicts, as the summary has them: `{rule: {ok}}` from
+/// handleSummary, `{rule: failed}` from --summary-export (`true` there means it failed).
+fn thresholds_note(metrics: &serde_json::Map<String, Value>) -> Option<String> {
+    let mut keys: Vec<&String> = metrics.keys().collect();
+    keys.sort();
+    let mut total = 0;
+    let mut failed = Vec::new();
+    for key in keys {
+        let Some(rules) = metrics[key].get("thresholds").and_then(Value::as_object) else {
+            continue;
+        };
+        for (rule, verdict) in rules {
+            let ok = match verdict {
+                Value::Bool(failed) => Some(!failed),
+                other => other.get("ok").and_then(Value::as_bool),
+            };
+            total += 1;
+            match ok {
+                Some(true) => {}
+                Some(false) => failed.push(format!("{key} {rule}")),
+                None => failed.push(format!("{key} {rule} (verdict unknown)")),
+            }
+        }
+    }
+    (total > 0).then(|| {
+        let mut note = format!("k6 thresholds: {} of {total} passed", total - failed.len());
+        if !failed.is_empty() {
+            note.push_str("; not passed: ");
+            note.push_str(&failed.join(", "));
+        }
+        note
     })
 }
 
