@@ -197,6 +197,8 @@ struct Columns {
     status: Option<usize>,
     /// The highest index a request row needs.
     last_needed: usize,
+    /// The highest index a `checks` row needs.
+    check_needed: usize,
 }
 
 impl Columns {
@@ -262,7 +264,14 @@ impl Columns {
             url,
             status: find("status"),
             last_needed: 0,
+            check_needed: 0,
         };
+        columns.check_needed = [metric, value]
+            .into_iter()
+            .chain(columns.check)
+            .chain(columns.group)
+            .max()
+            .unwrap_or(0);
         columns.last_needed = [metric, timestamp, value]
             .into_iter()
             .chain(columns.check)
@@ -656,28 +665,30 @@ fn parse_chunk(
         if metric == Metric::Other {
             continue;
         }
-        // Split up to the last column needed; the commas after it are only counted, so
-        // every row the report uses is checked for its shape.
-        let mut n = 0;
-        let mut rest_from = None;
-        for i in memchr::memchr_iter(b',', line) {
-            ends[n] = i;
-            n += 1;
-            if n > columns.last_needed {
-                rest_from = Some(i + 1);
-                break;
-            }
-        }
-        let commas = rest_from.map_or(n, |from| {
-            n + memchr::memchr_iter(b',', &line[from..]).count()
-        });
+        // Every row the report uses is checked for its shape (a plain count the compiler
+        // vectorises), then split only as far as its metric needs; a field past the split
+        // is found when asked for.
+        let commas = line.iter().filter(|&&b| b == b',').count();
         if commas != commas_per_row {
             return Err(ChunkError {
                 relative_line: line_no - 1,
                 message: shape_message(columns, commas + 1),
             });
         }
-        if n <= columns.last_needed {
+        let needed = match metric {
+            Metric::Failed | Metric::Vus if metric_first => columns.value,
+            Metric::Check if metric_first => columns.check_needed,
+            _ => columns.last_needed,
+        };
+        let mut n = 0;
+        for i in memchr::memchr_iter(b',', line) {
+            ends[n] = i;
+            n += 1;
+            if n > needed {
+                break;
+            }
+        }
+        if n <= needed {
             ends[n] = line.len();
             n += 1;
         }
