@@ -461,7 +461,7 @@ fn reports_open_complete_compare_and_reload_on_change() {
 
     // Open the other run: edit the prefilled path, complete it with Tab.
     pane.keys(&["o", "BSpace", "BSpace", "BSpace", "b", "a", "Tab"]);
-    pane.wait_for(&["Open a Locust run", "/base"]);
+    pane.wait_for(&["Open a run", "/base"]);
     pane.keys(&["Enter"]);
     pane.wait_for(&["/base · 5,758 requests"]);
 

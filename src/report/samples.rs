@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -433,16 +433,9 @@ impl SampleAggregator {
         bucket.failures += failed;
         record_ticks(&mut bucket.latency, ticks);
         bucket.users = bucket.users.max(sample.users);
-        if transaction {
-            return;
-        }
-        let total = self.timeline.bucket(index);
-        total.count += 1;
-        total.failures += failed;
-        record_ticks(&mut total.latency, ticks);
-        total.users = total.users.max(sample.users);
-
-        if !sample.ok {
+        // The "Aggregated" series is the endpoints' series merged in `finish`: one histogram
+        // record less per sample.
+        if !sample.ok && !transaction {
             self.record_failure(
                 id,
                 sample.error,
@@ -751,6 +744,10 @@ impl SampleAggregator {
         }
         let aggregate = self.stats("", "Aggregated", &total, duration_secs);
 
+        self.timeline = Series::default();
+        for e in self.endpoints.iter().filter(|e| !e.transaction) {
+            self.timeline.merge(&e.series);
+        }
         let range = self.span();
         let mut histories: Vec<EndpointHistory> = order
             .iter()
@@ -893,12 +890,16 @@ where
     let (done_tx, done_rx) = sync_channel::<Parsed>(workers);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let cut_last_line = AtomicBool::new(false);
+    let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let reader_failure: Mutex<Option<ReportError>> = Mutex::new(None);
     let parse = &parse;
     let result = std::thread::scope(|scope| {
         let cut = &cut_last_line;
+        let pool = &pool;
         scope.spawn(move || {
-            split_chunks(file, carry, path, &work_tx, progress, &token_rx, cut);
+            split_chunks(file, carry, path, &work_tx, progress, &token_rx, cut, pool);
         });
+        let reader_failure = &reader_failure;
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
@@ -912,11 +913,14 @@ where
                         Ok(ReaderMessage::Chunk(seq, chunk)) => (seq, chunk),
                         Ok(ReaderMessage::Failed(seq, error)) => {
                             // Passed on as the chunk's result; the fold names it in order.
+                            if let Ok(mut slot) = reader_failure.lock() {
+                                *slot = Some(error);
+                            }
                             let _ = done_tx.send((
                                 seq,
                                 Err(ChunkError {
                                     relative_line: u64::MAX,
-                                    message: error.to_string(),
+                                    message: String::new(),
                                 }),
                             ));
                             return;
@@ -926,6 +930,7 @@ where
                     let mut aggregator = empty.empty_like();
                     let lines = memchr::memchr_iter(b'\n', &chunk).count() as u64;
                     let parsed = parse(&chunk, &mut aggregator).map(|()| (aggregator, lines));
+                    give_buffer(pool, chunk);
                     if done_tx.send((seq, parsed)).is_err() {
                         return;
                     }
@@ -948,9 +953,16 @@ where
                         let _ = token_tx.try_send(());
                     }
                     Err(e) if e.relative_line == u64::MAX => {
-                        return Err(ReportError::Refused {
-                            path: path.to_owned(),
-                            message: format!("line {}: {}", lines_before + lines + 1, e.message),
+                        let failure = reader_failure.lock().ok().and_then(|mut f| f.take());
+                        return Err(match failure {
+                            // A record too long: it starts on the line after the last one read.
+                            Some(ReportError::Malformed { message, .. }) => {
+                                ReportError::malformed(path, lines_before + lines + 1, message)
+                            }
+                            Some(other) => other,
+                            None => {
+                                ReportError::malformed(path, lines_before + lines + 1, e.message)
+                            }
                         });
                     }
                     Err(e) => {
@@ -977,7 +989,19 @@ where
     })
 }
 
+/// Chunk buffers handed back after parsing: a fresh multi-MiB buffer per chunk costs page
+/// faults and the kernel's zeroing on every chunk.
+fn give_buffer(pool: &Mutex<Vec<Vec<u8>>>, mut buffer: Vec<u8>) {
+    buffer.clear();
+    if let Ok(mut pool) = pool.lock()
+        && pool.len() < MAX_CHUNKS_IN_FLIGHT
+    {
+        pool.push(buffer);
+    }
+}
+
 /// The reader thread of [`read_chunked`].
+#[allow(clippy::too_many_arguments)]
 fn split_chunks(
     mut file: File,
     mut carry: Vec<u8>,
@@ -986,10 +1010,17 @@ fn split_chunks(
     progress: Option<&ReadProgress>,
     in_flight: &Receiver<()>,
     cut_last_line: &AtomicBool,
+    pool: &Mutex<Vec<Vec<u8>>>,
 ) {
     let mut seq = 0_u64;
     loop {
-        let mut buf = std::mem::take(&mut carry);
+        let mut buf = pool
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        buf.extend_from_slice(&carry);
+        carry.clear();
         let mut want = CHUNK_BYTES.max(buf.len());
         let at_end = loop {
             let before = buf.len();
@@ -1016,10 +1047,7 @@ fn split_chunks(
                 None if buf.len() > MAX_RECORD_BYTES => {
                     let _ = work.send(ReaderMessage::Failed(
                         seq,
-                        ReportError::Refused {
-                            path: PathBuf::new(),
-                            message: record_too_long(),
-                        },
+                        ReportError::malformed(path, 0, record_too_long()),
                     ));
                     return;
                 }

@@ -847,7 +847,7 @@ impl ReportsTab {
         let muted = t.style(Role::Muted);
         let key = |a| Span::styled(view.keys.first(a), t.style(Role::Key));
         let lines = vec![
-            Line::raw("Bottleneck reports from Locust load-test CSVs."),
+            Line::raw("Bottleneck reports from Locust CSVs and JMeter .jtl files."),
             Line::raw(""),
             Line::from(vec![
                 key(Action::OpenReport),
@@ -1197,7 +1197,7 @@ fn render_prompt(frame: &mut Frame, area: Rect, p: &Prompt, view: &View) {
     let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
     let title = match p.kind {
-        PromptKind::Run => "Open a Locust run: a prefix, a directory or a *_stats.csv",
+        PromptKind::Run => "Open a run: a Locust prefix, a directory, a *_stats.csv or a .jtl",
         PromptKind::CompareBase => "Compare with an earlier run (empty: stop comparing)",
     };
     let block = panel(title, t).border_style(t.style(Role::BorderFocused));
