@@ -403,6 +403,16 @@ fn reports_exceptions() {
     check("reports_exceptions", &view(compared_report(), 6));
 }
 
+/// A real k6 run: its checks are shown in the exceptions view (k6 has no exceptions).
+#[test]
+fn reports_k6_checks() {
+    let app = with_report(ReportRequest {
+        inputs: vec!["tests/fixtures/k6/1.1/run.csv".into()],
+        ..ReportRequest::default()
+    });
+    check("reports_k6_checks", &view(app, 6));
+}
+
 #[test]
 fn reports_compare() {
     check("reports_compare", &view(compared_report(), 7));

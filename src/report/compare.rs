@@ -209,6 +209,7 @@ mod tests {
             history: None,
             failures: Vec::new(),
             exceptions: Vec::new(),
+            checks: Vec::new(),
             notes: Vec::new(),
             warnings: Vec::new(),
         }

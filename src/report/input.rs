@@ -56,7 +56,7 @@ pub fn detect(path: &Path, options: &SampleOptions) -> Result<InputFormat, Repor
         return Ok(InputFormat::JMeter);
     }
     let trimmed = line.trim_ascii_start();
-    if trimmed.starts_with(b"metric_name,timestamp,metric_value") || trimmed.starts_with(b"{") {
+    if k6::looks_like_k6(trimmed) {
         return Ok(InputFormat::K6);
     }
     if options.jtl_columns.is_some() || jmeter::looks_like_jtl(&line) {

@@ -953,6 +953,7 @@ pub fn read_run(
         history,
         failures: failures.rows,
         exceptions: exceptions.rows,
+        checks: Vec::new(),
         notes,
         warnings,
     })

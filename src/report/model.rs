@@ -180,6 +180,33 @@ pub struct ExceptionRow {
     pub nodes: String,
 }
 
+/// A k6 check (`check(res, {name: fn})`): how often it held, per group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckRow {
+    /// k6's group path (`::browse`); empty outside any group.
+    pub group: String,
+    pub name: String,
+    pub passes: u64,
+    pub fails: u64,
+}
+
+impl CheckRow {
+    /// `::browse::item status is 200`, as k6 names a check's path.
+    pub fn path(&self) -> String {
+        format!("{}::{}", self.group, self.name)
+    }
+
+    /// Fails per hundred results.
+    pub fn fail_pct(&self) -> f64 {
+        let total = self.passes + self.fails;
+        if total == 0 {
+            0.0
+        } else {
+            self.fails as f64 * 100.0 / total as f64
+        }
+    }
+}
+
 /// What was read from one run's files, before any judgement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunData {
@@ -190,6 +217,9 @@ pub struct RunData {
     pub history: Option<HistorySummary>,
     pub failures: Vec<FailureRow>,
     pub exceptions: Vec<ExceptionRow>,
+    /// k6 checks (other formats have none, and the JSON leaves the key out then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRow>,
     /// Things worth knowing that did not stop the read (truncated lists).
     pub notes: Vec<String>,
     /// What the reader is not sure of or left out (a skipped file, unknown percentiles...);

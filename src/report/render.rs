@@ -69,6 +69,10 @@ pub fn sanitize_for_terminal(r: &mut Report) {
         clean_opt(&mut f.first_seen);
         clean_opt(&mut f.last_seen);
     }
+    for c in &mut run.checks {
+        clean(&mut c.group);
+        clean(&mut c.name);
+    }
     for x in &mut run.exceptions {
         clean_lines(&mut x.message);
         clean_lines(&mut x.traceback);
@@ -412,6 +416,27 @@ fn write_text(report: &Report) -> String {
             );
         }
     }
+    if !run.checks.is_empty() {
+        let _ = writeln!(out, "\nChecks");
+        let rows: Vec<Vec<String>> = run
+            .checks
+            .iter()
+            .map(|c| {
+                vec![
+                    c.path(),
+                    c.passes.to_string(),
+                    c.fails.to_string(),
+                    format!("{:.2}", c.fail_pct()),
+                ]
+            })
+            .collect();
+        text_table(
+            &mut out,
+            &["check", "passes", "fails", "fail %"],
+            &rows,
+            false,
+        );
+    }
     if !run.exceptions.is_empty() {
         let _ = writeln!(out, "\nExceptions");
         for e in run.exceptions.iter().take(20) {
@@ -575,6 +600,22 @@ fn write_markdown(report: &Report) -> String {
         }
         for r in &c.removed {
             let _ = writeln!(out, "\n- removed: {}", cell(r));
+        }
+    }
+    if !report.run.checks.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Checks\n\n| check | passes | fails | fail % |\n|---|---:|---:|---:|"
+        );
+        for c in &report.run.checks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.2} |",
+                cell(&c.path()),
+                c.passes,
+                c.fails,
+                c.fail_pct()
+            );
         }
     }
     out

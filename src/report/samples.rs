@@ -825,6 +825,7 @@ impl SampleAggregator {
             history: Some(history),
             failures,
             exceptions: Vec::new(),
+            checks: Vec::new(),
             notes,
             warnings: Vec::new(),
         })

@@ -713,6 +713,12 @@ impl ReportsTab {
             }
             ReportView::Findings => n(report.findings.len()),
             ReportView::Failures => n(report.run.failures.len()),
+            // A k6 run has checks where a Locust run has exceptions: both are shown here.
+            ReportView::Exceptions if !report.run.checks.is_empty() => format!(
+                "Checks ({}) · exceptions ({})",
+                report.run.checks.len(),
+                report.run.exceptions.len()
+            ),
             ReportView::Exceptions => n(report.run.exceptions.len()),
             ReportView::Targets => match &report.targets {
                 Some(t) => format!(
@@ -808,7 +814,7 @@ impl ReportsTab {
             match v {
                 ReportView::Findings => Some(r.findings.len()),
                 ReportView::Failures => Some(r.run.failures.len()),
-                ReportView::Exceptions => Some(r.run.exceptions.len()),
+                ReportView::Exceptions => Some(r.run.exceptions.len() + r.run.checks.len()),
                 _ => None,
             }
         };
@@ -1625,6 +1631,13 @@ fn seen_between(first: &str, last: &str) -> String {
 fn exceptions_lines(report: &Report, width: u16, view: &View) -> Vec<Line<'static>> {
     let t = view.theme;
     let muted = t.style(Role::Muted);
+    let mut lines = checks_lines(report, view);
+    if !lines.is_empty() {
+        if report.run.exceptions.is_empty() {
+            return lines;
+        }
+        lines.push(Line::raw(""));
+    }
     if report.run.exceptions.is_empty() {
         let msg = if report.run.files.exceptions.is_some() {
             "No exceptions recorded."
@@ -1633,7 +1646,6 @@ fn exceptions_lines(report: &Report, width: u16, view: &View) -> Vec<Line<'stati
         };
         return vec![Line::styled(msg, muted)];
     }
-    let mut lines = Vec::new();
     for (i, x) in report.run.exceptions.iter().enumerate() {
         if i > 0 {
             lines.push(Line::raw(""));
@@ -1671,6 +1683,39 @@ fn exceptions_lines(report: &Report, width: u16, view: &View) -> Vec<Line<'stati
             let rest = format!("{first}  ");
             lines.extend(wrapped(tb.trim_start(), width, &first, &rest, muted));
         }
+    }
+    lines
+}
+
+/// k6 checks: passes and fails per check, the failing ones marked.
+fn checks_lines(report: &Report, view: &View) -> Vec<Line<'static>> {
+    let t = view.theme;
+    let checks = &report.run.checks;
+    if checks.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![Line::styled(
+        format!("{:>8} {:>8} {:>7}  check", "passes", "fails", "fail %"),
+        t.style(Role::Header),
+    )];
+    for c in checks {
+        let style = if c.fails > 0 {
+            t.style(Role::SeverityError)
+        } else {
+            t.style(Role::Text)
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "{:>8} {:>8} {:>7.2}  ",
+                    text::count(c.passes),
+                    text::count(c.fails),
+                    c.fail_pct()
+                ),
+                style,
+            ),
+            Span::styled(c.path(), t.style(Role::Title)),
+        ]));
     }
     lines
 }

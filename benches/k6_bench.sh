@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Speed benchmark of `snaptop report` on a ~1 GiB k6 `--out csv` file, against pandas
+# computing the same per-name numbers and against `wc -l` (the floor: reading the bytes once).
+#
+# usage: benches/k6_bench.sh [TARGET_BYTES]   (default 1 GiB)
+# Needs python3; installs pandas in a throwaway venv and GNU time (apt) when missing.
+# Not part of `cargo test`: it writes 1 GiB and takes minutes. The big file is written to
+# a temp dir and removed afterwards (never commit it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_BYTES="${1:-1073741824}"
+WORK="$(mktemp -d /tmp/snaptop-k6-bench.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+VENV="${SNAPTOP_BENCH_VENV:-$WORK/venv}"
+SOURCE=tests/fixtures/k6/1.1/run.csv
+BIG="$WORK/big_k6.csv"
+
+if [ ! -x /usr/bin/time ]; then
+  (apt-get update -qq && apt-get install -y -qq time) >/dev/null
+fi
+
+echo "== building snaptop (release)"
+cargo build --release --quiet
+SNAPTOP="$PWD/target/release/snaptop"
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import pandas' 2>/dev/null; then
+  echo "== installing pandas in $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet pandas
+fi
+
+echo "== generating $BIG ($TARGET_BYTES bytes from $SOURCE)"
+python3 benches/make_k6.py "$SOURCE" "$BIG" "$TARGET_BYTES"
+SIZE=$(stat -c %s "$BIG")
+LINES=$(wc -l < "$BIG")
+echo "   $SIZE bytes, $LINES lines"
+sync
+cat "$BIG" > /dev/null
+
+# measure NAME RUNS COMMAND...: prints "NAME seconds max_rss_kib" (best wall time of RUNS runs).
+measure() {
+  local name="$1" runs="$2"; shift 2
+  local best="" best_rss=""
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -v -o "$WORK/time.txt" "$@" > "$WORK/out.txt" 2>&1 || {
+      local rc=$?
+      # snaptop exits 1 when the gate fails; that is a result, not an error.
+      if [ "$rc" -ne 1 ]; then echo "$name failed (exit $rc)"; cat "$WORK/out.txt"; exit 1; fi
+    }
+    local wall rss
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$WORK/time.txt")
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+    if [ -z "$best" ] || awk "BEGIN{exit !($wall < $best)}"; then best=$wall; best_rss=$rss; fi
+  done
+  echo "$name $best $best_rss"
+}
+
+echo "== measuring"
+WC=$(measure "wc-l" 3 wc -l "$BIG")
+SNAP=$(measure "snaptop" 5 "$SNAPTOP" report "$BIG" --format json)
+PANDAS=$(measure "pandas" 1 "$VENV/bin/python" benches/pandas_k6_report.py "$BIG")
+PANDAS_ALL=$(measure "pandas-all" 1 "$VENV/bin/python" benches/pandas_k6_report.py "$BIG" --all-columns)
+
+echo
+printf '%-10s %10s %14s\n' tool seconds "peak RSS MiB"
+for row in "$WC" "$SNAP" "$PANDAS" "$PANDAS_ALL"; do
+  set -- $row
+  printf '%-10s %10.2f %14.1f\n' "$1" "$2" "$(awk "BEGIN{print $3/1024}")"
+done
+set -- $WC; WC_S=$2
+set -- $SNAP; SNAP_S=$2; SNAP_RSS=$3
+set -- $PANDAS; PANDAS_S=$2
+set -- $PANDAS_ALL; PANDAS_ALL_S=$2
+echo
+awk "BEGIN{printf \"snaptop vs pandas (usecols, tuned):   %.1fx faster (target >= 10x)\n\", $PANDAS_S/$SNAP_S}"
+awk "BEGIN{printf \"snaptop vs pandas (read_csv, usual):  %.1fx faster (target >= 10x)\n\", $PANDAS_ALL_S/$SNAP_S}"
+awk "BEGIN{printf \"snaptop vs wc -l:  %.1fx slower (target <= 6x)\n\", $SNAP_S/$WC_S}"
+awk "BEGIN{printf \"snaptop peak RSS:  %.1f MiB (target <= 64 MiB)\n\", $SNAP_RSS/1024}"
+echo "throughput: $(awk "BEGIN{printf \"%.0f\", $SIZE/1048576/$SNAP_S}") MiB/s on $(nproc) cores"
