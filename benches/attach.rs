@@ -490,14 +490,10 @@ impl Panes {
         Panes { panes, finished }
     }
 
-    /// Where every pane's record is now (all equal once the daemon is idle).
-    fn mark(&self) -> usize {
-        let lens: Vec<usize> = self.panes.iter().map(Pane::len).collect();
-        assert!(
-            lens.iter().all(|l| *l == lens[0]),
-            "panes out of step: {lens:?}"
-        );
-        lens[0]
+    /// Where every pane's record is now (a pane may hold one provisional matrix fewer
+    /// than another: one replaced before it fetched it).
+    fn mark(&self) -> Vec<usize> {
+        self.panes.iter().map(Pane::len).collect()
     }
 
     fn resent_states(&self) -> usize {
@@ -526,44 +522,50 @@ impl Panes {
     }
 }
 
-/// Per event (recorded by every pane from `from`), the latest arrival: engine to the
-/// last client, in µs, with the event's kind.
-fn fan_out(panes: &Panes, from: usize) -> Vec<(u64, &'static str, usize)> {
-    let all: Vec<Vec<Rec>> = panes.panes.iter().map(|p| p.slice(from)).collect();
-    let n = all[0].len();
-    assert!(
-        all.iter().all(|r| r.len() == n),
-        "panes saw different events"
-    );
-    (0..n)
-        .map(|i| {
-            let sent = all[0][i].sent_us;
-            assert!(
-                all.iter().all(|r| r[i].sent_us == sent),
-                "event {i} differs between panes"
-            );
-            let last = all.iter().map(|r| r[i].recv_us).max().unwrap_or(sent);
-            (last.saturating_sub(sent), all[0][i].kind, all[0][i].bytes)
-        })
+/// Per event (recorded by the panes from `from`), the latest arrival: engine to the
+/// last client, in µs, with the event's kind. Events are matched by their send time and
+/// kind: a pane skips a provisional matrix that was replaced before it fetched it, so
+/// panes need not hold the same list.
+fn fan_out(panes: &Panes, from: &[usize]) -> Vec<(u64, &'static str, usize)> {
+    let all: Vec<Vec<Rec>> = panes
+        .panes
+        .iter()
+        .zip(from)
+        .map(|(p, f)| p.slice(*f))
+        .collect();
+    let mut events: BTreeMap<(u64, &'static str), (u64, usize, usize)> = BTreeMap::new();
+    for recs in &all {
+        for r in recs {
+            let e = events.entry((r.sent_us, r.kind)).or_insert((0, 0, r.bytes));
+            e.0 = e.0.max(r.recv_us);
+            e.1 += 1;
+        }
+    }
+    let skipped = events.values().filter(|e| e.1 < all.len()).count();
+    if skipped > 0 {
+        println!("  ({skipped} events not held by every pane: provisional matrices replaced before they were fetched)");
+    }
+    events
+        .into_iter()
+        .map(|((sent, kind), (last, _, bytes))| (last.saturating_sub(sent), kind, bytes))
         .collect()
 }
 
 /// Per matrix notice, when the last pane had the matrix itself (fetched after the
 /// notice): engine to the last client's matrix, in µs.
-fn matrix_fan_out(panes: &Panes, from: usize) -> Vec<(u64, &'static str, usize)> {
-    let all: Vec<Vec<Rec>> = panes.panes.iter().map(|p| p.slice(from)).collect();
-    let n = all[0].len();
-    (0..n)
-        .filter(|&i| all[0][i].matrix_us.is_some())
-        .map(|i| {
-            let sent = all[0][i].sent_us;
-            let last = all
-                .iter()
-                .filter_map(|r| r.get(i).and_then(|x| x.matrix_us))
-                .max()
-                .unwrap_or(sent);
-            (last.saturating_sub(sent), all[0][i].kind, 0)
-        })
+fn matrix_fan_out(panes: &Panes, from: &[usize]) -> Vec<(u64, &'static str, usize)> {
+    let mut events: BTreeMap<(u64, &'static str), u64> = BTreeMap::new();
+    for (p, f) in panes.panes.iter().zip(from) {
+        for r in p.slice(*f) {
+            if let Some(m) = r.matrix_us {
+                let e = events.entry((r.sent_us, r.kind)).or_insert(0);
+                *e = (*e).max(m);
+            }
+        }
+    }
+    events
+        .into_iter()
+        .map(|((sent, kind), last)| (last.saturating_sub(sent), kind, 0))
         .collect()
 }
 
@@ -766,7 +768,7 @@ async fn bench() {
         one.run(&trigger_a).await;
         settle().await;
     }
-    let events_1 = fan_out(&one, from);
+    let events_1 = fan_out(&one, &from);
     let fan_1 = spread(&events_1);
     let resent_1 = one.resent_states();
 
@@ -801,9 +803,9 @@ async fn bench() {
         many.run(&trigger_b).await;
         settle().await;
     }
-    let events_n = fan_out(&many, from);
+    let events_n = fan_out(&many, &from);
     let fan_n = spread(&events_n);
-    let matrices_n = matrix_fan_out(&many, from);
+    let matrices_n = matrix_fan_out(&many, &from);
 
     // Idle CPU with N attached and nothing running.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
@@ -837,7 +839,7 @@ async fn bench() {
     }
     let day_wall = day_began.elapsed();
     settle().await;
-    let events_day = fan_out(&many, from_day);
+    let events_day = fan_out(&many, &from_day);
     let fan_day = spread(&events_day);
     let resent_n = many.resent_states();
 
@@ -874,7 +876,7 @@ async fn bench() {
         raw.run(&trigger_c).await;
         settle().await;
     }
-    let events_raw = fan_out(&raw, from);
+    let events_raw = fan_out(&raw, &from);
     let fan_raw = spread(&events_raw);
     let resent_raw = raw.resent_states();
     drop(raw);
