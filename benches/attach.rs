@@ -543,7 +543,9 @@ fn fan_out(panes: &Panes, from: &[usize]) -> Vec<(u64, &'static str, usize)> {
     }
     let skipped = events.values().filter(|e| e.1 < all.len()).count();
     if skipped > 0 {
-        println!("  ({skipped} events not held by every pane: provisional matrices replaced before they were fetched)");
+        println!(
+            "  ({skipped} events not held by every pane: provisional matrices replaced before they were fetched)"
+        );
     }
     events
         .into_iter()
