@@ -210,7 +210,9 @@ impl Live {
         }
     }
 
-    fn apply(&mut self, ev: &EngineEvent) {
+    /// `body`: the JSON of the event's matrix (provisional or finished), serialized by
+    /// the caller before it takes the lock.
+    fn apply(&mut self, ev: &EngineEvent, body: Option<axum::body::Bytes>) {
         let s = &mut self.state;
         match ev {
             EngineEvent::Started(p) => {
@@ -222,7 +224,7 @@ impl Live {
             EngineEvent::Progress(p) => s.progress = Some((**p).clone()),
             EngineEvent::Provisional(snapshot) => {
                 s.provisional = Some((**snapshot).clone());
-                self.provisional_body = body_of(snapshot);
+                self.provisional_body = body.or_else(|| body_of(snapshot));
             }
             EngineEvent::Log(line) => {
                 self.log.push_back(line.clone());
@@ -236,7 +238,7 @@ impl Live {
                 s.store_problem = None;
                 s.snapshot = Some((**snapshot).clone());
                 self.provisional_body = None;
-                self.latest_body = body_of(snapshot);
+                self.latest_body = body.or_else(|| body_of(snapshot));
                 let detail = RunDetail {
                     per_source: snapshot.stats.per_source.clone(),
                     failures: snapshot.failures.clone(),
@@ -292,8 +294,17 @@ pub async fn pump(
 ) {
     while let Some(ev) = events.recv().await {
         metrics.observe(&ev);
+        // The matrix is serialized before its notice is stamped and sent (the notice
+        // must not reach a pane before the matrix can be fetched), outside the lock
+        // attaching panes take.
+        let body = match &ev {
+            EngineEvent::Provisional(snapshot) | EngineEvent::Finished { snapshot, .. } => {
+                body_of(snapshot)
+            }
+            _ => None,
+        };
         let item = feed_item(&ev);
-        publish(&live, &feed, &ev, item);
+        publish(&live, &feed, &ev, item, body);
         match &ev {
             EngineEvent::Started(p) | EngineEvent::Progress(p) => {
                 status.send_modify(|s| running(s, p));
@@ -322,9 +333,15 @@ pub async fn pump(
 }
 
 /// Applies `ev` to the live mirror and sends its item, under the live lock.
-fn publish(live: &LiveState, feed: &Feed, ev: &EngineEvent, item: Option<FeedItem>) {
+fn publish(
+    live: &LiveState,
+    feed: &Feed,
+    ev: &EngineEvent,
+    item: Option<FeedItem>,
+    body: Option<axum::body::Bytes>,
+) {
     let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
-    live.apply(ev);
+    live.apply(ev, body);
     if let Some(item) = item {
         let item = FeedItem::for_attach_streams(item, live.attach_streams);
         // No subscriber is not an error.
@@ -908,7 +925,7 @@ mod tests {
         let ev = EngineEvent::Schedule(None);
         let (_, mut a) = subscribe(&live, &feed);
         let (_, mut b) = subscribe(&live, &feed);
-        publish(&live, &feed, &ev, feed_item(&ev));
+        publish(&live, &feed, &ev, feed_item(&ev), None);
 
         let item = a.rx.recv().await.unwrap();
         let text = item.take_full().unwrap();
@@ -925,7 +942,7 @@ mod tests {
 
         // A stream gone before reading is not waited for by later events.
         drop(b);
-        publish(&live, &feed, &ev, feed_item(&ev));
+        publish(&live, &feed, &ev, feed_item(&ev), None);
         let item = a.rx.recv().await.unwrap();
         assert!(item.take_full().is_some());
         assert!(!left_behind(&item));
@@ -933,7 +950,7 @@ mod tests {
 
         // With no attach stream the text is not kept at all.
         drop(a);
-        publish(&live, &feed, &ev, feed_item(&ev));
+        publish(&live, &feed, &ev, feed_item(&ev), None);
         let item = light.recv().await.unwrap();
         assert!(!left_behind(&item));
         assert_eq!(live.lock().unwrap().attach_streams, 0);
