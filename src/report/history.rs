@@ -296,32 +296,57 @@ struct ChunkOutput {
     points: Vec<RowPoint>,
 }
 
-/// Buffers handed back after use: fresh multi-MiB allocations per chunk cost page faults
-/// and kernel zeroing on every chunk, a large share of the run time.
-#[derive(Default)]
-struct BufferPools {
-    bytes: Mutex<Vec<Vec<u8>>>,
-    points: Mutex<Vec<Vec<RowPoint>>>,
+/// Chunk buffers handed back after parsing: a fresh multi-MiB allocation per chunk costs
+/// page faults and kernel zeroing on every chunk, a large share of the run time. Shared
+/// by every chunked reader (Locust history, raw samples).
+pub(crate) struct BytePool {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    /// Buffers kept at most (the readers' chunks in flight).
+    keep: usize,
 }
 
-impl BufferPools {
-    fn take_bytes(&self) -> Vec<u8> {
-        self.bytes
+impl BytePool {
+    pub(crate) fn new(keep: usize) -> BytePool {
+        BytePool {
+            buffers: Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.buffers
             .lock()
             .ok()
             .and_then(|mut pool| pool.pop())
             .unwrap_or_default()
     }
 
-    fn give_bytes(&self, mut buffer: Vec<u8>) {
+    pub(crate) fn give(&self, mut buffer: Vec<u8>) {
         buffer.clear();
-        if let Ok(mut pool) = self.bytes.lock()
-            && pool.len() < MAX_CHUNKS_IN_FLIGHT
+        if let Ok(mut pool) = self.buffers.lock()
+            && pool.len() < self.keep
         {
             pool.push(buffer);
         }
     }
+}
 
+/// The chunk bytes and the parsed points of the history reader, reused.
+struct BufferPools {
+    bytes: BytePool,
+    points: Mutex<Vec<Vec<RowPoint>>>,
+}
+
+impl Default for BufferPools {
+    fn default() -> BufferPools {
+        BufferPools {
+            bytes: BytePool::new(MAX_CHUNKS_IN_FLIGHT),
+            points: Mutex::default(),
+        }
+    }
+}
+
+impl BufferPools {
     fn take_points(&self) -> Vec<RowPoint> {
         self.points
             .lock()
@@ -809,28 +834,29 @@ pub(crate) fn fill(
     Ok(read == missing)
 }
 
-enum ReaderMessage {
+pub(crate) enum ReaderMessage {
     Chunk(u64, Vec<u8>),
     /// The chunk at this sequence number could not be cut (an unbalanced quote).
     Failed(u64, ReportError),
 }
 
-/// Reads `file` (positioned after the header, `carry` = bytes already read past it) in
-/// chunks cut at record ends.
+/// The reader thread of every chunked reader: reads `file` (positioned after the header,
+/// `carry` = bytes already read past it, starting at a record boundary) in chunks cut at
+/// record ends (newlines outside `"` quotes), one token of `in_flight` per chunk.
 #[allow(clippy::too_many_arguments)]
-fn read_chunks(
+pub(crate) fn read_chunks(
     mut file: File,
     mut carry: Vec<u8>,
     path: &Path,
     work: &SyncSender<ReaderMessage>,
     progress: Option<&ReadProgress>,
-    pools: &BufferPools,
+    pool: &BytePool,
     in_flight: &Receiver<()>,
     cut_last_line: &AtomicBool,
 ) {
     let mut seq = 0_u64;
     loop {
-        let mut buf = pools.take_bytes();
+        let mut buf = pool.take();
         buf.extend_from_slice(&carry);
         carry.clear();
         buf.reserve(CHUNK_BYTES.saturating_sub(buf.len()));
@@ -866,8 +892,8 @@ fn read_chunks(
             }
         };
         if at_end {
-            // Locust ends every row with a line break: a last line without one is a row
-            // it is still writing. It is left out (the caller warns); a last record that
+            // Load tools end every row with a line break: a last line without one is a
+            // row still being written. It is left out (the caller warns); a last record that
             // spans lines is an unbalanced quote and is parsed, to fail as before.
             let whole = last_record_end(&buf).unwrap_or(0);
             let tail = &buf[whole..];
@@ -1221,7 +1247,7 @@ pub fn read_history(
                 path,
                 &work_tx,
                 progress,
-                pools,
+                &pools.bytes,
                 &token_rx,
                 cut_last_line,
             )
@@ -1273,7 +1299,7 @@ fn worker(
         match message {
             Ok(ReaderMessage::Chunk(seq, chunk)) => {
                 let parsed = parse_chunk(columns, &chunk, pools.take_points());
-                pools.give_bytes(chunk);
+                pools.bytes.give(chunk);
                 if done.send((seq, parsed)).is_err() {
                     return;
                 }

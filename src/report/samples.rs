@@ -13,14 +13,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
 
-use super::csv_file::{MAX_RECORD_BYTES, record_too_long};
 use super::error::ReportError;
-use super::history::{ReadProgress, fill, last_record_end, short_eq};
+use super::history::{BytePool, ReadProgress, ReaderMessage, read_chunks, short_eq};
 use super::locust::{MAX_FAILURE_ROWS, MAX_KEPT_TEXT_BYTES, MAX_SERIES_POINTS};
 use super::model::{
     EndpointHistory, EndpointStats, FailureRow, HistoryPoint, HistorySummary, PercentileValue,
@@ -855,11 +854,6 @@ pub struct ChunkedRead {
     pub cut_last_line: Option<u64>,
 }
 
-enum ReaderMessage {
-    Chunk(u64, Vec<u8>),
-    Failed(u64, ReportError),
-}
-
 type Parsed = (u64, Result<(SampleAggregator, u64), ChunkError>);
 
 /// Reads the rest of `file` (positioned after what `carry` holds, which starts at a record
@@ -890,14 +884,14 @@ where
     let (done_tx, done_rx) = sync_channel::<Parsed>(workers);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let cut_last_line = AtomicBool::new(false);
-    let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let pool = BytePool::new(MAX_CHUNKS_IN_FLIGHT);
     let reader_failure: Mutex<Option<ReportError>> = Mutex::new(None);
     let parse = &parse;
     let result = std::thread::scope(|scope| {
         let cut = &cut_last_line;
         let pool = &pool;
         scope.spawn(move || {
-            split_chunks(file, carry, path, &work_tx, progress, &token_rx, cut, pool);
+            read_chunks(file, carry, path, &work_tx, progress, pool, &token_rx, cut);
         });
         let reader_failure = &reader_failure;
         for _ in 0..workers {
@@ -930,7 +924,7 @@ where
                     let mut aggregator = empty.empty_like();
                     let lines = memchr::memchr_iter(b'\n', &chunk).count() as u64;
                     let parsed = parse(&chunk, &mut aggregator).map(|()| (aggregator, lines));
-                    give_buffer(pool, chunk);
+                    pool.give(chunk);
                     if done_tx.send((seq, parsed)).is_err() {
                         return;
                     }
@@ -987,91 +981,6 @@ where
             .load(Ordering::Relaxed)
             .then_some(lines_before + lines + 1),
     })
-}
-
-/// Chunk buffers handed back after parsing: a fresh multi-MiB buffer per chunk costs page
-/// faults and the kernel's zeroing on every chunk.
-fn give_buffer(pool: &Mutex<Vec<Vec<u8>>>, mut buffer: Vec<u8>) {
-    buffer.clear();
-    if let Ok(mut pool) = pool.lock()
-        && pool.len() < MAX_CHUNKS_IN_FLIGHT
-    {
-        pool.push(buffer);
-    }
-}
-
-/// The reader thread of [`read_chunked`].
-#[allow(clippy::too_many_arguments)]
-fn split_chunks(
-    mut file: File,
-    mut carry: Vec<u8>,
-    path: &Path,
-    work: &SyncSender<ReaderMessage>,
-    progress: Option<&ReadProgress>,
-    in_flight: &Receiver<()>,
-    cut_last_line: &AtomicBool,
-    pool: &Mutex<Vec<Vec<u8>>>,
-) {
-    let mut seq = 0_u64;
-    loop {
-        let mut buf = pool
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.pop())
-            .unwrap_or_default();
-        buf.extend_from_slice(&carry);
-        carry.clear();
-        let mut want = CHUNK_BYTES.max(buf.len());
-        let at_end = loop {
-            let before = buf.len();
-            let more = match fill(&mut file, &mut buf, want, path) {
-                Ok(more) => more,
-                Err(e) => {
-                    let _ = work.send(ReaderMessage::Failed(seq, e));
-                    return;
-                }
-            };
-            if let Some(p) = progress {
-                p.bytes_read
-                    .fetch_add((buf.len() - before) as u64, Ordering::Relaxed);
-            }
-            if !more {
-                break true;
-            }
-            match last_record_end(&buf) {
-                Some(end) => {
-                    carry.extend_from_slice(&buf[end..]);
-                    buf.truncate(end);
-                    break false;
-                }
-                None if buf.len() > MAX_RECORD_BYTES => {
-                    let _ = work.send(ReaderMessage::Failed(
-                        seq,
-                        ReportError::malformed(path, 0, record_too_long()),
-                    ));
-                    return;
-                }
-                None => want = buf.len() * 2,
-            }
-        };
-        if at_end {
-            let whole = last_record_end(&buf).unwrap_or(0);
-            let tail = &buf[whole..];
-            if !tail.trim_ascii().is_empty() && memchr::memchr(b'\n', tail).is_none() {
-                cut_last_line.store(true, Ordering::Relaxed);
-                buf.truncate(whole);
-            }
-        }
-        if !buf.is_empty()
-            && (in_flight.recv().is_err() || work.send(ReaderMessage::Chunk(seq, buf)).is_err())
-        {
-            return;
-        }
-        seq += 1;
-        if at_end {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]
