@@ -696,35 +696,46 @@ pub fn parse_clear_target(name: &str) -> Result<crate::cache::maintenance::Job, 
         })
 }
 
-/// Runs `snaptop cache ...` on an opened cache and returns the exit code.
-pub fn cache_command(cache: &crate::cache::HttpCache, command: &CacheCommand) -> u8 {
+/// What a `snaptop cache …` command asks for.
+enum CacheAsk {
+    Stats { json: bool },
+    Job(crate::cache::maintenance::Job),
+}
+
+/// The command's ask; a bad namespace is said here and is the exit code.
+fn cache_ask(command: &CacheCommand) -> Result<CacheAsk, u8> {
     use crate::cache::maintenance::Job;
-    let job = match command {
-        CacheCommand::Stats { json } => {
-            let report = cache.report();
-            let mut out = std::io::stdout().lock();
-            if *json {
-                let _ = serde_json::to_writer_pretty(&mut out, &cache_stats_json(&report));
-                let _ = writeln!(out);
-            } else {
-                let _ = write!(out, "{}", cache_stats_text(&report));
-            }
-            let _ = out.flush();
-            return EXIT_OK;
-        }
+    Ok(match command {
+        CacheCommand::Stats { json } => CacheAsk::Stats { json: *json },
         CacheCommand::Clear { namespace } => match parse_clear_target(namespace) {
-            Ok(job) => job,
+            Ok(job) => CacheAsk::Job(job),
             Err(e) => {
                 eprintln!("snaptop: {e}");
-                return EXIT_USAGE;
+                return Err(EXIT_USAGE);
             }
         },
-        CacheCommand::Purge => Job::PurgeExpired,
-        CacheCommand::Compact => Job::CompactStore,
-    };
-    match job.run(cache) {
+        CacheCommand::Purge => CacheAsk::Job(Job::PurgeExpired),
+        CacheCommand::Compact => CacheAsk::Job(Job::CompactStore),
+    })
+}
+
+fn print_cache_stats(report: &crate::cache::CacheReport, json: bool) -> u8 {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut out, &cache_stats_json(report));
+        let _ = writeln!(out);
+    } else {
+        let _ = write!(out, "{}", cache_stats_text(report));
+    }
+    let _ = out.flush();
+    EXIT_OK
+}
+
+/// A job's outcome, printed; `by` follows the line (who ran it).
+fn print_cache_job(result: Result<crate::cache::maintenance::Done, String>, by: &str) -> u8 {
+    match result {
         Ok(done) => {
-            println!("{}", crate::ui::cache::done_text(&done));
+            println!("{}{by}", crate::ui::cache::done_text(&done));
             EXIT_OK
         }
         Err(e) => {
@@ -734,47 +745,27 @@ pub fn cache_command(cache: &crate::cache::HttpCache, command: &CacheCommand) ->
     }
 }
 
+/// Runs `snaptop cache ...` on an opened cache and returns the exit code.
+pub fn cache_command(cache: &crate::cache::HttpCache, command: &CacheCommand) -> u8 {
+    match cache_ask(command) {
+        Ok(CacheAsk::Stats { json }) => print_cache_stats(&cache.report(), json),
+        Ok(CacheAsk::Job(job)) => print_cache_job(job.run(cache), ""),
+        Err(code) => code,
+    }
+}
+
 /// [`cache_command`] on the cache of the daemon that holds the store.
 pub async fn cache_command_on(client: &crate::serve::client::Client, command: &CacheCommand) -> u8 {
-    use crate::cache::maintenance::Job;
-    let job = match command {
-        CacheCommand::Stats { json } => {
-            let report = match client.cache_report().await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("snaptop: {e}");
-                    return EXIT_FAILED;
-                }
-            };
-            let mut out = std::io::stdout().lock();
-            if *json {
-                let _ = serde_json::to_writer_pretty(&mut out, &cache_stats_json(&report));
-                let _ = writeln!(out);
-            } else {
-                let _ = write!(out, "{}", cache_stats_text(&report));
-            }
-            let _ = out.flush();
-            return EXIT_OK;
-        }
-        CacheCommand::Clear { namespace } => match parse_clear_target(namespace) {
-            Ok(job) => job,
+    match cache_ask(command) {
+        Ok(CacheAsk::Stats { json }) => match client.cache_report().await {
+            Ok(report) => print_cache_stats(&report, json),
             Err(e) => {
                 eprintln!("snaptop: {e}");
-                return EXIT_USAGE;
+                EXIT_FAILED
             }
         },
-        CacheCommand::Purge => Job::PurgeExpired,
-        CacheCommand::Compact => Job::CompactStore,
-    };
-    match client.cache_job(job).await {
-        Ok(done) => {
-            println!("{} (by the daemon)", crate::ui::cache::done_text(&done));
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("snaptop: {e}");
-            EXIT_FAILED
-        }
+        Ok(CacheAsk::Job(job)) => print_cache_job(client.cache_job(job).await, " (by the daemon)"),
+        Err(code) => code,
     }
 }
 

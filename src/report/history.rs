@@ -388,8 +388,9 @@ pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
     word(a, len - 8) == word(b, len - 8)
 }
 
-/// Digits only, as Locust writes timestamps and user counts.
-fn parse_plain_u64(bytes: &[u8]) -> Option<u64> {
+/// Digits only (up to 18), as Locust and JMeter write timestamps, counts and times.
+#[inline]
+pub(crate) fn parse_plain_u64(bytes: &[u8]) -> Option<u64> {
     if bytes.is_empty() || bytes.len() > 18 {
         return None;
     }

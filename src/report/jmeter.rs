@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 
 use super::csv_file::{MAX_RECORD_BYTES, NUL_BYTES, open_text, record_too_long};
 use super::error::ReportError;
-use super::history::{ReadProgress, fill};
+use super::history::{ReadProgress, fill, parse_plain_u64};
 use super::locust::{LAST_LINE_INCOMPLETE, parse_number_bytes};
 use super::model::RunData;
 use super::samples::{
@@ -727,22 +727,6 @@ impl Splitter {
     }
 }
 
-#[inline]
-fn plain_u64(bytes: &[u8]) -> Option<u64> {
-    if bytes.is_empty() || bytes.len() > 18 {
-        return None;
-    }
-    let mut value = 0_u64;
-    for &b in bytes {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        value = value * 10 + u64::from(digit);
-    }
-    Some(value)
-}
-
 fn shown(raw: &[u8]) -> String {
     crate::sanitize::one_line(&String::from_utf8_lossy(raw.trim_ascii()), 40)
 }
@@ -817,7 +801,7 @@ fn parse_chunk(
 
         let stamp = field(layout.timestamp);
         let timestamp_ms = match &layout.timestamps {
-            TimestampFormat::EpochMillis => plain_u64(stamp).map(|v| v as i64),
+            TimestampFormat::EpochMillis => parse_plain_u64(stamp).map(|v| v as i64),
             TimestampFormat::Date(pattern) => {
                 // Rows of one second share all but their milliseconds: the rest is parsed
                 // once per second.
@@ -826,7 +810,7 @@ fn parse_chunk(
                     .checked_sub(4)
                     .filter(|&i| pattern.text.ends_with(".SSS") && stamp[i] == b'.');
                 let cached = split.and_then(|i| {
-                    let ms = plain_u64(&stamp[i + 1..])? as i64;
+                    let ms = parse_plain_u64(&stamp[i + 1..])? as i64;
                     (last_date.0 == stamp[..i]).then_some(last_date.1 + ms)
                 });
                 match cached {
@@ -834,7 +818,7 @@ fn parse_chunk(
                     None => {
                         let value = pattern.millis(stamp);
                         if let (Some(v), Some(i)) = (value, split)
-                            && let Some(ms) = plain_u64(&stamp[i + 1..])
+                            && let Some(ms) = parse_plain_u64(&stamp[i + 1..])
                         {
                             last_date.0.clear();
                             last_date.0.extend_from_slice(&stamp[..i]);
@@ -857,7 +841,7 @@ fn parse_chunk(
             ))
         })?;
         let raw_elapsed = field(layout.elapsed);
-        let elapsed_ms = match plain_u64(raw_elapsed) {
+        let elapsed_ms = match parse_plain_u64(raw_elapsed) {
             Some(v) => v as f64,
             None => match parse_number_bytes(raw_elapsed) {
                 Ok(Some(v)) if v >= 0.0 => v,
@@ -889,7 +873,7 @@ fn parse_chunk(
         let users = layout
             .all_threads
             .map(field)
-            .and_then(plain_u64)
+            .and_then(parse_plain_u64)
             .map(|v| v.min(u64::from(u32::MAX)) as u32);
         if !ok {
             // JMeter's dashboard error key (ErrorsSummaryConsumer.getErrorKey).

@@ -233,25 +233,6 @@ impl Client {
             .1)
     }
 
-    /// The `snapshot --json` document of the latest snapshot (None: none yet).
-    pub async fn latest_json(&self) -> Result<Option<serde_json::Value>, String> {
-        let response = self
-            .request(reqwest::Method::GET, "/api/snapshot/latest")
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let status = response.status();
-        let v: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("daemon: {status}: {}", error_text(&v)));
-        }
-        Ok(Some(v))
-    }
-
     /// Opens the attach stream: a state first, then every engine event.
     pub async fn attach(&self) -> Result<Attachment, String> {
         let response = self
