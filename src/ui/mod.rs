@@ -281,9 +281,14 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, view: &View) {
     frame.render_widget(right.alignment(Alignment::Right), r);
 }
 
-/// "attached to config-1a2b3c4d.sock", "embedded", "daemon gone": where the engine is.
+/// "attached to config-1a2b3c4d.sock", "embedded", "daemon gone": where the engine is
+/// (nothing in the demo).
 fn link_status(app: &App, view: &View, compact: bool) -> Vec<Span<'static>> {
     use crate::app::LinkStatus;
+    // The demo is always embedded, and its badge says so.
+    if app.is_demo() {
+        return Vec::new();
+    }
     let t = view.theme;
     let (text, role) = match app.link() {
         LinkStatus::Embedded => ("embedded".to_string(), Role::Muted),
