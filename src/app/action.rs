@@ -188,7 +188,7 @@ impl Action {
             Action::Toggle => "switch a true/false field, or the picked day of the days field",
             Action::Save => "save the edited schedule; it is in force at once",
             Action::Pause => "pause or resume automatic snapshots (Snapshot tab too)",
-            Action::OpenReport => "open Locust CSVs (a prefix, a directory or a *_stats.csv)",
+            Action::OpenReport => "open a run: Locust CSVs, a JMeter .jtl or k6 results",
             Action::OpenCompare => "open an earlier run to compare with (the base)",
             Action::NextView => "next pane (Snapshot: matrix, runs or log) / view (Reports)",
             Action::PrevView => "previous pane / view",

@@ -852,13 +852,15 @@ impl ReportsTab {
         let muted = t.style(Role::Muted);
         let key = |a| Span::styled(view.keys.first(a), t.style(Role::Key));
         let lines = vec![
-            Line::raw("Bottleneck reports from Locust CSVs and JMeter .jtl files."),
+            Line::raw("Bottleneck reports from Locust CSVs, JMeter .jtl files and k6 results."),
             Line::raw(""),
             Line::from(vec![
                 key(Action::OpenReport),
                 Span::raw(" opens a run: a prefix such as "),
                 Span::styled("results/api", t.style(Role::Title)),
-                Span::raw(" (for results/api_stats.csv...), a directory, or one *_stats.csv."),
+                Span::raw(
+                    " (for results/api_stats.csv...), a directory, a *_stats.csv, a .jtl, or a k6 CSV or summary JSON.",
+                ),
             ]),
             Line::styled(
                 "Or start with: snaptop --report PREFIX [--targets FILE] [--compare BASE_PREFIX]",
@@ -877,10 +879,7 @@ impl ReportsTab {
                 "latency over time, failures, exceptions, comparison with an earlier run.",
                 muted,
             ),
-            Line::styled(
-                "The report reloads by itself when Locust rewrites its files.",
-                muted,
-            ),
+            Line::styled("The report reloads by itself when its files change.", muted),
         ];
         frame.render_widget(
             Paragraph::new(lines)
