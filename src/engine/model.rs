@@ -242,6 +242,23 @@ pub struct RunDetail {
     pub log: Vec<super::events::LogLine>,
 }
 
+impl RunDetail {
+    /// The detail of a run that ended with `snapshot` (none: it failed) and `log`.
+    pub fn of(snapshot: Option<&Snapshot>, log: Vec<super::events::LogLine>) -> RunDetail {
+        match snapshot {
+            Some(s) => RunDetail {
+                per_source: s.stats.per_source.clone(),
+                failures: s.failures.clone(),
+                log,
+            },
+            None => RunDetail {
+                log,
+                ..RunDetail::default()
+            },
+        }
+    }
+}
+
 /// Log lines kept with a run in the store.
 pub const RUN_LOG_LINES: usize = 400;
 

@@ -481,11 +481,10 @@ pub async fn run_snapshot(
     env.store
         .commit_run(&summary, Some(&snapshot))
         .map_err(|e| fail(e.into()))?;
-    let detail = crate::engine::model::RunDetail {
-        per_source: snapshot.stats.per_source.clone(),
-        failures: snapshot.failures.clone(),
-        log: std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner())),
-    };
+    let detail = crate::engine::model::RunDetail::of(
+        Some(&snapshot),
+        std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner())),
+    );
     if let Err(e) = env.store.put_run_detail(run_id, &detail) {
         tracing::warn!("cannot keep the details of run {run_id}: {e}");
     }

@@ -239,21 +239,14 @@ impl Live {
                 s.snapshot = Some((**snapshot).clone());
                 self.provisional_body = None;
                 self.latest_body = body.or_else(|| body_of(snapshot));
-                let detail = RunDetail {
-                    per_source: snapshot.stats.per_source.clone(),
-                    failures: snapshot.failures.clone(),
-                    log: self.log.iter().cloned().collect(),
-                };
+                let detail = RunDetail::of(Some(snapshot), self.log.iter().cloned().collect());
                 self.record(summary, detail);
             }
             EngineEvent::Failed { summary, .. } => {
                 s.progress = None;
                 s.provisional = None;
                 self.provisional_body = None;
-                let detail = RunDetail {
-                    log: self.log.iter().cloned().collect(),
-                    ..RunDetail::default()
-                };
+                let detail = RunDetail::of(None, self.log.iter().cloned().collect());
                 self.record(summary, detail);
             }
             EngineEvent::Schedule(status) => s.schedule = status.as_deref().cloned(),

@@ -547,11 +547,7 @@ impl Tab for SnapshotTab {
                 self.snapshot = Some((**snapshot).clone());
                 self.details.insert(
                     summary.id,
-                    RunDetail {
-                        per_source: snapshot.stats.per_source.clone(),
-                        failures: snapshot.failures.clone(),
-                        log: self.log.iter().cloned().collect(),
-                    },
+                    RunDetail::of(Some(snapshot), self.log.iter().cloned().collect()),
                 );
                 self.history.insert(0, summary.clone());
                 self.history.truncate(HISTORY_ROWS);
@@ -563,10 +559,7 @@ impl Tab for SnapshotTab {
                 self.last_error = Some(error.clone());
                 self.details.insert(
                     summary.id,
-                    RunDetail {
-                        log: self.log.iter().cloned().collect(),
-                        ..RunDetail::default()
-                    },
+                    RunDetail::of(None, self.log.iter().cloned().collect()),
                 );
                 self.history.insert(0, summary.clone());
                 self.history.truncate(HISTORY_ROWS);
