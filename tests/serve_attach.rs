@@ -52,12 +52,20 @@ fn config(sim: &RunningSim, dir: &Path) -> PathBuf {
 
 /// Starts `snaptop serve --socket SOCKET` and waits for it to say it serves.
 fn start(sim: &RunningSim, dir: &Path, config: &Path, socket: &Path) -> Daemon {
-    let mut child = common::snaptop(sim, dir)
+    let mut command = common::snaptop(sim, dir);
+    command
         .arg("--config")
         .arg(config)
         .arg("serve")
         .arg("--socket")
-        .arg(socket)
+        .arg(socket);
+    serve(command)
+}
+
+/// Runs a `snaptop … serve …` command and waits for it to say it serves; its stderr
+/// is kept for [`Daemon::said`].
+fn serve(mut command: std::process::Command) -> Daemon {
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -69,10 +77,11 @@ fn start(sim: &RunningSim, dir: &Path, config: &Path, socket: &Path) -> Daemon {
         let stderr = stderr.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                if line.contains("serving") {
+                let serving = line.contains("serving");
+                stderr.lock().unwrap().push(line);
+                if serving {
                     let _ = tx.send(());
                 }
-                stderr.lock().unwrap().push(line);
             }
         });
     }
@@ -393,18 +402,9 @@ async fn a_stranger_is_refused_by_its_credentials() {
         .arg(&config)
         .arg("serve")
         .arg("--socket")
-        .arg(&socket)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.contains("serving"), "{first}");
-    std::thread::spawn(move || for _ in lines {});
-    let daemon = Daemon {
-        child,
-        stderr: Arc::default(),
-    };
+        .arg(&socket);
+    let daemon = serve(command);
+    assert!(daemon.said().contains("serving"), "{}", daemon.said());
     let err = Client::connect(&socket).await.unwrap_err();
     let ConnectError::Refused(why) = &err else {
         panic!("{err:?}")
@@ -429,22 +429,10 @@ async fn the_cli_snapshot_runs_on_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&sim, dir.path());
     // The default socket of this config, as a pane and the CLI find it.
-    let mut child = common::snaptop(&sim, dir.path())
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.contains("serving"), "{first}");
-    std::thread::spawn(move || for _ in lines {});
-    let daemon = Daemon {
-        child,
-        stderr: Arc::default(),
-    };
+    let mut command = common::snaptop(&sim, dir.path());
+    command.arg("--config").arg(&config).arg("serve");
+    let daemon = serve(command);
+    assert!(daemon.said().contains("serving"), "{}", daemon.said());
     let run_dir = dir.path().join("xdg_runtime_dir").join("snaptop");
     let mode = std::fs::metadata(&run_dir).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -523,23 +511,18 @@ async fn team_mode_lets_a_member_of_the_group_attach() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = config(&sim, dir.path());
     let socket = dir.path().join("team.sock");
-    let mut child = common::snaptop(&sim, dir.path())
+    let mut command = common::snaptop(&sim, dir.path());
+    command
         .arg("--config")
         .arg(&config)
         .args(["serve", "--group", "nogroup", "--socket"])
-        .arg(&socket)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.contains("for group nogroup"), "{first}");
-    std::thread::spawn(move || for _ in lines {});
-    let _daemon = Daemon {
-        child,
-        stderr: Arc::default(),
-    };
+        .arg(&socket);
+    let daemon = serve(command);
+    assert!(
+        daemon.said().contains("for group nogroup"),
+        "{}",
+        daemon.said()
+    );
     let meta = std::fs::metadata(&socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     assert_eq!(meta.gid(), group.gid.as_raw());
