@@ -9,54 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. benches/bench_lib.sh
+
 TARGET_BYTES="${1:-1073741824}"
-WORK="$(mktemp -d /tmp/snaptop-samples-bench.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
-VENV="${SNAPTOP_BENCH_VENV:-$WORK/venv}"
+bench_prepare samples-bench
 SOURCE=tests/fixtures/jmeter/default-5.x.jtl
 BIG="$WORK/results.jtl"
-
-if [ ! -x /usr/bin/time ]; then
-  (apt-get update -qq && apt-get install -y -qq time) >/dev/null
-fi
-
-echo "== building snaptop (release)"
-cargo build --release --quiet
-SNAPTOP="$PWD/target/release/snaptop"
-
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import pandas' 2>/dev/null; then
-  echo "== installing pandas in $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet pandas
-fi
-
-echo "== generating $BIG ($TARGET_BYTES bytes from $SOURCE)"
-python3 benches/make_jtl.py "$SOURCE" "$BIG" "$TARGET_BYTES"
-SIZE=$(stat -c %s "$BIG")
-LINES=$(wc -l < "$BIG")
-echo "   $SIZE bytes, $LINES lines"
-sync
-cat "$BIG" > /dev/null
-
-# measure NAME RUNS COMMAND...: prints "NAME wall_seconds max_rss_kib cpu_seconds" (best wall
-# time of RUNS runs).
-measure() {
-  local name="$1" runs="$2"; shift 2
-  local best="" best_rss="" best_cpu=""
-  for _ in $(seq "$runs"); do
-    /usr/bin/time -v -o "$WORK/time.txt" "$@" > "$WORK/out.txt" 2>&1 || {
-      local rc=$?
-      # snaptop exits 1 when the gate fails; that is a result, not an error.
-      if [ "$rc" -ne 1 ]; then echo "$name failed (exit $rc)"; cat "$WORK/out.txt"; exit 1; fi
-    }
-    local wall rss cpu
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$WORK/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
-    cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u+s}' "$WORK/time.txt")
-    if [ -z "$best" ] || awk "BEGIN{exit !($wall < $best)}"; then best=$wall; best_rss=$rss; best_cpu=$cpu; fi
-  done
-  echo "$name $best $best_rss $best_cpu"
-}
+bench_generate benches/make_jtl.py "$SOURCE" "$BIG" "$TARGET_BYTES"
 
 echo "== measuring (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 WC=$(measure "wc-l" 3 wc -l "$BIG")
