@@ -417,13 +417,10 @@ impl App {
                 changed = true;
             }
             AppEvent::Link(status) => {
-                let status = match status {
-                    LinkStatus::Lost(why) | LinkStatus::GaveUp(why) => {
-                        *why = text::sanitize(why).into_owned();
-                        status.clone()
-                    }
-                    other => other.clone(),
-                };
+                if let LinkStatus::Lost(why) | LinkStatus::GaveUp(why) = status {
+                    *why = text::sanitize(why).into_owned();
+                }
+                let status = status.clone();
                 match &status {
                     LinkStatus::Lost(why) => {
                         self.say(

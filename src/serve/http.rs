@@ -46,9 +46,9 @@ const ATTACH_HISTORY: usize = crate::ui::snapshot::HISTORY_ROWS;
 /// (None: not sent there), `full` for the attach stream.
 ///
 /// The broadcast channel keeps its last [`FEED_BUFFER`] items until they are
-/// overwritten, long after every pane has read them; `full` (a whole snapshot for
-/// `provisional` and `finished`) is let go once the last attach stream it was sent to has
-/// taken it, so those slots do not hold hundreds of snapshots' JSON.
+/// overwritten, long after every pane has read them; `full` is let go once the last
+/// attach stream it was sent to has taken it. (Since matrices left the stream the texts
+/// are small notices; this kept ~30 MiB of snapshots alive when they were in it.)
 #[derive(Debug)]
 pub struct FeedItem {
     pub name: &'static str,
@@ -867,8 +867,9 @@ fn resync(rx: &mut AttachReceiver, s: &Shared) -> axum::response::sse::Event {
 }
 
 /// `GET /api/attach`: what a pane lives on. First a `state` event (everything it shows),
-/// then every engine event in full (matrices included), each with the moment it was
-/// sent. A pane too slow to follow is sent the whole state again rather than a gap.
+/// then every engine event, each with the moment it was sent; a matrix event is a small
+/// notice whose matrix the pane fetches from `/api/attach/provisional` or `/latest`. A
+/// pane too slow to follow is sent the whole state again rather than a gap.
 async fn attach_route(State(s): State<Arc<Shared>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let (state, rx) = subscribe(&s.live, &s.feed);

@@ -1,5 +1,6 @@
 //! What travels between the daemon and the panes attached to it: the protocol version
-//! both check first, the state a pane draws on attach, and the engine's events in full.
+//! both check first, the state a pane draws on attach, and the engine's events (matrices as
+//! notices, fetched apart).
 //!
 //! JSON (serde) over HTTP on the Unix socket, the same routes as the loopback API. The
 //! engine's own types already serialize for the store; this module only adds the
