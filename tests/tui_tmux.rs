@@ -695,10 +695,18 @@ fn a_corrupt_latest_snapshot_is_named_and_replaced_by_the_next_run() {
     pane.keys(&["q"]);
     let s = pane.wait_for(&["SNAPTOP_EXIT=", "TTY="]);
     assert!(s.contains("SNAPTOP_EXIT=0"), "{s}");
-    // The daemon the pane started lets the store go a moment after its last pane.
+    // The daemon the pane started lets the store go a moment after its last pane
+    // (its process ends after sled's flock is free: open until it is ours).
     store_lock::wait_released(&store_path);
-
-    let store = snaptop::store::Store::open(&store_path, 8).unwrap();
+    let began = Instant::now();
+    let store = loop {
+        match snaptop::store::Store::open(&store_path, 8) {
+            Err(snaptop::store::StoreError::Locked { .. }) if began.elapsed() < WAIT => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let latest = store
         .latest_snapshot()
         .expect("the latest reads back again");
